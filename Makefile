@@ -1,0 +1,45 @@
+# scope-wasm: build, run and test. `make run` and `make test` install what they need.
+CARGO ?= cargo
+TARGET_DIR ?= $(CURDIR)/target
+# Plugins shipped by default, built into target/plugins/<id>.wasm.
+GUESTS := counter
+# Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
+ZOO := loop-forever
+
+WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
+RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
+
+.PHONY: all setup build guests zoo run test check-guests clean
+
+all: build guests
+
+## setup: install the wasm32-wasip2 Rust target (once).
+setup:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+build:
+	$(CARGO) build -p scope-wasm
+
+## guests: every shipped plugin into target/plugins/<id>.wasm
+guests: setup
+	$(CARGO) build --profile guest --target wasm32-wasip2 $(addprefix -p ,$(GUESTS))
+	@mkdir -p $(TARGET_DIR)/plugins
+	@for g in $(GUESTS); do cp $(WASM_OUT)/$$(echo $$g | tr - _).wasm $(TARGET_DIR)/plugins/$$g.wasm; done
+	@ls -l $(TARGET_DIR)/plugins
+
+## zoo: the fault zoo into target/zoo/<id>.wasm
+zoo: setup
+	$(CARGO) build --profile guest --target wasm32-wasip2 $(addprefix -p ,$(ZOO))
+	@mkdir -p $(TARGET_DIR)/zoo
+	@for g in $(ZOO); do cp $(WASM_OUT)/$$(echo $$g | tr - _).wasm $(TARGET_DIR)/zoo/$$g.wasm; done
+
+## run: serve the bundled plugins (sockets in /var/run/scope/plugins as root, ./scope-plugins otherwise)
+run: build guests
+	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR)
+
+## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
+test: guests zoo
+	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) test
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,62 @@
+//! `scope-wasm check FILE.wasm`: everything the daemon would do with one plugin
+//! file, once, printed for a human.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use chrono::Utc;
+use tokio::time::Instant;
+
+use crate::daemon::{Runtime, system_hostname};
+use crate::limits::Limits;
+use crate::plugin_id::PluginId;
+use crate::scope_json::{self, RenderContext};
+use crate::worker::PluginHandle;
+
+/// The `probe_id` shown in the report, as a probe would pass it.
+const CHECK_PROBE_ID: &str = "scope-wasm-check";
+
+/// Returns the text to print; any failure is an error naming its cause.
+pub async fn check(path: &Path, limits: Limits, hostname: Option<String>) -> Result<String> {
+    limits.validate()?;
+    let mut out = String::new();
+    let id = match PluginId::from_wasm_path(path) {
+        Ok(id) => id,
+        Err(err) => {
+            writeln!(out, "warning: {err:#}\n         the daemon would refuse this file name; checking it as `plugin`")?;
+            PluginId::parse("plugin")?
+        }
+    };
+    let runtime = Arc::new(Runtime::new()?);
+    let compiled = runtime.compile(id.clone(), path.to_owned()).await?;
+
+    let ty = compiled.component.component_type();
+    let imports: Vec<&str> = ty.imports(&runtime.engine).map(|(name, _)| name).collect();
+    let exports: Vec<&str> = ty.exports(&runtime.engine).map(|(name, _)| name).collect();
+
+    let hostname: Arc<str> = hostname.unwrap_or_else(system_hostname).into();
+    let handle = PluginHandle::start(&compiled, hostname, limits).await.map_err(|e| anyhow!(e))?;
+    let started = Instant::now();
+    let report = handle
+        .report(handle.deadline())
+        .await
+        .map_err(|e| anyhow!(e))?
+        .map_err(|message| anyhow!("plugin {id}: report failed: {message}"))?;
+    let elapsed = started.elapsed();
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    let ctx = RenderContext { plugin: &id, info: &handle.info, probe_id: Some(CHECK_PROBE_ID), now_ms };
+    let json = scope_json::report_json(&ctx, &report).map_err(|detail| anyhow!("plugin {id}: invalid report: {detail}"))?;
+
+    writeln!(out, "plugin:      {id}")?;
+    writeln!(out, "label:       {}", handle.info.label)?;
+    writeln!(out, "description: {}", handle.info.description)?;
+    writeln!(out, "interfaces:  {}", json["Plugins"][0]["interfaces"])?;
+    writeln!(out, "imports:     {}", imports.join(", "))?;
+    writeln!(out, "exports:     {}", exports.join(", "))?;
+    writeln!(out, "report call: {:.1} ms", elapsed.as_secs_f64() * 1e3)?;
+    writeln!(out, "GET /report?api_version=1&probe_id={CHECK_PROBE_ID} answers:")?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&json).context("printing the report")?)?;
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+//! Why a call into a plugin failed, as the probe and the log see it.
+
+use std::time::Duration;
+
+use crate::plugin_id::PluginId;
+
+/// The cause of a failed guest call. Every variant renders as a sentence that
+/// names the plugin, so the probe's status line and the log say who and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// The plugin was still busy with earlier calls when this one's budget ran out.
+    Busy { plugin: PluginId },
+    /// The guest ran past its wall-clock budget and was interrupted.
+    Deadline { plugin: PluginId, budget: Duration },
+    /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
+    Trap { plugin: PluginId, detail: String },
+    /// The guest could not be instantiated (e.g. its start code trapped or ran out of memory).
+    Instantiate { plugin: PluginId, detail: String },
+    /// The guest answered with an error of its own.
+    Guest { plugin: PluginId, message: String },
+    /// The guest answered with something the probe must not see.
+    InvalidOutput { plugin: PluginId, detail: String },
+}
+
+impl CallError {
+    /// HTTP status for the probe: anything but 200 makes it drop the answer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            CallError::Busy { .. } => 503,
+            CallError::Deadline { .. } => 504,
+            _ => 500,
+        }
+    }
+
+    /// Whether the instance must be thrown away: after a trap or an interrupt
+    /// its state is undefined (wasmtime poisons the instance).
+    pub fn poisons_instance(&self) -> bool {
+        matches!(self, CallError::Deadline { .. } | CallError::Trap { .. } | CallError::Instantiate { .. })
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Busy { plugin } => {
+                write!(f, "plugin {plugin}: busy, earlier calls still running")
+            }
+            CallError::Deadline { plugin, budget } => {
+                write!(f, "plugin {plugin}: deadline exceeded (budget {} ms)", budget.as_millis())
+            }
+            CallError::Trap { plugin, detail } => write!(f, "plugin {plugin}: trapped: {detail}"),
+            CallError::Instantiate { plugin, detail } => {
+                write!(f, "plugin {plugin}: could not start: {detail}")
+            }
+            CallError::Guest { plugin, message } => write!(f, "plugin {plugin}: {message}"),
+            CallError::InvalidOutput { plugin, detail } => {
+                write!(f, "plugin {plugin}: invalid report: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}

@@ -1,0 +1,140 @@
+//! One live instance of a plugin and the deadline around every call into it.
+//!
+//! The instance is kept between calls (plugins keep state, e.g. to compute
+//! rates) and thrown away after a trap or an interrupted call, whose state is
+//! undefined; the next call builds a fresh one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
+use crate::error::CallError;
+use crate::limits::Limits;
+use crate::plugin_id::PluginId;
+use crate::state::PluginState;
+
+/// How long past its deadline a call may take to come back through the host
+/// before it is abandoned. The epoch trap fires within one tick; this only
+/// catches a guest stuck in a host call, where epochs do not reach.
+const ABANDON_GRACE: Duration = Duration::from_millis(5);
+
+pub enum Call {
+    Describe,
+    Report,
+    Control(ControlRequest),
+}
+
+pub enum Answer {
+    Describe(PluginInfo),
+    Report(Result<Report, String>),
+    Control(Result<ControlResponse, ControlError>),
+}
+
+pub struct PluginInstance {
+    id: PluginId,
+    pre: PluginPre<PluginState>,
+    hostname: Arc<str>,
+    limits: Limits,
+    live: Option<Live>,
+}
+
+struct Live {
+    store: Store<PluginState>,
+    plugin: Plugin,
+}
+
+impl PluginInstance {
+    pub fn new(id: PluginId, pre: PluginPre<PluginState>, hostname: Arc<str>, limits: Limits) -> Self {
+        Self { id, pre, hostname, limits, live: None }
+    }
+
+    /// Runs `call` in the guest, answering by `deadline` whatever the guest does.
+    pub async fn call(&mut self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
+        if Instant::now() >= deadline {
+            return Err(CallError::Busy { plugin: self.id.clone() });
+        }
+        let result = match self.live.as_mut() {
+            Some(live) => invoke(live, call, deadline).await,
+            None => match instantiate(&self.pre, self.new_state(), deadline).await {
+                Ok(live) => invoke(self.live.insert(live), call, deadline).await,
+                Err(err) => Err(err),
+            },
+        };
+        result.map_err(|err| {
+            let err = self.classify(err);
+            if err.poisons_instance() {
+                self.live = None;
+            }
+            err
+        })
+    }
+
+    fn new_state(&self) -> PluginState {
+        PluginState::new(&self.id, self.hostname.clone(), &self.limits)
+    }
+
+    fn classify(&self, err: wasmtime::Error) -> CallError {
+        let plugin = self.id.clone();
+        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Deadline { plugin, budget: self.limits.call_budget };
+        }
+        let detail = match err.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{:#}", err.root_cause()),
+        };
+        if err.downcast_ref::<InstantiateFailed>().is_some() {
+            CallError::Instantiate { plugin, detail }
+        } else {
+            CallError::Trap { plugin, detail }
+        }
+    }
+}
+
+async fn instantiate(pre: &PluginPre<PluginState>, state: PluginState, deadline: Instant) -> Result<Live, wasmtime::Error> {
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.limits);
+    arm_deadline(&mut store, deadline);
+    let plugin = tokio::time::timeout_at(deadline + ABANDON_GRACE, pre.instantiate_async(&mut store))
+        .await
+        .map_err(|_| wasmtime::Error::new(Trap::Interrupt))?
+        .map_err(|err| err.context(InstantiateFailed))?;
+    Ok(Live { store, plugin })
+}
+
+/// Marks errors raised while building the instance rather than during a call.
+#[derive(Debug)]
+struct InstantiateFailed;
+
+impl std::fmt::Display for InstantiateFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("instantiation failed")
+    }
+}
+
+/// At every epoch tick the guest yields to the async runtime, so a busy guest
+/// never holds a worker thread for more than a tick; past the deadline it traps.
+fn arm_deadline(store: &mut Store<PluginState>, deadline: Instant) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+    });
+}
+
+async fn invoke(live: &mut Live, call: Call, deadline: Instant) -> Result<Answer, wasmtime::Error> {
+    arm_deadline(&mut live.store, deadline);
+    let handler = live.plugin.scope_plugin_handler();
+    let store = &mut live.store;
+    let run = async {
+        Ok(match call {
+            Call::Describe => Answer::Describe(handler.call_describe(&mut *store).await?),
+            Call::Report => Answer::Report(handler.call_report(&mut *store).await?),
+            Call::Control(request) => Answer::Control(handler.call_control(&mut *store, &request).await?),
+        })
+    };
+    tokio::time::timeout_at(deadline + ABANDON_GRACE, run)
+        .await
+        .unwrap_or_else(|_| Err(wasmtime::Error::new(Trap::Interrupt)))
+}

@@ -1,0 +1,26 @@
+//! scope-wasm: one daemon that runs Weave Scope probe plugins as sandboxed
+//! WebAssembly components, each served on its own UNIX socket.
+//!
+//! Request path: `server` (HTTP on the socket) → `worker` (one call at a time per
+//! plugin) → `instance` (wasmtime store, deadline) → guest → `scope_json` (the
+//! only writer of what the probe reads).
+
+pub mod bindings;
+pub mod check;
+pub mod daemon;
+pub mod engine;
+pub mod error;
+pub mod guest_log;
+pub mod host;
+pub mod instance;
+pub mod limits;
+pub mod loader;
+pub mod plugin_id;
+pub mod scope_json;
+pub mod server;
+pub mod sockets;
+pub mod state;
+pub mod worker;
+
+pub use daemon::{RunConfig, run};
+pub use limits::Limits;

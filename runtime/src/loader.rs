@@ -1,0 +1,67 @@
+//! Compiling a plugin file into something ready to instantiate.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::bindings::PluginPre;
+use crate::plugin_id::PluginId;
+use crate::state::PluginState;
+
+/// A plugin compiled and linked against the host, instantiated on demand.
+pub struct CompiledPlugin {
+    pub id: PluginId,
+    pub path: PathBuf,
+    pub component: Component,
+    pub pre: PluginPre<PluginState>,
+}
+
+/// Compiles `path` and checks it against the host's world. Blocking and
+/// CPU-heavy: call it from `spawn_blocking`.
+pub fn compile(engine: &Engine, linker: &Linker<PluginState>, id: PluginId, path: &Path) -> Result<CompiledPlugin> {
+    let bytes = std::fs::read(path).with_context(|| format!("plugin {id}: reading {}", path.display()))?;
+    check_component_header(&bytes).with_context(|| format!("plugin {id}: {}", path.display()))?;
+    // wasmtime has its own error type; anyhow's context needs it converted.
+    let component = Component::new(engine, &bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("plugin {id}: compiling {}", path.display()))?;
+    let instance_pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+        format!("plugin {id}: it imports something the host does not provide")
+    })?;
+    let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
+        format!("plugin {id}: not a Scope plugin (it must export `scope:plugin/handler@0.1.0`)")
+    })?;
+    Ok(CompiledPlugin { id, path: path.to_owned(), component, pre })
+}
+
+/// Tells a garbage file and a core module apart from a component before
+/// wasmtime's parser gives a less helpful message.
+fn check_component_header(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        bail!("not a WebAssembly file (no `\\0asm` header)");
+    }
+    // Bytes 4..8: version and layer. Core modules are version 1, layer 0.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        bail!(
+            "a core WebAssembly module, not a component: build for `wasm32-wasip2` \
+             or wrap it with `wasm-tools component new`"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_core_modules_are_named_as_such() {
+        let err = check_component_header(b"hello world").unwrap_err();
+        assert!(err.to_string().contains("not a WebAssembly file"));
+        let err = check_component_header(b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(err.to_string().contains("core WebAssembly module"));
+        check_component_header(b"\0asm\x0d\0\x01\0").unwrap();
+    }
+}

@@ -1,0 +1,186 @@
+//! The Scope plugin protocol over one plugin's UNIX socket: HTTP/1.1 with
+//! keep-alive, `GET /report` and `POST /control`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::bindings::ControlRequest;
+use crate::error::CallError;
+use crate::scope_json::{self, RenderContext};
+use crate::worker::PluginHandle;
+
+/// A client that has not sent its request headers by then is dropped (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts connections until the task is aborted; aborting it also ends every
+/// connection it serves.
+pub async fn serve(listener: UnixListener, plugin: Arc<PluginHandle>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(plugin = %plugin.id, error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+        let plugin = plugin.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| handle(req, plugin.clone()));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle(req: Request<Incoming>, plugin: Arc<PluginHandle>) -> Result<Response<Full<Bytes>>, Infallible> {
+    // The budget starts when the request arrives: queueing counts against it.
+    let deadline = plugin.deadline();
+    let response = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/report") => report(&plugin, probe_id(req.uri().query()), deadline).await,
+        (&Method::POST, "/control") => control(req, &plugin, deadline).await,
+        (_, "/report") => method_not_allowed(&plugin, "GET"),
+        (_, "/control") => method_not_allowed(&plugin, "POST"),
+        (_, path) => error_response(StatusCode::NOT_FOUND, format!("plugin {}: no such path {path:?}", plugin.id)),
+    };
+    Ok(response)
+}
+
+async fn report(plugin: &PluginHandle, probe_id: Option<String>, deadline: Instant) -> Response<Full<Bytes>> {
+    let report = match plugin.report(deadline).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(message)) => return call_error(CallError::Guest { plugin: plugin.id.clone(), message }),
+        Err(err) => return call_error(err),
+    };
+    let ctx = render_context(plugin, probe_id.as_deref());
+    match scope_json::report_json(&ctx, &report) {
+        Ok(json) => json_response(StatusCode::OK, &json),
+        Err(detail) => invalid_output(plugin, detail),
+    }
+}
+
+/// The probe's control request (`common/xfer/controls.go`).
+#[derive(Deserialize)]
+struct ControlBody {
+    #[serde(rename = "AppID", default)]
+    app_id: String,
+    #[serde(rename = "NodeID")]
+    node_id: String,
+    #[serde(rename = "Control")]
+    control: String,
+    #[serde(rename = "ControlArgs", default)]
+    control_args: Option<BTreeMap<String, String>>,
+}
+
+async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instant) -> Response<Full<Bytes>> {
+    let probe_id = probe_id(req.uri().query());
+    let limit = plugin.limits.max_control_body_bytes;
+    let body = match tokio::time::timeout_at(deadline, Limited::new(req.into_body(), limit).collect()).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(err)) => {
+            let status = if err.is::<http_body_util::LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return error_response(status, format!("plugin {}: reading control body: {err} (limit {limit} bytes)", plugin.id));
+        }
+        Err(_) => return error_response(StatusCode::REQUEST_TIMEOUT, format!("plugin {}: control body not received in time", plugin.id)),
+    };
+    let body: ControlBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => return error_response(StatusCode::BAD_REQUEST, format!("plugin {}: bad control request JSON: {err}", plugin.id)),
+    };
+    let request = ControlRequest {
+        app_id: body.app_id,
+        node_id: body.node_id,
+        control: body.control,
+        args: body.control_args.unwrap_or_default().into_iter().collect(),
+    };
+    let response = match plugin.control(request, deadline).await {
+        Ok(Ok(response)) => response,
+        // The probe shows a control's `error` to the user: answer 200 with it.
+        Ok(Err(err)) => {
+            let message = scope_json::control_error_message(&plugin.id, &err);
+            return json_response(StatusCode::OK, &json!({ "error": message }));
+        }
+        Err(err) => return call_error(err),
+    };
+    let ctx = render_context(plugin, probe_id.as_deref());
+    match scope_json::control_response_json(&ctx, &response) {
+        Ok(json) => json_response(StatusCode::OK, &json),
+        Err(detail) => invalid_output(plugin, format!("shortcut report: {detail}")),
+    }
+}
+
+fn render_context<'a>(plugin: &'a PluginHandle, probe_id: Option<&'a str>) -> RenderContext<'a> {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    RenderContext { plugin: &plugin.id, info: &plugin.info, probe_id, now_ms }
+}
+
+fn probe_id(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "probe_id")
+        .map(|(_, value)| value.into_owned())
+}
+
+fn invalid_output(plugin: &PluginHandle, detail: String) -> Response<Full<Bytes>> {
+    call_error(CallError::InvalidOutput { plugin: plugin.id.clone(), detail })
+}
+
+fn call_error(err: CallError) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_response(status, err.to_string())
+}
+
+fn method_not_allowed(plugin: &PluginHandle, allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response =
+        error_response(StatusCode::METHOD_NOT_ALLOWED, format!("plugin {}: method not allowed, use {allow}", plugin.id));
+    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// An error with a JSON `error` body. The message is also the HTTP reason
+/// phrase, because that is what the probe shows as the plugin's status
+/// (`plugin returned non-200 status code: 504 plugin x: deadline exceeded ...`).
+fn error_response(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    let mut response = json_response(status, &json!({ "error": message }));
+    let phrase: String = message.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(200).collect();
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(phrase.into_bytes()) {
+        response.extensions_mut().insert(reason);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
