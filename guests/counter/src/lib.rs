@@ -19,7 +19,6 @@ struct Counter {
 
 impl Counter {
     fn snapshot(&self) -> Report {
-        let now = host::now();
         let mut metric = Metric::new("counter", 0.0, self.history.iter().map(|s| s.value).fold(1.0, f64::max));
         metric.samples = self.history.clone();
 

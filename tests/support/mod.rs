@@ -1,0 +1,187 @@
+//! Test harness: the real `scope-wasm` binary on temp directories, real compiled
+//! guests, and an HTTP/1.1 client over the real UNIX socket.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The host name the daemon is told to use, so node IDs are predictable.
+pub const HOSTNAME: &str = "test-host";
+
+/// A compiled guest: `target/plugins/<id>.wasm` (shipped) or `target/zoo/<id>.wasm`.
+/// `make test` builds them and points `SCOPE_WASM_GUESTS` at the target dir.
+pub fn guest(id: &str) -> PathBuf {
+    let root = std::env::var_os("SCOPE_WASM_GUESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    for dir in ["plugins", "zoo"] {
+        let path = root.join(dir).join(format!("{id}.wasm"));
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("guest {id} not built under {}: run `make test` (it builds the guests first)", root.display());
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_scope-wasm")
+}
+
+pub struct Daemon {
+    child: Child,
+    pub plugin_dir: PathBuf,
+    pub socket_dir: PathBuf,
+    log_path: PathBuf,
+    _tmp: TempDir,
+}
+
+impl Daemon {
+    /// Starts the daemon on a plugin dir holding `files` (name in the dir, source file).
+    pub fn start(files: &[(&str, PathBuf)], extra_args: &[&str]) -> Daemon {
+        Self::start_with_socket_dir(files, None, extra_args)
+    }
+
+    /// Like `start`, with sockets in `socket_dir` instead of a fresh temp dir.
+    pub fn start_with_socket_dir(files: &[(&str, PathBuf)], socket_dir: Option<&Path>, extra_args: &[&str]) -> Daemon {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugin_dir = tmp.path().join("plugins");
+        let socket_dir = socket_dir.map(Path::to_owned).unwrap_or_else(|| tmp.path().join("sockets"));
+        fs::create_dir(&plugin_dir).unwrap();
+        for (name, source) in files {
+            fs::copy(source, plugin_dir.join(name)).unwrap();
+        }
+        let log_path = tmp.path().join("daemon.log");
+        let child = Command::new(binary())
+            .arg("run")
+            .arg("--plugin-dir")
+            .arg(&plugin_dir)
+            .arg("--socket-dir")
+            .arg(&socket_dir)
+            .args(["--hostname", HOSTNAME])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("starting scope-wasm");
+        Daemon { child, plugin_dir, socket_dir, log_path, _tmp: tmp }
+    }
+
+    /// Waits until `<id>.sock` accepts connections.
+    pub async fn socket(&self, id: &str) -> PathBuf {
+        let path = self.socket_dir.join(format!("{id}.sock"));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if tokio::net::UnixStream::connect(&path).await.is_ok() {
+                return path;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{id}.sock never came up; daemon log:\n{}", self.log());
+    }
+
+    /// Waits until the daemon's log contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("daemon never logged {needle:?}; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub json: Value,
+    pub elapsed: Duration,
+}
+
+/// One HTTP/1.1 connection over a UNIX socket, reused for every request (as the
+/// probe's Go transport does).
+pub struct Client {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(socket: &Path) -> Client {
+        let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        Client { sender }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: impl Into<Bytes>) -> Reply {
+        self.send(Method::POST, path, body.into()).await
+    }
+
+    pub async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "plugin")
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .unwrap();
+        let started = Instant::now();
+        self.sender.ready().await.expect("connection still usable");
+        let response = self.sender.send_request(request).await.expect("request answered");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let elapsed = started.elapsed();
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+        Reply { status, headers, json, elapsed }
+    }
+}
+
+/// The report path as the probe asks for it.
+pub fn report_path(probe_id: &str) -> String {
+    format!("/report?api_version=1&probe_id={probe_id}")
+}
