@@ -88,6 +88,9 @@ async fn control_round_trip_answers_with_a_shortcut_report() {
     assert_eq!(latest(node, "active_controls"), "reset;resume", "pause flips to resume");
     assert_eq!(latest(node, "counter_state"), "paused");
     assert_eq!(latest(node, "control_probe_id"), "probe-1");
+    // The guest's `host.log` call reached the daemon log, tagged with the plugin.
+    let log = daemon.wait_for_log("control pause applied").await;
+    assert!(log.contains("plugin=counter"), "{log}");
 
     // Paused: the next reports do not advance.
     let a = client.get(&report_path("probe-1")).await;
@@ -208,6 +211,34 @@ async fn looping_guest_is_answered_with_an_error_in_time() {
 
     let worst = neighbour.await.unwrap();
     assert!(worst < Duration::from_millis(500), "neighbour's slowest answer took {worst:?}");
+    // Guest stdout reaches the daemon log, tagged with the plugin.
+    let log = daemon.log();
+    assert!(log.contains("loop-forever: spinning in report") && log.contains("plugin=loop-forever"), "{log}");
+}
+
+#[tokio::test]
+async fn a_trap_is_an_error_and_the_instance_is_rebuilt() {
+    let daemon = Daemon::start(&[("panic-on-second.wasm", guest("panic-on-second"))], &[]);
+    let mut client = Client::connect(&daemon.socket("panic-on-second").await).await;
+    let reports = |reply: &support::Reply| latest(host_node(&reply.json), "reports").to_owned();
+
+    let first = client.get(&report_path("p")).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(reports(&first), "1");
+
+    let second = client.get(&report_path("p")).await;
+    assert_eq!(second.status, 500);
+    let error = second.json["error"].as_str().unwrap();
+    assert!(error.contains("plugin panic-on-second: trapped"), "{error}");
+
+    // A fresh instance: its state starts over.
+    let third = client.get(&report_path("p")).await;
+    assert_eq!(third.status, 200, "{}", third.json);
+    assert_eq!(reports(&third), "1");
+
+    // The guest's panic message went to the daemon log via its stderr.
+    let log = daemon.wait_for_log("zoo: second report, as promised").await;
+    assert!(log.contains("plugin=panic-on-second"), "{log}");
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ impl Plugin for LoopForever {
     }
 
     fn report(&mut self) -> Result<Report, String> {
+        println!("loop-forever: spinning in report");
         spin()
     }
 
