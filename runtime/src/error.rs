@@ -14,6 +14,8 @@ pub enum CallError {
     Deadline { plugin: PluginId, budget: Duration },
     /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
     Trap { plugin: PluginId, detail: String },
+    /// The guest asked for more linear memory than its budget.
+    OutOfMemory { plugin: PluginId, limit_bytes: usize },
     /// The guest could not be instantiated (e.g. its start code trapped or ran out of memory).
     Instantiate { plugin: PluginId, detail: String },
     /// The guest answered with an error of its own.
@@ -35,7 +37,13 @@ impl CallError {
     /// Whether the instance must be thrown away: after a trap or an interrupt
     /// its state is undefined (wasmtime poisons the instance).
     pub fn poisons_instance(&self) -> bool {
-        matches!(self, CallError::Deadline { .. } | CallError::Trap { .. } | CallError::Instantiate { .. })
+        matches!(
+            self,
+            CallError::Deadline { .. }
+                | CallError::Trap { .. }
+                | CallError::OutOfMemory { .. }
+                | CallError::Instantiate { .. }
+        )
     }
 }
 
@@ -49,6 +57,9 @@ impl std::fmt::Display for CallError {
                 write!(f, "plugin {plugin}: deadline exceeded (budget {} ms)", budget.as_millis())
             }
             CallError::Trap { plugin, detail } => write!(f, "plugin {plugin}: trapped: {detail}"),
+            CallError::OutOfMemory { plugin, limit_bytes } => {
+                write!(f, "plugin {plugin}: out of memory (limit {} MiB)", limit_bytes >> 20)
+            }
             CallError::Instantiate { plugin, detail } => {
                 write!(f, "plugin {plugin}: could not start: {detail}")
             }

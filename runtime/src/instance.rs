@@ -12,7 +12,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
 use crate::error::CallError;
-use crate::limits::Limits;
+use crate::limits::{Limits, MemoryExhausted};
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 
@@ -81,6 +81,9 @@ impl PluginInstance {
         if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return CallError::Deadline { plugin, budget: self.limits.call_budget };
         }
+        if let Some(exhausted) = err.downcast_ref::<MemoryExhausted>() {
+            return CallError::OutOfMemory { plugin, limit_bytes: exhausted.limit_bytes };
+        }
         let detail = match err.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),
             None => format!("{:#}", err.root_cause()),
@@ -95,7 +98,7 @@ impl PluginInstance {
 
 async fn instantiate(pre: &PluginPre<PluginState>, state: PluginState, deadline: Instant) -> Result<Live, wasmtime::Error> {
     let mut store = Store::new(pre.engine(), state);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.budget);
     arm_deadline(&mut store, deadline);
     let plugin = tokio::time::timeout_at(deadline + ABANDON_GRACE, pre.instantiate_async(&mut store))
         .await

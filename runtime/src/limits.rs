@@ -41,3 +41,68 @@ impl Limits {
         Ok(())
     }
 }
+
+/// Enforces `Limits` inside one store. Unlike wasmtime's `StoreLimits`, which
+/// caps each memory on its own, the memory budget here covers all of an
+/// instance's memories together: a component can hold several.
+pub struct StoreBudget {
+    max_memory_bytes: usize,
+    memory_bytes: usize,
+}
+
+/// Table elements one instance may hold, all tables together.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Instances, tables and memories per store: generous for composed components,
+/// small enough that a hostile one cannot exhaust the host.
+const MAX_INSTANCES: usize = 32;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+
+/// The error a guest traps with when it asks for more memory than its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryExhausted {
+    pub limit_bytes: usize,
+}
+
+impl std::fmt::Display for MemoryExhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "out of memory (limit {} MiB)", self.limit_bytes >> 20)
+    }
+}
+
+impl std::error::Error for MemoryExhausted {}
+
+impl StoreBudget {
+    pub fn new(limits: &Limits) -> Self {
+        Self { max_memory_bytes: limits.max_memory_bytes, memory_bytes: 0 }
+    }
+}
+
+impl wasmtime::ResourceLimiter for StoreBudget {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_bytes - current.min(self.memory_bytes) + desired;
+        if total > self.max_memory_bytes {
+            // An error, not `false`: the guest traps at once with a cause we can
+            // name, instead of limping on with a failed allocation.
+            return Err(wasmtime::Error::new(MemoryExhausted { limit_bytes: self.max_memory_bytes }));
+        }
+        self.memory_bytes = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}

@@ -5,19 +5,18 @@ use std::sync::Arc;
 
 use tracing::Level;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log::GuestLog;
 use crate::host::host_info::HostInfo;
-use crate::limits::Limits;
+use crate::limits::{Limits, StoreBudget};
 use crate::plugin_id::PluginId;
 
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub host_info: HostInfo,
-    pub limits: StoreLimits,
+    pub budget: StoreBudget,
 }
 
 impl PluginState {
@@ -27,13 +26,7 @@ impl PluginState {
             wasi: sandboxed_wasi(&log),
             table: ResourceTable::new(),
             host_info: HostInfo { hostname, log },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .instances(16)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            budget: StoreBudget::new(limits),
         }
     }
 }

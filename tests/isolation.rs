@@ -1,0 +1,55 @@
+//! Hostile guests beside a healthy one: each hostile call answered with the
+//! right error in time, the daemon alive, the neighbour unharmed.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, Daemon, guest, report_path};
+
+/// Zoo guest, the error its report must produce, and the HTTP status.
+/// (`panic-on-second` is proven in the foundation tests.)
+const ZOO: [(&str, &str, u16); 3] = [
+    ("loop-forever", "deadline exceeded (budget 400 ms)", 504),
+    ("memory-bomb", "out of memory (limit 64 MiB)", 500),
+    ("deep-recursion", "trapped", 500),
+];
+
+#[tokio::test]
+async fn every_zoo_guest_fails_cleanly_beside_a_healthy_plugin() {
+    let mut files: Vec<(String, std::path::PathBuf)> =
+        ZOO.iter().map(|(id, _, _)| (format!("{id}.wasm"), guest(id))).collect();
+    files.push(("counter.wasm".into(), guest("counter")));
+    let files: Vec<(&str, std::path::PathBuf)> = files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+    let daemon = Daemon::start(&files, &[]);
+
+    let healthy = daemon.socket("counter").await;
+    let neighbour = tokio::spawn(async move {
+        let mut client = Client::connect(&healthy).await;
+        let mut worst = Duration::ZERO;
+        for n in 1..=40u32 {
+            let reply = client.get(&report_path("p")).await;
+            assert_eq!(reply.status, 200, "{}", reply.json);
+            let value = &reply.json["Host"]["nodes"]["test-host;<host>"]["latest"]["counter_value"]["value"];
+            assert_eq!(value, &n.to_string(), "the healthy plugin's state is intact");
+            worst = worst.max(reply.elapsed);
+        }
+        worst
+    });
+
+    for (id, expected, status) in ZOO {
+        let mut client = Client::connect(&daemon.socket(id).await).await;
+        for _ in 0..2 {
+            let reply = client.get(&report_path("p")).await;
+            assert_eq!(reply.status, status, "{id}: {}", reply.json);
+            assert!(reply.elapsed < Duration::from_millis(500), "{id} answered after {:?}", reply.elapsed);
+            let error = reply.json["error"].as_str().unwrap();
+            assert!(error.starts_with(&format!("plugin {id}: ")), "{error}");
+            assert!(error.contains(expected), "{id}: {error:?} should say {expected:?}");
+        }
+    }
+
+    let worst = neighbour.await.unwrap();
+    assert!(worst < Duration::from_millis(500), "healthy neighbour's slowest answer: {worst:?}");
+    assert!(daemon.log().contains("serving on"), "daemon alive");
+}
