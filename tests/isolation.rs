@@ -9,11 +9,18 @@ use support::{Client, Daemon, guest, report_path};
 
 /// Zoo guest, the error its report must produce, and the HTTP status.
 /// (`panic-on-second` is proven in the foundation tests.)
-const ZOO: [(&str, &str, u16); 3] = [
+const ZOO: [(&str, &str, u16); 7] = [
     ("loop-forever", "deadline exceeded (budget 400 ms)", 504),
     ("memory-bomb", "out of memory (limit 64 MiB)", 500),
     ("deep-recursion", "trapped", 500),
+    ("lying-report", "invalid report: topology Host: node \"test-host;<host>\"", 500),
+    ("host-call-loop", "deadline exceeded", 504),
+    ("wasi-sleep", "deadline exceeded", 504),
+    // Given the memory to build its 60 MB report (see LIMITS), and stopped by the size limit.
+    ("huge-report", "invalid report: report is over", 500),
 ];
+
+const LIMITS: &str = "[plugins.huge-report]\nmemory_mib = 256\n";
 
 #[tokio::test]
 async fn every_zoo_guest_fails_cleanly_beside_a_healthy_plugin() {
@@ -21,7 +28,9 @@ async fn every_zoo_guest_fails_cleanly_beside_a_healthy_plugin() {
         ZOO.iter().map(|(id, _, _)| (format!("{id}.wasm"), guest(id))).collect();
     files.push(("counter.wasm".into(), guest("counter")));
     let files: Vec<(&str, std::path::PathBuf)> = files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
-    let daemon = Daemon::start(&files, &[]);
+    let limits = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(limits.path(), LIMITS).unwrap();
+    let daemon = Daemon::start(&files, &["--limits", limits.path().to_str().unwrap()]);
 
     let healthy = daemon.socket("counter").await;
     let neighbour = tokio::spawn(async move {

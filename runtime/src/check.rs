@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::daemon::{Runtime, system_hostname};
-use crate::limits::Limits;
+use crate::policy::LimitPolicy;
 use crate::plugin_id::PluginId;
 use crate::scope_json::{self, RenderContext};
 use crate::worker::PluginHandle;
@@ -19,8 +19,7 @@ use crate::worker::PluginHandle;
 const CHECK_PROBE_ID: &str = "scope-wasm-check";
 
 /// Returns the text to print; any failure is an error naming its cause.
-pub async fn check(path: &Path, limits: Limits, hostname: Option<String>) -> Result<String> {
-    limits.validate()?;
+pub async fn check(path: &Path, limits: &LimitPolicy, hostname: Option<String>) -> Result<String> {
     let mut out = String::new();
     let id = match PluginId::from_wasm_path(path) {
         Ok(id) => id,
@@ -37,7 +36,7 @@ pub async fn check(path: &Path, limits: Limits, hostname: Option<String>) -> Res
     let exports: Vec<&str> = ty.exports(&runtime.engine).map(|(name, _)| name).collect();
 
     let hostname: Arc<str> = hostname.unwrap_or_else(system_hostname).into();
-    let handle = PluginHandle::start(&compiled, hostname, limits).await.map_err(|e| anyhow!(e))?;
+    let handle = PluginHandle::start(&compiled, hostname, limits.for_plugin(&id)).await.map_err(|e| anyhow!(e))?;
     let started = Instant::now();
     let report = handle
         .report(handle.deadline())
@@ -47,7 +46,9 @@ pub async fn check(path: &Path, limits: Limits, hostname: Option<String>) -> Res
     let elapsed = started.elapsed();
     let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     let ctx = RenderContext { plugin: &id, info: &handle.info, probe_id: Some(CHECK_PROBE_ID), now_ms };
-    let json = scope_json::report_json(&ctx, &report).map_err(|detail| anyhow!("plugin {id}: invalid report: {detail}"))?;
+    let body = scope_json::encode_report(&ctx, &report, handle.limits.max_report_bytes)
+        .map_err(|detail| anyhow!("plugin {id}: invalid report: {detail}"))?;
+    let json: serde_json::Value = serde_json::from_slice(&body).context("re-reading the report")?;
 
     writeln!(out, "plugin:      {id}")?;
     writeln!(out, "label:       {}", handle.info.label)?;

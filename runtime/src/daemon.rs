@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::limits::Limits;
+use crate::policy::LimitPolicy;
 use crate::loader::{self, CompiledPlugin};
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
@@ -23,7 +23,7 @@ pub struct RunConfig {
     pub socket_dir: PathBuf,
     /// The name used in host node IDs; the system's hostname when `None`.
     pub hostname: Option<String>,
-    pub limits: Limits,
+    pub limits: LimitPolicy,
 }
 
 /// Compiles plugins and links them against the host capabilities.
@@ -55,7 +55,6 @@ pub fn system_hostname() -> String {
 
 /// Serves until `shutdown` completes, then removes the sockets it created.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
-    config.limits.validate()?;
     let runtime = Arc::new(Runtime::new()?);
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
     sockets::prepare_dir(&config.socket_dir)?;
@@ -116,7 +115,8 @@ async fn start_plugin(
     config: &RunConfig,
     hostname: Arc<str>,
 ) -> Result<(PathBuf, tokio::net::UnixListener, PluginHandle)> {
-    let handle = PluginHandle::start(compiled, hostname, config.limits.clone()).await?;
+    let limits = config.limits.for_plugin(&compiled.id);
+    let handle = PluginHandle::start(compiled, hostname, limits).await?;
     let path = sockets::socket_path(&config.socket_dir, &compiled.id);
     let listener = sockets::bind(&path).await?;
     Ok((path, listener, handle))

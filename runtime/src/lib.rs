@@ -16,6 +16,7 @@ pub mod instance;
 pub mod limits;
 pub mod loader;
 pub mod plugin_id;
+pub mod policy;
 pub mod scope_json;
 pub mod server;
 pub mod sockets;
@@ -24,3 +25,4 @@ pub mod worker;
 
 pub use daemon::{RunConfig, run};
 pub use limits::Limits;
+pub use policy::{LimitOverrides, LimitPolicy};

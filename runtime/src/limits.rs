@@ -16,6 +16,9 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Largest `POST /control` body read.
     pub max_control_body_bytes: usize,
+    /// Largest report JSON sent to the probe. The probe refuses 50 MB and decodes
+    /// at about 25-40 MB/s, so even 15 MB misses its 500 ms.
+    pub max_report_bytes: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +27,7 @@ impl Default for Limits {
             call_budget: Duration::from_millis(400),
             max_memory_bytes: 64 << 20,
             max_control_body_bytes: 1 << 20,
+            max_report_bytes: 8 << 20,
         }
     }
 }
@@ -38,6 +42,11 @@ impl Limits {
             MAX_CALL_BUDGET.as_millis()
         );
         ensure!(self.max_memory_bytes >= 1 << 20, "memory limit must be at least 1 MiB");
+        ensure!(
+            (1 << 10..=40 << 20).contains(&self.max_report_bytes),
+            "report size limit must be between 1 KiB and 40 MiB (the probe refuses 50 MB and times out well before)"
+        );
+        ensure!(self.max_control_body_bytes >= 1 << 10, "control body limit must be at least 1 KiB");
         Ok(())
     }
 }

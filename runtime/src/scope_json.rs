@@ -30,7 +30,32 @@ pub struct RenderContext<'a> {
     pub now_ms: u64,
 }
 
-/// The JSON body of `GET /report`.
+/// The body of `GET /report`, refused when over `max_bytes`.
+pub fn encode_report(ctx: &RenderContext, report: &Report, max_bytes: usize) -> Result<Vec<u8>, String> {
+    check_size(min_json_size(report), max_bytes)?;
+    encode(&report_json(ctx, report)?, max_bytes)
+}
+
+/// The body of a successful `POST /control`, refused when its shortcut report is over `max_bytes`.
+pub fn encode_control_response(ctx: &RenderContext, response: &ControlResponse, max_bytes: usize) -> Result<Vec<u8>, String> {
+    check_size(response.shortcut_report.as_ref().map_or(0, min_json_size), max_bytes)?;
+    encode(&control_response_json(ctx, response)?, max_bytes).map_err(|e| format!("shortcut report: {e}"))
+}
+
+fn encode(json: &Value, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let body = serde_json::to_vec(json).map_err(|e| format!("encoding the report: {e}"))?;
+    check_size(body.len(), max_bytes)?;
+    Ok(body)
+}
+
+fn check_size(bytes: usize, max_bytes: usize) -> Result<(), String> {
+    if bytes > max_bytes {
+        return Err(format!("report is over {} KiB, more than the limit of {} KiB", bytes >> 10, max_bytes >> 10));
+    }
+    Ok(())
+}
+
+/// The JSON of `GET /report`.
 pub fn report_json(ctx: &RenderContext, report: &Report) -> Result<Value, String> {
     let has_controls = report.topologies.iter().any(|t| !t.controls.is_empty());
     render(ctx, report, has_controls)
@@ -53,6 +78,21 @@ pub fn control_error_message(plugin: &PluginId, err: &ControlError) -> String {
         ControlError::InvalidArgument(m) => format!("plugin {plugin}: invalid argument: {m}"),
         ControlError::Failed(m) => format!("plugin {plugin}: {m}"),
     }
+}
+
+/// A lower bound of the report's JSON size: its strings alone. Cheap, so an
+/// oversized report is refused before the host spends time rendering it.
+fn min_json_size(report: &Report) -> usize {
+    let nodes = report.topologies.iter().flat_map(|t| &t.nodes);
+    nodes
+        .map(|n| {
+            n.id.len()
+                + n.latest.iter().map(|e| e.key.len() + e.value.len()).sum::<usize>()
+                + n.metrics.iter().map(|m| m.key.len() + m.samples.len() * 8).sum::<usize>()
+                + n.sets.iter().flat_map(|s| &s.values).map(String::len).sum::<usize>()
+                + n.parents.iter().flat_map(|p| &p.ids).map(String::len).sum::<usize>()
+        })
+        .sum()
 }
 
 fn render(ctx: &RenderContext, report: &Report, controller: bool) -> Result<Value, String> {

@@ -79,8 +79,8 @@ async fn report(plugin: &PluginHandle, probe_id: Option<String>, deadline: Insta
         Err(err) => return call_error(err),
     };
     let ctx = render_context(plugin, probe_id.as_deref());
-    match scope_json::report_json(&ctx, &report) {
-        Ok(json) => json_response(StatusCode::OK, &json),
+    match scope_json::encode_report(&ctx, &report, plugin.limits.max_report_bytes) {
+        Ok(body) => body_response(StatusCode::OK, body.into()),
         Err(detail) => invalid_output(plugin, detail),
     }
 }
@@ -133,9 +133,9 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         Err(err) => return call_error(err),
     };
     let ctx = render_context(plugin, probe_id.as_deref());
-    match scope_json::control_response_json(&ctx, &response) {
-        Ok(json) => json_response(StatusCode::OK, &json),
-        Err(detail) => invalid_output(plugin, format!("shortcut report: {detail}")),
+    match scope_json::encode_control_response(&ctx, &response, plugin.limits.max_report_bytes) {
+        Ok(body) => body_response(StatusCode::OK, body.into()),
+        Err(detail) => invalid_output(plugin, detail),
     }
 }
 
@@ -179,7 +179,11 @@ fn error_response(status: StatusCode, message: String) -> Response<Full<Bytes>> 
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    body_response(status, Bytes::from(body.to_string()))
+}
+
+fn body_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response

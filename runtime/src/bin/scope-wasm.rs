@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use scope_wasm::{Limits, RunConfig};
+use scope_wasm::{LimitOverrides, LimitPolicy, RunConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -39,24 +38,32 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// Wall-clock budget of one guest call, queueing included (at most 450).
-    #[arg(long, default_value_t = 400)]
-    call_timeout_ms: u64,
-    /// Linear memory a plugin may use.
-    #[arg(long, default_value_t = 64)]
-    memory_mib: usize,
+    /// Per-plugin limits: a TOML file with `[defaults]` and `[plugins.<id>]`.
+    #[arg(long, env = "SCOPE_WASM_LIMITS")]
+    limits: Option<PathBuf>,
+    /// Wall-clock budget of one guest call, queueing included [default: 400, at most 450].
+    #[arg(long)]
+    call_timeout_ms: Option<u64>,
+    /// Linear memory one plugin may use, all its memories together [default: 64].
+    #[arg(long)]
+    memory_mib: Option<usize>,
+    /// Largest report sent to the probe [default: 8192].
+    #[arg(long)]
+    max_report_kib: Option<usize>,
     /// The host name used in node IDs (default: the system's).
     #[arg(long)]
     hostname: Option<String>,
 }
 
 impl Common {
-    fn limits(&self) -> Limits {
-        Limits {
-            call_budget: Duration::from_millis(self.call_timeout_ms),
-            max_memory_bytes: self.memory_mib << 20,
-            ..Limits::default()
-        }
+    fn limits(&self) -> anyhow::Result<LimitPolicy> {
+        let flags = LimitOverrides {
+            call_timeout_ms: self.call_timeout_ms,
+            memory_mib: self.memory_mib,
+            max_report_kib: self.max_report_kib,
+            max_control_body_kib: None,
+        };
+        LimitPolicy::load(self.limits.as_deref(), &flags)
     }
 }
 
@@ -66,25 +73,31 @@ async fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
-        Command::Run { plugin_dir, socket_dir, common } => {
-            let config = RunConfig {
-                plugin_dir,
-                socket_dir: socket_dir.unwrap_or_else(default_socket_dir),
-                hostname: common.hostname.clone(),
-                limits: common.limits(),
-            };
-            scope_wasm::run(config, shutdown_signal()).await
-        }
-        Command::Check { file, common } => scope_wasm::check::check(&file, common.limits(), common.hostname)
-            .await
-            .map(|text| print!("{text}")),
-    };
+    let result = execute(Cli::parse().command).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { plugin_dir, socket_dir, common } => {
+            let config = RunConfig {
+                plugin_dir,
+                socket_dir: socket_dir.unwrap_or_else(default_socket_dir),
+                limits: common.limits()?,
+                hostname: common.hostname,
+            };
+            scope_wasm::run(config, shutdown_signal()).await
+        }
+        Command::Check { file, common } => {
+            let text = scope_wasm::check::check(&file, &common.limits()?, common.hostname).await?;
+            print!("{text}");
+            Ok(())
         }
     }
 }

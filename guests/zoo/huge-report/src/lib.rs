@@ -1,0 +1,26 @@
+//! Fault zoo: a 60 MB report, beyond what the probe can take in 500 ms.
+//! Needs a memory limit above the default to build it (see the isolation tests).
+
+use scope_plugin::*;
+
+#[derive(Default)]
+struct HugeReport;
+
+impl Plugin for HugeReport {
+    fn describe(&self) -> PluginInfo {
+        PluginInfo::new("Huge report", "Fault zoo: 60 MB of latest values")
+    }
+
+    fn report(&mut self) -> Result<Report, String> {
+        // Few large values: cheap to build and to copy, so the size limit is
+        // what stops this report, not the deadline.
+        let filler = "x".repeat(100_000);
+        let mut topology = Topology::new(TopologyKind::Container);
+        for n in 0..600 {
+            topology = topology.node(Node::new(ids::container(&format!("{n:064}"))).latest("filler", filler.clone()));
+        }
+        Ok(Report::new().with(topology))
+    }
+}
+
+export_plugin!(HugeReport);
