@@ -3,7 +3,9 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
 
 use support::{Client, Daemon, guest, report_path};
 
@@ -61,4 +63,51 @@ async fn every_zoo_guest_fails_cleanly_beside_a_healthy_plugin() {
     let worst = neighbour.await.unwrap();
     assert!(worst < Duration::from_millis(500), "healthy neighbour's slowest answer: {worst:?}");
     assert!(daemon.log().contains("serving on"), "daemon alive");
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_are_all_answered_in_time() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+    let socket = daemon.socket("counter").await;
+    let requests: Vec<_> = (0..200)
+        .map(|_| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let mut client = Client::connect(&socket).await;
+                let reply = client.get(&report_path("p")).await;
+                (reply.status.as_u16(), reply.elapsed)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for request in requests {
+        let (status, elapsed) = request.await.unwrap();
+        assert!(status == 200 || status == 503, "status {status}");
+        assert!(elapsed < Duration::from_millis(500), "answered after {elapsed:?}");
+        ok += usize::from(status == 200);
+    }
+    assert!(ok > 0, "some requests must get through");
+    eprintln!("200 concurrent requests: {ok} ok, {} busy", 200 - ok);
+}
+
+#[tokio::test]
+async fn slowloris_connections_do_not_stop_other_clients() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+    let socket = daemon.socket("counter").await;
+    // Fifty clients that send half a request line and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        stream.write_all(b"GET /rep").await.unwrap();
+        slow.push(stream);
+    }
+    let mut client = Client::connect(&socket).await;
+    let started = Instant::now();
+    for _ in 0..10 {
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200);
+        assert!(reply.elapsed < Duration::from_millis(500), "answered after {:?}", reply.elapsed);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(slow);
 }

@@ -10,6 +10,8 @@ use crate::plugin_id::PluginId;
 pub enum CallError {
     /// The plugin was still busy with earlier calls when this one's budget ran out.
     Busy { plugin: PluginId },
+    /// The plugin failed its last calls and is cooling down; no guest code ran.
+    BackingOff { plugin: PluginId, retry_in: Duration, last_error: String },
     /// The guest ran past its wall-clock budget and was interrupted.
     Deadline { plugin: PluginId, budget: Duration },
     /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
@@ -28,7 +30,7 @@ impl CallError {
     /// HTTP status for the probe: anything but 200 makes it drop the answer.
     pub fn http_status(&self) -> u16 {
         match self {
-            CallError::Busy { .. } => 503,
+            CallError::Busy { .. } | CallError::BackingOff { .. } => 503,
             CallError::Deadline { .. } => 504,
             _ => 500,
         }
@@ -53,6 +55,11 @@ impl std::fmt::Display for CallError {
             CallError::Busy { plugin } => {
                 write!(f, "plugin {plugin}: busy, earlier calls still running")
             }
+            CallError::BackingOff { plugin, retry_in, last_error } => write!(
+                f,
+                "plugin {plugin}: backing off for {} ms after repeated failures; last: {last_error}",
+                retry_in.as_millis()
+            ),
             CallError::Deadline { plugin, budget } => {
                 write!(f, "plugin {plugin}: deadline exceeded (budget {} ms)", budget.as_millis())
             }

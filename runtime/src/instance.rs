@@ -51,6 +51,10 @@ impl PluginInstance {
         Self { id, pre, hostname, limits, live: None }
     }
 
+    pub fn id(&self) -> &PluginId {
+        &self.id
+    }
+
     /// Runs `call` in the guest, answering by `deadline` whatever the guest does.
     pub async fn call(&mut self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
         if Instant::now() >= deadline {

@@ -29,6 +29,10 @@ use crate::worker::PluginHandle;
 /// A client that has not sent its request headers by then is dropped (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Open connections per socket. The probe uses one or two; past this, new
+/// connections are closed at once so a flood cannot exhaust the daemon.
+const MAX_CONNECTIONS: usize = 256;
+
 /// Accepts connections until the task is aborted; aborting it also ends every
 /// connection it serves.
 pub async fn serve(listener: UnixListener, plugin: Arc<PluginHandle>) {
@@ -44,6 +48,10 @@ pub async fn serve(listener: UnixListener, plugin: Arc<PluginHandle>) {
         };
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
+        if connections.len() >= MAX_CONNECTIONS {
+            tracing::warn!(plugin = %plugin.id, "{MAX_CONNECTIONS} connections open; closing a new one");
+            continue;
+        }
         let plugin = plugin.clone();
         connections.spawn(async move {
             let service = service_fn(move |req| handle(req, plugin.clone()));

@@ -13,6 +13,10 @@ use crate::plugin_id::PluginId;
 const DIR_MODE: u32 = 0o750;
 const SOCKET_MODE: u32 = 0o660;
 
+/// Connections the kernel queues before `accept`; bursts beyond this would be
+/// refused before the daemon sees them (the std default is 128).
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// Creates the socket directory (and parents) if missing. An existing
 /// directory keeps its permissions: the probe or the operator may have set them.
 pub fn prepare_dir(dir: &Path) -> Result<()> {
@@ -42,7 +46,12 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
         }
         fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = tokio::net::UnixSocket::new_stream()
+        .and_then(|socket| {
+            socket.bind(path)?;
+            socket.listen(LISTEN_BACKLOG)
+        })
+        .with_context(|| format!("binding {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
         .with_context(|| format!("setting permissions on {}", path.display()))?;
     Ok(listener)

@@ -103,14 +103,108 @@ impl PluginHandle {
 }
 
 async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>) {
+    let mut backoff = Backoff::default();
     while let Some(job) = queue.recv().await {
         if job.reply.is_closed() {
             continue;
         }
+        if let Some(refusal) = backoff.refusal(instance.id()) {
+            let _ = job.reply.send(Err(refusal));
+            continue;
+        }
         let result = instance.call(job.call, job.deadline).await;
-        if let Err(err) = &result {
-            tracing::warn!(error = %err, "guest call failed");
+        match &result {
+            Err(err) if err.poisons_instance() => {
+                tracing::warn!(error = %err, "guest call failed");
+                backoff.failed(err);
+            }
+            Err(err) => tracing::debug!(error = %err, "guest call refused"),
+            Ok(_) => backoff.succeeded(),
         }
         let _ = job.reply.send(result);
+    }
+}
+
+/// Failures in a row before a plugin is backed off.
+const FAILURES_BEFORE_BACKOFF: u32 = 3;
+const FIRST_COOL_DOWN: Duration = Duration::from_secs(1);
+const MAX_COOL_DOWN: Duration = Duration::from_secs(30);
+
+/// A plugin that fails every call (traps, deadlines, out of memory) is answered
+/// at once during a cool-down instead of burning a CPU for its whole budget on
+/// every poll. The cool-down doubles while failures go on; the first call after
+/// it runs the guest again, and one success clears everything.
+#[derive(Default)]
+struct Backoff {
+    failures_in_a_row: u32,
+    cool_until: Option<Instant>,
+    last_error: String,
+}
+
+impl Backoff {
+    fn refusal(&self, plugin: &PluginId) -> Option<CallError> {
+        let until = self.cool_until?;
+        let now = Instant::now();
+        (now < until).then(|| CallError::BackingOff {
+            plugin: plugin.clone(),
+            retry_in: until - now,
+            last_error: self.last_error.clone(),
+        })
+    }
+
+    fn failed(&mut self, err: &CallError) {
+        self.failures_in_a_row += 1;
+        self.last_error = err.to_string();
+        if let Some(excess) = self.failures_in_a_row.checked_sub(FAILURES_BEFORE_BACKOFF) {
+            let cool_down = FIRST_COOL_DOWN.saturating_mul(1 << excess.min(5)).min(MAX_COOL_DOWN);
+            tracing::warn!(
+                failures = self.failures_in_a_row,
+                "{}; answering errors for {} ms without running it",
+                self.last_error,
+                cool_down.as_millis()
+            );
+            self.cool_until = Some(Instant::now() + cool_down);
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures_in_a_row > 0 {
+            tracing::info!(failures = self.failures_in_a_row, "plugin recovered");
+        }
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backs_off_after_repeated_failures_and_forgets_on_success() {
+        let plugin = PluginId::parse("p").unwrap();
+        let trap = CallError::Trap { plugin: plugin.clone(), detail: "boom".into() };
+        let mut backoff = Backoff::default();
+        for _ in 0..FAILURES_BEFORE_BACKOFF - 1 {
+            backoff.failed(&trap);
+            assert!(backoff.refusal(&plugin).is_none(), "not yet");
+        }
+        backoff.failed(&trap);
+        match backoff.refusal(&plugin) {
+            Some(CallError::BackingOff { retry_in, last_error, .. }) => {
+                assert!(retry_in <= FIRST_COOL_DOWN && retry_in > FIRST_COOL_DOWN / 2);
+                assert!(last_error.contains("boom"));
+            }
+            other => panic!("expected a back-off, got {other:?}"),
+        }
+        // Each further failure doubles the cool-down, up to the cap.
+        for _ in 0..10 {
+            backoff.failed(&trap);
+        }
+        let Some(CallError::BackingOff { retry_in, .. }) = backoff.refusal(&plugin) else { panic!() };
+        assert!(retry_in > MAX_COOL_DOWN / 2 && retry_in <= MAX_COOL_DOWN);
+
+        backoff.succeeded();
+        assert!(backoff.refusal(&plugin).is_none());
+        assert_eq!(backoff.failures_in_a_row, 0);
     }
 }
