@@ -89,7 +89,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
                     "serving on {0}; try: curl --unix-socket {0} http://plugin/report",
                     path.display()
                 );
-                servers.spawn(server::serve(listener, Arc::new(handle)));
+                servers.spawn(server::serve(listener, handle));
                 socket_paths.push(path);
             }
             Err(err) => tracing::error!(plugin = %compiled.id, "{err:#}"),
@@ -114,7 +114,7 @@ async fn start_plugin(
     compiled: &CompiledPlugin,
     config: &RunConfig,
     hostname: Arc<str>,
-) -> Result<(PathBuf, tokio::net::UnixListener, PluginHandle)> {
+) -> Result<(PathBuf, tokio::net::UnixListener, Arc<PluginHandle>)> {
     let limits = config.limits.for_plugin(&compiled.id);
     let handle = PluginHandle::start(compiled, hostname, limits).await?;
     let path = sockets::socket_path(&config.socket_dir, &compiled.id);

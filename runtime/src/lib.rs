@@ -1,8 +1,8 @@
 //! scope-wasm: one daemon that runs Weave Scope probe plugins as sandboxed
 //! WebAssembly components, each served on its own UNIX socket.
 //!
-//! Request path: `server` (HTTP on the socket) → `worker` (one call at a time per
-//! plugin) → `instance` (wasmtime store, deadline) → guest → `scope_json` (the
+//! Request path: `server` (HTTP on the socket) → `refresh` (the latest report,
+//! kept fresh in the background) → `worker` (one call at a time per plugin) → `instance` (wasmtime store, deadline) → guest → `scope_json` (the
 //! only writer of what the probe reads).
 
 pub mod bindings;
@@ -17,6 +17,7 @@ pub mod limits;
 pub mod loader;
 pub mod plugin_id;
 pub mod policy;
+pub mod refresh;
 pub mod scope_json;
 pub mod server;
 pub mod sockets;

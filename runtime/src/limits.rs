@@ -19,6 +19,8 @@ pub struct Limits {
     /// Largest report JSON sent to the probe. The probe refuses 50 MB and decodes
     /// at about 25-40 MB/s, so even 15 MB misses its 500 ms.
     pub max_report_bytes: usize,
+    /// How often the report is refreshed while the probe polls (its cadence).
+    pub refresh_interval: Duration,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             max_memory_bytes: 64 << 20,
             max_control_body_bytes: 1 << 20,
             max_report_bytes: 8 << 20,
+            refresh_interval: Duration::from_secs(1),
         }
     }
 }
@@ -47,6 +50,10 @@ impl Limits {
             "report size limit must be between 1 KiB and 40 MiB (the probe refuses 50 MB and times out well before)"
         );
         ensure!(self.max_control_body_bytes >= 1 << 10, "control body limit must be at least 1 KiB");
+        ensure!(
+            (Duration::from_millis(50)..=Duration::from_secs(60)).contains(&self.refresh_interval),
+            "refresh interval must be between 50 ms and 60 s"
+        );
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ pub struct LimitOverrides {
     pub memory_mib: Option<usize>,
     pub max_report_kib: Option<usize>,
     pub max_control_body_kib: Option<usize>,
+    pub refresh_ms: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -42,6 +43,9 @@ impl LimitOverrides {
         }
         if let Some(kib) = self.max_control_body_kib {
             limits.max_control_body_bytes = kib << 10;
+        }
+        if let Some(ms) = self.refresh_ms {
+            limits.refresh_interval = Duration::from_millis(ms);
         }
     }
 }

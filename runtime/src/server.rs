@@ -81,9 +81,8 @@ async fn handle(req: Request<Incoming>, plugin: Arc<PluginHandle>) -> Result<Res
 }
 
 async fn report(plugin: &PluginHandle, probe_id: Option<String>, deadline: Instant) -> Response<Full<Bytes>> {
-    let report = match plugin.report(deadline).await {
-        Ok(Ok(report)) => report,
-        Ok(Err(message)) => return call_error(CallError::Guest { plugin: plugin.id.clone(), message }),
+    let report = match plugin.cache.latest(plugin, deadline).await {
+        Ok(report) => report,
         Err(err) => return call_error(err),
     };
     let ctx = render_context(plugin, probe_id.as_deref());
@@ -132,7 +131,11 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         args: body.control_args.unwrap_or_default().into_iter().collect(),
     };
     let response = match plugin.control(request, deadline).await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            // The control changed the plugin's state: report anew.
+            plugin.cache.invalidate();
+            response
+        }
         // The probe shows a control's `error` to the user: answer 200 with it.
         Ok(Err(err)) => {
             let message = scope_json::control_error_message(&plugin.id, &err);

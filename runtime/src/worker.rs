@@ -16,6 +16,7 @@ use crate::instance::{Answer, Call, PluginInstance};
 use crate::limits::Limits;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
+use crate::refresh::{ReportCache, run_refresher};
 
 /// Calls waiting for a plugin beyond this are answered "busy" at once.
 const QUEUE_DEPTH: usize = 16;
@@ -31,18 +32,26 @@ struct Job {
     reply: oneshot::Sender<Result<Answer, CallError>>,
 }
 
-/// A running plugin: its identity, what it said of itself, and its worker.
+/// A running plugin: its identity, what it said of itself, its worker and its
+/// report cache.
 pub struct PluginHandle {
     pub id: PluginId,
     pub info: PluginInfo,
     pub limits: Limits,
+    pub cache: Arc<ReportCache>,
     jobs: mpsc::Sender<Job>,
+}
+
+impl Drop for PluginHandle {
+    fn drop(&mut self) {
+        self.cache.close();
+    }
 }
 
 impl PluginHandle {
     /// Instantiates the plugin and asks it to describe itself. Fails if it
     /// cannot, or if its label is empty (the probe would refuse every report).
-    pub async fn start(compiled: &CompiledPlugin, hostname: Arc<str>, limits: Limits) -> Result<Self, CallError> {
+    pub async fn start(compiled: &CompiledPlugin, hostname: Arc<str>, limits: Limits) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
         let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), hostname, limits.clone());
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -50,6 +59,7 @@ impl PluginHandle {
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
+            cache: Arc::new(ReportCache::new(limits.refresh_interval)),
             limits,
             jobs,
         };
@@ -64,6 +74,8 @@ impl PluginHandle {
             });
         }
         handle.info = info;
+        let handle = Arc::new(handle);
+        tokio::spawn(run_refresher(Arc::downgrade(&handle), handle.cache.clone()));
         Ok(handle)
     }
 

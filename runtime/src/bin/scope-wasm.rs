@@ -50,6 +50,9 @@ struct Common {
     /// Largest report sent to the probe [default: 8192].
     #[arg(long)]
     max_report_kib: Option<usize>,
+    /// How often a polled plugin's report is refreshed in the background [default: 1000].
+    #[arg(long)]
+    refresh_ms: Option<u64>,
     /// The host name used in node IDs (default: the system's).
     #[arg(long)]
     hostname: Option<String>,
@@ -62,6 +65,7 @@ impl Common {
             memory_mib: self.memory_mib,
             max_report_kib: self.max_report_kib,
             max_control_body_kib: None,
+            refresh_ms: self.refresh_ms,
         };
         LimitPolicy::load(self.limits.as_deref(), &flags)
     }
