@@ -1,0 +1,60 @@
+//! The probe is decoupled from guest run time: polls are answered from the
+//! latest report, refreshed in the background only while the probe polls.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Client, Daemon, guest, report_path};
+
+fn host_latest(report: &Value, key: &str) -> String {
+    report["Host"]["nodes"]["test-host;<host>"]["latest"][key]["value"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_slow_guest_does_not_slow_the_polls() {
+    let daemon = Daemon::start(&[("slow-report.wasm", guest("slow-report"))], &["--refresh-ms", "200"]);
+    let mut client = Client::connect(&daemon.socket("slow-report").await).await;
+    // The very first poll waits for the first report (300 ms, inside the deadline).
+    let first = client.get(&report_path("p")).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert!(first.elapsed >= Duration::from_millis(250), "first poll ran the guest: {:?}", first.elapsed);
+    // Later polls get the latest report without waiting for the guest.
+    let mut slowest = Duration::ZERO;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200);
+        slowest = slowest.max(reply.elapsed);
+        seen.insert(host_latest(&reply.json, "slow_reports"));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(slowest < Duration::from_millis(150), "a poll waited for the 300 ms guest: {slowest:?}");
+    assert!(seen.len() >= 2, "reports were refreshed meanwhile: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_report_that_keeps_failing_turns_into_its_error() {
+    let daemon = Daemon::start(&[("fail-after-first.wasm", guest("fail-after-first"))], &["--refresh-ms", "100"]);
+    let mut client = Client::connect(&daemon.socket("fail-after-first").await).await;
+    let first = client.get(&report_path("p")).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(host_latest(&first.json, "ok"), "yes");
+    // Three intervals later the good report is too old to serve.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reply = client.get(&report_path("p")).await;
+    assert_eq!(reply.status, 500, "{}", reply.json);
+    assert_eq!(reply.json["error"], "plugin fail-after-first: zoo: data source gone");
+}
+
+#[tokio::test]
+async fn nothing_runs_while_nobody_polls() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--refresh-ms", "50"]);
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    assert_eq!(host_latest(&client.get(&report_path("p")).await.json, "counter_value"), "1");
+    // No polls for 40 intervals: the refresher goes idle after 5.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let value: u64 = host_latest(&client.get(&report_path("p")).await.json, "counter_value").parse().unwrap();
+    assert!(value <= 10, "the guest ran {value} times without polls; it should idle");
+}
