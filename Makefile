@@ -9,7 +9,7 @@ ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: all setup build guests zoo run test check-guests clean
+.PHONY: all setup build guests zoo run test bench clean
 
 all: build guests
 
@@ -40,6 +40,10 @@ run: build guests
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 test: guests zoo
 	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) test
+
+## bench: benchmarks (release build), printed as ratios measured in the same run
+bench: guests zoo
+	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) bench -p scope-wasm --bench zoo_neighbour
 
 clean:
 	$(CARGO) clean

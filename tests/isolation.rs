@@ -115,3 +115,21 @@ async fn slowloris_connections_do_not_stop_other_clients() {
     assert!(started.elapsed() < Duration::from_secs(2));
     drop(slow);
 }
+
+#[tokio::test]
+async fn malformed_requests_get_400_without_touching_the_guest() {
+    use tokio::io::AsyncReadExt;
+    // A guest that never answers: only an answer that skips it can come fast.
+    let daemon = Daemon::start(&[("loop-forever.wasm", guest("loop-forever"))], &[]);
+    let socket = daemon.socket("loop-forever").await;
+    for garbage in [&b"NOT HTTP AT ALL\r\n\r\n"[..], b"GET /report HTTP/1.1\r\nBad Header\r\n\r\n"] {
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let started = Instant::now();
+        stream.write_all(garbage).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(started.elapsed() < Duration::from_millis(200), "took {:?}", started.elapsed());
+    }
+}

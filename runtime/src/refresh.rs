@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::bindings::Report;
 use crate::error::CallError;
+use crate::scope_json::{self, RenderContext};
 use crate::worker::PluginHandle;
 
 /// A report (or the error in its place) stays usable for this many intervals.
@@ -137,6 +138,21 @@ impl ReportCache {
     }
 }
 
+/// Checks a fresh report once, so a plugin that lies is logged once per refresh
+/// and its polls answer the cause at once.
+fn validate(plugin: &PluginHandle, report: Report) -> Result<Report, CallError> {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    let ctx = RenderContext { plugin: &plugin.id, info: &plugin.info, probe_id: Some("validate"), now_ms };
+    match scope_json::encode_report(&ctx, &report, plugin.limits.max_report_bytes) {
+        Ok(_) => Ok(report),
+        Err(detail) => {
+            let err = CallError::InvalidOutput { plugin: plugin.id.clone(), detail };
+            tracing::warn!(error = %err, "report refused");
+            Err(err)
+        }
+    }
+}
+
 /// Runs the plugin's report on the cache's interval while the probe polls it.
 /// Holds the plugin only weakly: it ends when the plugin is dropped.
 pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) {
@@ -146,7 +162,7 @@ pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) 
             let Some(handle) = plugin.upgrade() else { return };
             let generation = cache.state.lock().unwrap().generation;
             let result = match handle.report(handle.deadline()).await {
-                Ok(Ok(report)) => Ok(report),
+                Ok(Ok(report)) => validate(&handle, report),
                 Ok(Err(message)) => Err(CallError::Guest { plugin: handle.id.clone(), message }),
                 Err(err) => Err(err),
             };

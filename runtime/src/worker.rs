@@ -5,6 +5,7 @@
 //! client hanging up can never cancel a guest half-way through a call.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +41,31 @@ pub struct PluginHandle {
     pub limits: Limits,
     pub cache: Arc<ReportCache>,
     jobs: mpsc::Sender<Job>,
+    load: Arc<Load>,
+}
+
+/// What the worker has on its plate, to refuse at once a call that could not
+/// get its turn before its deadline.
+#[derive(Default)]
+struct Load {
+    /// Calls queued or running.
+    pending: AtomicUsize,
+    /// Recent call time (exponential moving average), microseconds.
+    recent_call_us: AtomicU64,
+}
+
+impl Load {
+    fn expected_wait(&self) -> Duration {
+        let ahead = self.pending.load(Ordering::Relaxed) as u64;
+        Duration::from_micros(ahead.saturating_mul(self.recent_call_us.load(Ordering::Relaxed)))
+    }
+
+    fn finished(&self, took: Duration) {
+        let sample = took.as_micros().min(u64::MAX as u128) as u64;
+        let old = self.recent_call_us.load(Ordering::Relaxed);
+        self.recent_call_us.store((old * 3 + sample) / 4, Ordering::Relaxed);
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for PluginHandle {
@@ -55,13 +81,15 @@ impl PluginHandle {
         let id = compiled.id.clone();
         let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), hostname, limits.clone());
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_worker(instance, queue));
+        let load = Arc::new(Load::default());
+        tokio::spawn(run_worker(instance, queue, load.clone()));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
             cache: Arc::new(ReportCache::new(limits.refresh_interval)),
             limits,
             jobs,
+            load,
         };
         let info = match handle.call(Call::Describe, handle.deadline()).await? {
             Answer::Describe(info) => info,
@@ -104,8 +132,12 @@ impl PluginHandle {
 
     async fn call(&self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
         let busy = || CallError::Busy { plugin: self.id.clone() };
+        if Instant::now() + self.load.expected_wait() >= deadline {
+            return Err(busy());
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs.try_send(Job { call, deadline, reply }).map_err(|_| busy())?;
+        self.load.pending.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout_at(deadline + QUEUE_GRACE, answer).await {
             Ok(Ok(result)) => result,
             // The worker is gone, or the call never got its turn.
@@ -114,17 +146,21 @@ impl PluginHandle {
     }
 }
 
-async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>) {
+async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>, load: Arc<Load>) {
     let mut backoff = Backoff::default();
     while let Some(job) = queue.recv().await {
+        let started = Instant::now();
         if job.reply.is_closed() {
+            load.finished(Duration::ZERO);
             continue;
         }
         if let Some(refusal) = backoff.refusal(instance.id()) {
+            load.finished(Duration::ZERO);
             let _ = job.reply.send(Err(refusal));
             continue;
         }
         let result = instance.call(job.call, job.deadline).await;
+        load.finished(started.elapsed());
         match &result {
             Err(err) if err.poisons_instance() => {
                 tracing::warn!(error = %err, "guest call failed");

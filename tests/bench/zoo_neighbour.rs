@@ -1,0 +1,110 @@
+//! Benchmark (not a test): a healthy plugin's `GET /report` latency, alone and
+//! while the whole fault zoo runs beside it in the same daemon, as a ratio.
+//!
+//! `make bench` runs it. Both runs happen here, one after the other, on the
+//! same machine, so the ratio holds where absolute times drift.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, Daemon, guest, report_path};
+
+const ZOO: [&str; 9] = [
+    "loop-forever",
+    "memory-bomb",
+    "deep-recursion",
+    "panic-on-second",
+    "lying-report",
+    "host-call-loop",
+    "wasi-sleep",
+    "slow-report",
+    "fail-after-first",
+];
+const REQUESTS: usize = 3000;
+
+struct Stats {
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap() }
+}
+
+/// Polls the healthy plugin `REQUESTS` times on one keep-alive connection, as the probe does.
+async fn measure(daemon: &Daemon) -> Stats {
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    for _ in 0..100 {
+        client.get(&report_path("bench")).await; // warm up
+    }
+    let mut samples = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let reply = client.get(&report_path("bench")).await;
+        assert_eq!(reply.status, 200);
+        samples.push(reply.elapsed);
+    }
+    stats(samples)
+}
+
+/// Keeps every zoo guest polled (and so refreshed, failing, backing off) until aborted.
+fn drive_zoo(daemon: &Daemon) -> Vec<tokio::task::JoinHandle<()>> {
+    ZOO.iter()
+        .map(|id| {
+            let socket = daemon.socket_dir.join(format!("{id}.sock"));
+            tokio::spawn(async move {
+                let mut client = Client::connect(&socket).await;
+                loop {
+                    client.get(&report_path("bench")).await;
+                    let control = r#"{"AppID":"a","NodeID":"n","Control":"c","ControlArgs":null}"#;
+                    client.post("/control", control).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main]
+async fn main() {
+    let alone = {
+        let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+        measure(&daemon).await
+    };
+
+    let mut files: Vec<(String, std::path::PathBuf)> = ZOO.iter().map(|id| (format!("{id}.wasm"), guest(id))).collect();
+    files.push(("counter.wasm".into(), guest("counter")));
+    let files: Vec<(&str, std::path::PathBuf)> = files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+    let daemon = Daemon::start(&files, &[]);
+    for id in ZOO {
+        daemon.socket(id).await;
+    }
+    let drivers = drive_zoo(&daemon);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_zoo = measure(&daemon).await;
+    drivers.iter().for_each(|d| d.abort());
+
+    println!("GET /report of a healthy plugin, {REQUESTS} sequential requests on one keep-alive connection");
+    println!("| run | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for (name, s) in [("alone", &alone), ("beside the zoo", &with_zoo)] {
+        println!("| {name} | {} | {} | {} | {} |", ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max));
+    }
+    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "| ratio (zoo / alone) | {:.2} | {:.2} | {:.2} | {:.2} |",
+        ratio(alone.p50, with_zoo.p50),
+        ratio(alone.p90, with_zoo.p90),
+        ratio(alone.p99, with_zoo.p99),
+        ratio(alone.max, with_zoo.max)
+    );
+}
