@@ -21,6 +21,10 @@ pub struct Limits {
     pub max_report_bytes: usize,
     /// How often the report is refreshed while the probe polls (its cadence).
     pub refresh_interval: Duration,
+    /// Table elements, all tables of the instance together.
+    pub max_table_elements: usize,
+    /// Core instances in one component instance (composed components have several).
+    pub max_instances: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +35,8 @@ impl Default for Limits {
             max_control_body_bytes: 1 << 20,
             max_report_bytes: 8 << 20,
             refresh_interval: Duration::from_secs(1),
+            max_table_elements: 100_000,
+            max_instances: 32,
         }
     }
 }
@@ -50,6 +56,8 @@ impl Limits {
             "report size limit must be between 1 KiB and 40 MiB (the probe refuses 50 MB and times out well before)"
         );
         ensure!(self.max_control_body_bytes >= 1 << 10, "control body limit must be at least 1 KiB");
+        ensure!(self.max_table_elements >= 1_000, "table element limit must be at least 1000");
+        ensure!(self.max_instances >= 1, "instance limit must be at least 1");
         ensure!(
             (Duration::from_millis(50)..=Duration::from_secs(60)).contains(&self.refresh_interval),
             "refresh interval must be between 50 ms and 60 s"
@@ -64,13 +72,13 @@ impl Limits {
 pub struct StoreBudget {
     max_memory_bytes: usize,
     memory_bytes: usize,
+    max_table_elements: usize,
+    table_elements: usize,
+    max_instances: usize,
 }
 
-/// Table elements one instance may hold, all tables together.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-/// Instances, tables and memories per store: generous for composed components,
-/// small enough that a hostile one cannot exhaust the host.
-const MAX_INSTANCES: usize = 32;
+/// Tables and memories per store: generous for composed components, small
+/// enough that a hostile one cannot exhaust the host.
 const MAX_TABLES: usize = 64;
 const MAX_MEMORIES: usize = 16;
 
@@ -90,7 +98,13 @@ impl std::error::Error for MemoryExhausted {}
 
 impl StoreBudget {
     pub fn new(limits: &Limits) -> Self {
-        Self { max_memory_bytes: limits.max_memory_bytes, memory_bytes: 0 }
+        Self {
+            max_memory_bytes: limits.max_memory_bytes,
+            memory_bytes: 0,
+            max_table_elements: limits.max_table_elements,
+            table_elements: 0,
+            max_instances: limits.max_instances,
+        }
     }
 }
 
@@ -106,12 +120,17 @@ impl wasmtime::ResourceLimiter for StoreBudget {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_elements - current.min(self.table_elements) + desired;
+        if total > self.max_table_elements {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
-        MAX_INSTANCES
+        self.max_instances
     }
 
     fn tables(&self) -> usize {

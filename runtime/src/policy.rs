@@ -28,6 +28,8 @@ pub struct LimitOverrides {
     pub max_report_kib: Option<usize>,
     pub max_control_body_kib: Option<usize>,
     pub refresh_ms: Option<u64>,
+    pub max_table_elements: Option<usize>,
+    pub max_instances: Option<usize>,
 }
 
 impl LimitOverrides {
@@ -46,6 +48,12 @@ impl LimitOverrides {
         }
         if let Some(ms) = self.refresh_ms {
             limits.refresh_interval = Duration::from_millis(ms);
+        }
+        if let Some(n) = self.max_table_elements {
+            limits.max_table_elements = n;
+        }
+        if let Some(n) = self.max_instances {
+            limits.max_instances = n;
         }
     }
 }

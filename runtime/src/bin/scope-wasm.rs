@@ -64,8 +64,8 @@ impl Common {
             call_timeout_ms: self.call_timeout_ms,
             memory_mib: self.memory_mib,
             max_report_kib: self.max_report_kib,
-            max_control_body_kib: None,
             refresh_ms: self.refresh_ms,
+            ..LimitOverrides::default()
         };
         LimitPolicy::load(self.limits.as_deref(), &flags)
     }
