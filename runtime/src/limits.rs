@@ -141,3 +141,38 @@ impl wasmtime::ResourceLimiter for StoreBudget {
         MAX_MEMORIES
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn memory_budget_covers_all_memories_together() {
+        let mut budget = StoreBudget::new(&Limits::default()); // 64 MiB
+        assert!(budget.memory_growing(0, 40 << 20, None).unwrap(), "first memory: 40 MiB");
+        let err = budget.memory_growing(0, 30 << 20, None).unwrap_err();
+        assert_eq!(err.downcast_ref::<MemoryExhausted>(), Some(&MemoryExhausted { limit_bytes: 64 << 20 }));
+        // Growing the first memory counts only the difference.
+        assert!(budget.memory_growing(40 << 20, 60 << 20, None).unwrap());
+        assert!(budget.memory_growing(60 << 20, 65 << 20, None).is_err());
+    }
+
+    #[test]
+    fn table_elements_count_across_tables() {
+        let limits = Limits { max_table_elements: 1_000, ..Limits::default() };
+        let mut budget = StoreBudget::new(&limits);
+        assert!(budget.table_growing(0, 600, None).unwrap());
+        assert!(!budget.table_growing(0, 600, None).unwrap());
+        assert!(budget.table_growing(0, 400, None).unwrap());
+    }
+
+    #[test]
+    fn budgets_the_probe_cannot_take_are_refused() {
+        let too_slow = Limits { call_budget: Duration::from_millis(600), ..Limits::default() };
+        assert!(too_slow.validate().unwrap_err().to_string().contains("500 ms"));
+        let too_big = Limits { max_report_bytes: 60 << 20, ..Limits::default() };
+        assert!(too_big.validate().is_err());
+        Limits::default().validate().unwrap();
+    }
+}
