@@ -4,7 +4,7 @@ TARGET_DIR ?= $(CURDIR)/target
 # Plugins shipped by default, built into target/plugins/<id>.wasm.
 GUESTS := counter
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
-ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first
+ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry
 
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)

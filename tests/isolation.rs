@@ -133,3 +133,19 @@ async fn malformed_requests_get_400_without_touching_the_guest() {
         assert!(started.elapsed() < Duration::from_millis(200), "took {:?}", started.elapsed());
     }
 }
+
+#[tokio::test]
+async fn the_wasm_stack_limit_is_per_plugin() {
+    // The same guest twice: one under a small stack limit, one with the default.
+    let limits = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(limits.path(), "[plugins.cramped]\nmax_wasm_stack_kib = 64\n").unwrap();
+    let daemon = Daemon::start(
+        &[("cramped.wasm", guest("stack-hungry")), ("roomy.wasm", guest("stack-hungry"))],
+        &["--limits", limits.path().to_str().unwrap()],
+    );
+    let reply = Client::connect(&daemon.socket("roomy").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let reply = Client::connect(&daemon.socket("cramped").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.json["error"], "plugin cramped: trapped: wasm trap: call stack exhausted");
+}

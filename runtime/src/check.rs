@@ -9,7 +9,8 @@ use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
 use tokio::time::Instant;
 
-use crate::daemon::{Runtime, system_hostname};
+use crate::daemon::system_hostname;
+use crate::engine::Runtime;
 use crate::policy::LimitPolicy;
 use crate::plugin_id::PluginId;
 use crate::scope_json::{self, RenderContext};
@@ -28,15 +29,16 @@ pub async fn check(path: &Path, limits: &LimitPolicy, hostname: Option<String>) 
             PluginId::parse("plugin")?
         }
     };
-    let runtime = Arc::new(Runtime::new()?);
-    let compiled = runtime.compile(id.clone(), path.to_owned()).await?;
+    let limits = limits.for_plugin(&id);
+    let compiled = Runtime::new().compile(id.clone(), path.to_owned(), limits.max_wasm_stack).await?;
 
     let ty = compiled.component.component_type();
-    let imports: Vec<&str> = ty.imports(&runtime.engine).map(|(name, _)| name).collect();
-    let exports: Vec<&str> = ty.exports(&runtime.engine).map(|(name, _)| name).collect();
+    let engine = compiled.pre.engine();
+    let imports: Vec<&str> = ty.imports(engine).map(|(name, _)| name).collect();
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
 
     let hostname: Arc<str> = hostname.unwrap_or_else(system_hostname).into();
-    let handle = PluginHandle::start(&compiled, hostname, limits.for_plugin(&id)).await.map_err(|e| anyhow!(e))?;
+    let handle = PluginHandle::start(&compiled, hostname, limits).await.map_err(|e| anyhow!(e))?;
     let started = Instant::now();
     let report = handle
         .report(handle.deadline())

@@ -7,15 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::task::JoinSet;
-use wasmtime::Engine;
-use wasmtime::component::Linker;
 
-use crate::policy::LimitPolicy;
-use crate::loader::{self, CompiledPlugin};
+use crate::engine::Runtime;
+use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
-use crate::state::PluginState;
+use crate::policy::LimitPolicy;
 use crate::worker::PluginHandle;
-use crate::{engine, host, server, sockets};
+use crate::{server, sockets};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -26,36 +24,13 @@ pub struct RunConfig {
     pub limits: LimitPolicy,
 }
 
-/// Compiles plugins and links them against the host capabilities.
-pub struct Runtime {
-    pub engine: Engine,
-    pub linker: Linker<PluginState>,
-}
-
-impl Runtime {
-    pub fn new() -> Result<Self> {
-        let engine = engine::new_engine()?;
-        let mut linker = Linker::new(&engine);
-        host::add_to_linker(&mut linker).context("linking host capabilities")?;
-        Ok(Self { engine, linker })
-    }
-
-    /// Compiles on a blocking thread: cranelift must not stall the async runtime.
-    pub async fn compile(self: &Arc<Self>, id: PluginId, path: PathBuf) -> Result<CompiledPlugin> {
-        let runtime = self.clone();
-        tokio::task::spawn_blocking(move || loader::compile(&runtime.engine, &runtime.linker, id, &path))
-            .await
-            .context("compile task panicked")?
-    }
-}
-
 pub fn system_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// Serves until `shutdown` completes, then removes the sockets it created.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let runtime = Arc::new(Runtime::new()?);
+    let runtime = Arc::new(Runtime::new());
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
     sockets::prepare_dir(&config.socket_dir)?;
 
@@ -65,7 +40,8 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         match PluginId::from_wasm_path(&path) {
             Ok(id) => {
                 let runtime = runtime.clone();
-                compiling.spawn(async move { runtime.compile(id, path).await });
+                let stack = config.limits.for_plugin(&id).max_wasm_stack;
+                compiling.spawn(async move { runtime.compile(id, path, stack).await });
             }
             Err(err) => tracing::error!("{err:#}"),
         }

@@ -1,25 +1,77 @@
-//! The one wasmtime Engine every plugin shares, and the epoch ticker that drives
-//! deadlines.
+//! wasmtime Engines, the epoch ticker that drives deadlines, and compiling
+//! plugins against the host's capabilities.
+//!
+//! wasmtime fixes the wasm stack size per Engine, so plugins share one Engine
+//! per distinct stack limit (normally just one).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
+
+use crate::loader::{self, CompiledPlugin};
+use crate::plugin_id::PluginId;
+use crate::state::PluginState;
 
 /// How often the engine's epoch advances. A running guest yields to the async
 /// runtime at every tick and traps at the first tick past its deadline, so this
 /// bounds both how long a guest can hog a worker thread and how late a deadline fires.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
-/// Largest wasm stack a guest may use.
-pub const MAX_WASM_STACK: usize = 1 << 20;
+/// The host stack a guest call runs on must hold the wasm stack plus what host
+/// functions need beyond it.
+const HOST_STACK_HEADROOM: usize = 1 << 20;
 
-pub fn new_engine() -> Result<Engine> {
+/// An Engine and the Linker with every host capability, for one stack limit.
+pub struct EngineAndLinker {
+    pub engine: Engine,
+    pub linker: Linker<PluginState>,
+}
+
+/// Compiles plugins; creates Engines on demand, one per wasm stack limit.
+#[derive(Default)]
+pub struct Runtime {
+    engines: Mutex<BTreeMap<usize, Arc<EngineAndLinker>>>,
+}
+
+impl Runtime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn engine_for(&self, max_wasm_stack: usize) -> Result<Arc<EngineAndLinker>> {
+        let mut engines = self.engines.lock().unwrap();
+        if let Some(found) = engines.get(&max_wasm_stack) {
+            return Ok(found.clone());
+        }
+        let engine = new_engine(max_wasm_stack)?;
+        let mut linker = Linker::new(&engine);
+        crate::host::add_to_linker(&mut linker).context("linking host capabilities")?;
+        let created = Arc::new(EngineAndLinker { engine, linker });
+        engines.insert(max_wasm_stack, created.clone());
+        Ok(created)
+    }
+
+    /// Compiles on a blocking thread: cranelift must not stall the async runtime.
+    pub async fn compile(&self, id: PluginId, path: PathBuf, max_wasm_stack: usize) -> Result<CompiledPlugin> {
+        let target = self.engine_for(max_wasm_stack)?;
+        tokio::task::spawn_blocking(move || loader::compile(&target.engine, &target.linker, id, &path))
+            .await
+            .context("compile task panicked")?
+    }
+}
+
+fn new_engine(max_wasm_stack: usize) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    config.max_wasm_stack(MAX_WASM_STACK);
+    config.max_wasm_stack(max_wasm_stack);
+    config.async_stack_size(max_wasm_stack + HOST_STACK_HEADROOM);
     let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
     spawn_epoch_ticker(&engine);
     Ok(engine)

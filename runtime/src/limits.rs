@@ -25,6 +25,8 @@ pub struct Limits {
     pub max_table_elements: usize,
     /// Core instances in one component instance (composed components have several).
     pub max_instances: usize,
+    /// Native stack the guest's wasm code may use.
+    pub max_wasm_stack: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +39,7 @@ impl Default for Limits {
             refresh_interval: Duration::from_secs(1),
             max_table_elements: 100_000,
             max_instances: 32,
+            max_wasm_stack: 1 << 20,
         }
     }
 }
@@ -58,6 +61,10 @@ impl Limits {
         ensure!(self.max_control_body_bytes >= 1 << 10, "control body limit must be at least 1 KiB");
         ensure!(self.max_table_elements >= 1_000, "table element limit must be at least 1000");
         ensure!(self.max_instances >= 1, "instance limit must be at least 1");
+        ensure!(
+            (64 << 10..=16 << 20).contains(&self.max_wasm_stack),
+            "wasm stack limit must be between 64 KiB and 16 MiB"
+        );
         ensure!(
             (Duration::from_millis(50)..=Duration::from_secs(60)).contains(&self.refresh_interval),
             "refresh interval must be between 50 ms and 60 s"

@@ -30,6 +30,7 @@ pub struct LimitOverrides {
     pub refresh_ms: Option<u64>,
     pub max_table_elements: Option<usize>,
     pub max_instances: Option<usize>,
+    pub max_wasm_stack_kib: Option<usize>,
 }
 
 impl LimitOverrides {
@@ -54,6 +55,9 @@ impl LimitOverrides {
         }
         if let Some(n) = self.max_instances {
             limits.max_instances = n;
+        }
+        if let Some(kib) = self.max_wasm_stack_kib {
+            limits.max_wasm_stack = kib << 10;
         }
     }
 }

@@ -85,14 +85,27 @@ async fn main() {
     files.push(("counter.wasm".into(), guest("counter")));
     let files: Vec<(&str, std::path::PathBuf)> = files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
     let daemon = Daemon::start(&files, &[]);
+    // Time from request to answer of each zoo guest's first poll (it waits for
+    // the first report, so this is the guest's own failure path).
+    let mut first_answers = Vec::new();
     for id in ZOO {
-        daemon.socket(id).await;
+        let mut client = Client::connect(&daemon.socket(id).await).await;
+        let reply = client.get(&report_path("bench")).await;
+        let error = reply.json["error"].as_str().unwrap_or("(ok)").to_owned();
+        first_answers.push((id, reply.status.as_u16(), reply.elapsed, error));
     }
     let drivers = drive_zoo(&daemon);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let with_zoo = measure(&daemon).await;
     drivers.iter().for_each(|d| d.abort());
 
+    println!("First GET /report of each zoo guest");
+    println!("| guest | status | ms | answer |");
+    println!("|---|---|---|---|");
+    for (id, status, elapsed, error) in &first_answers {
+        println!("| {id} | {status} | {} | {} |", ms(*elapsed), error.chars().take(90).collect::<String>());
+    }
+    println!();
     println!("GET /report of a healthy plugin, {REQUESTS} sequential requests on one keep-alive connection");
     println!("| run | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
