@@ -38,9 +38,9 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
 }
 
 /// Polls the healthy plugin `REQUESTS` times on one keep-alive connection, as the probe does.
-async fn measure(daemon: &Daemon) -> Stats {
+async fn measure(daemon: &Daemon) -> Vec<Duration> {
     let mut client = Client::connect(&daemon.socket("counter").await).await;
-    for _ in 0..100 {
+    for _ in 0..300 {
         client.get(&report_path("bench")).await; // warm up
     }
     let mut samples = Vec::with_capacity(REQUESTS);
@@ -49,7 +49,7 @@ async fn measure(daemon: &Daemon) -> Stats {
         assert_eq!(reply.status, 200);
         samples.push(reply.elapsed);
     }
-    stats(samples)
+    samples
 }
 
 /// Keeps every zoo guest polled (and so refreshed, failing, backing off) until aborted.
@@ -76,10 +76,10 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    let alone = {
-        let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
-        measure(&daemon).await
-    };
+    // Alone is measured before and after the zoo run (A-B-A), so drift over
+    // the run does not pass for an effect of the zoo.
+    let alone_daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+    let mut alone = measure(&alone_daemon).await;
 
     let mut files: Vec<(String, std::path::PathBuf)> = ZOO.iter().map(|id| (format!("{id}.wasm"), guest(id))).collect();
     files.push(("counter.wasm".into(), guest("counter")));
@@ -96,8 +96,11 @@ async fn main() {
     }
     let drivers = drive_zoo(&daemon);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_zoo = measure(&daemon).await;
+    let with_zoo = stats(measure(&daemon).await);
     drivers.iter().for_each(|d| d.abort());
+    drop(daemon);
+    alone.extend(measure(&alone_daemon).await);
+    let alone = stats(alone);
 
     println!("First GET /report of each zoo guest");
     println!("| guest | status | ms | answer |");
@@ -106,7 +109,8 @@ async fn main() {
         println!("| {id} | {status} | {} | {} |", ms(*elapsed), error.chars().take(90).collect::<String>());
     }
     println!();
-    println!("GET /report of a healthy plugin, {REQUESTS} sequential requests on one keep-alive connection");
+    println!("GET /report of a healthy plugin, sequential requests on one keep-alive connection");
+    println!("(alone: {} requests before and after the zoo run; beside the zoo: {REQUESTS})", 2 * REQUESTS);
     println!("| run | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
     for (name, s) in [("alone", &alone), ("beside the zoo", &with_zoo)] {
