@@ -132,12 +132,18 @@ impl PluginHandle {
 
     async fn call(&self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
         let busy = || CallError::Busy { plugin: self.id.clone() };
-        if Instant::now() + self.load.expected_wait() >= deadline {
+        let turn = Instant::now().checked_add(self.load.expected_wait());
+        if turn.is_none_or(|turn| turn >= deadline) {
             return Err(busy());
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs.try_send(Job { call, deadline, reply }).map_err(|_| busy())?;
+        // Counted before the send: the worker may finish the job (and count it
+        // off) before `try_send` even returns.
         self.load.pending.fetch_add(1, Ordering::Relaxed);
+        if self.jobs.try_send(Job { call, deadline, reply }).is_err() {
+            self.load.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(busy());
+        }
         match tokio::time::timeout_at(deadline + QUEUE_GRACE, answer).await {
             Ok(Ok(result)) => result,
             // The worker is gone, or the call never got its turn.
