@@ -96,7 +96,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 limits: common.limits()?,
                 hostname: common.hostname,
             };
-            scope_wasm::run(config, shutdown_signal()).await
+            scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, common } => {
             let text = scope_wasm::check::check(&file, &common.limits()?, common.hostname).await?;
@@ -111,11 +111,16 @@ fn default_socket_dir() -> PathBuf {
     if unsafe { libc::geteuid() } == 0 { "/var/run/scope/plugins".into() } else { "scope-plugins".into() }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT/SIGTERM handlers now, before any socket exists: a
+/// signal that arrives while plugins start must still lead to a clean shutdown.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
