@@ -1,6 +1,6 @@
 //! Compiling a plugin file into something ready to instantiate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use wasmtime::Engine;
@@ -13,7 +13,6 @@ use crate::state::PluginState;
 /// A plugin compiled and linked against the host, instantiated on demand.
 pub struct CompiledPlugin {
     pub id: PluginId,
-    pub path: PathBuf,
     pub component: Component,
     pub pre: PluginPre<PluginState>,
 }
@@ -33,7 +32,7 @@ pub fn compile(engine: &Engine, linker: &Linker<PluginState>, id: PluginId, path
     let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
         format!("plugin {id}: not a Scope plugin (it must export `scope:plugin/handler@0.1.0`)")
     })?;
-    Ok(CompiledPlugin { id, path: path.to_owned(), component, pre })
+    Ok(CompiledPlugin { id, component, pre })
 }
 
 /// Tells a garbage file and a core module apart from a component before
