@@ -43,7 +43,7 @@ test: guests zoo
 
 ## bench: benchmarks (release build), printed as ratios measured in the same run
 bench: guests zoo
-	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) bench -p scope-wasm --bench zoo_neighbour
+	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) bench -p scope-wasm --bench zoo_neighbour --bench hot_plug
 
 clean:
 	$(CARGO) clean

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::daemon::system_hostname;
 use crate::engine::Runtime;
+use crate::loader::PluginSource;
 use crate::policy::LimitPolicy;
 use crate::plugin_id::PluginId;
 use crate::scope_json::{self, RenderContext};
@@ -30,7 +31,11 @@ pub async fn check(path: &Path, limits: &LimitPolicy, hostname: Option<String>) 
         }
     };
     let limits = limits.for_plugin(&id);
-    let compiled = Runtime::new().compile(id.clone(), path.to_owned(), limits.max_wasm_stack).await?;
+    let source = PluginSource::read(id.clone(), path)?;
+    let (compiled, _) = Runtime::new(None)
+        .compile(&source, limits.max_wasm_stack)
+        .await
+        .with_context(|| path.display().to_string())?;
 
     let ty = compiled.component.component_type();
     let engine = compiled.pre.engine();

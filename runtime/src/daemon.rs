@@ -1,27 +1,50 @@
-//! `scope-wasm run`: load every plugin in the plugin directory and serve each on
-//! its own socket until shutdown.
+//! `scope-wasm run`: serve every plugin in the plugin directory on its own
+//! socket, following the directory as plugins are added, replaced and removed.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
-use tokio::task::JoinSet;
+use anyhow::Result;
 
+use crate::compile_cache::CompileCache;
 use crate::engine::Runtime;
-use crate::loader::CompiledPlugin;
-use crate::plugin_id::PluginId;
 use crate::policy::LimitPolicy;
-use crate::worker::PluginHandle;
-use crate::{server, sockets};
+use crate::sockets::{self, SocketAccess};
+use crate::supervisor::Supervisor;
+use crate::{plugin_dir, watcher};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub plugin_dir: PathBuf,
     pub socket_dir: PathBuf,
+    pub socket_access: SocketAccess,
+    /// Where compiled plugins are kept across restarts; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
     /// The name used in host node IDs; the system's hostname when `None`.
     pub hostname: Option<String>,
     pub limits: LimitPolicy,
+    /// How often the plugin directory is scanned even without file events.
+    pub rescan_interval: Duration,
+    /// How long a file must go unwritten before it is loaded, unless its writer
+    /// closed it or it was renamed into place.
+    pub settle: Duration,
+}
+
+impl RunConfig {
+    pub fn new(plugin_dir: PathBuf, socket_dir: PathBuf) -> Self {
+        Self {
+            plugin_dir,
+            socket_dir,
+            socket_access: SocketAccess::default(),
+            cache_dir: None,
+            hostname: None,
+            limits: LimitPolicy::default(),
+            rescan_interval: Duration::from_secs(2),
+            settle: Duration::from_secs(1),
+        }
+    }
 }
 
 pub fn system_hostname() -> String {
@@ -30,86 +53,48 @@ pub fn system_hostname() -> String {
 
 /// Serves until `shutdown` completes, then removes the sockets it created.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let runtime = Arc::new(Runtime::new());
+    raise_open_file_limit();
+    // Fail at once on a wrong path rather than wait for plugins that never come.
+    plugin_dir::scan(&config.plugin_dir)?;
+    sockets::prepare_dir(&config.socket_dir, &config.socket_access)?;
+    let cache = config.cache_dir.as_deref().and_then(|dir| match CompileCache::open(dir) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            tracing::warn!("{err:#}; compiling every plugin without a cache");
+            None
+        }
+    });
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
-    sockets::prepare_dir(&config.socket_dir)?;
-
-    let files = plugin_files(&config.plugin_dir)?;
-    let mut compiling = JoinSet::new();
-    for path in files {
-        match PluginId::from_wasm_path(&path) {
-            Ok(id) => {
-                let runtime = runtime.clone();
-                let stack = config.limits.for_plugin(&id).max_wasm_stack;
-                compiling.spawn(async move { runtime.compile(id, path, stack).await });
-            }
-            Err(err) => tracing::error!("{err:#}"),
+    let hints = match watcher::watch(&config.plugin_dir) {
+        Ok((watcher, hints)) => Some((watcher, hints)),
+        Err(err) => {
+            tracing::warn!("{err:#}; relying on the periodic rescan alone");
+            None
         }
-    }
-
-    let mut servers = JoinSet::new();
-    let mut socket_paths = Vec::new();
-    while let Some(compiled) = compiling.join_next().await {
-        let compiled = match compiled.context("compile task")? {
-            Ok(compiled) => compiled,
-            Err(err) => {
-                tracing::error!("{err:#}");
-                continue;
-            }
-        };
-        match start_plugin(&compiled, &config, hostname.clone()).await {
-            Ok((path, listener, handle)) => {
-                tracing::info!(
-                    plugin = %compiled.id,
-                    label = %handle.info.label,
-                    "serving on {0}; try: curl --unix-socket {0} http://plugin/report",
-                    path.display()
-                );
-                servers.spawn(server::serve(listener, handle));
-                socket_paths.push(path);
-            }
-            Err(err) => tracing::error!(plugin = %compiled.id, "{err:#}"),
-        }
-    }
-    if socket_paths.is_empty() {
-        tracing::warn!(dir = %config.plugin_dir.display(), "no plugin is being served");
-    }
-
-    shutdown.await;
-    tracing::info!("shutting down");
-    servers.shutdown().await;
-    for path in socket_paths {
-        if let Err(err) = std::fs::remove_file(&path) {
-            tracing::warn!(socket = %path.display(), error = %err, "could not remove socket");
-        }
-    }
+    };
+    tracing::info!(
+        dir = %config.plugin_dir.display(),
+        cache = %cache.as_ref().map_or("none".into(), |c| c.dir().display().to_string()),
+        rescan_ms = config.rescan_interval.as_millis() as u64,
+        "watching for plugins"
+    );
+    let (watcher, hints) = hints.unzip();
+    let runtime = Arc::new(Runtime::new(cache));
+    Supervisor::new(Arc::new(config), runtime, hostname).run(hints, shutdown).await;
+    drop(watcher);
+    tracing::info!("shut down");
     Ok(())
 }
 
-async fn start_plugin(
-    compiled: &CompiledPlugin,
-    config: &RunConfig,
-    hostname: Arc<str>,
-) -> Result<(PathBuf, tokio::net::UnixListener, Arc<PluginHandle>)> {
-    let limits = config.limits.for_plugin(&compiled.id);
-    let handle = PluginHandle::start(compiled, hostname, limits).await?;
-    let path = sockets::socket_path(&config.socket_dir, &compiled.id);
-    let listener = sockets::bind(&path).await?;
-    Ok((path, listener, handle))
-}
-
-/// The `.wasm` files directly in `dir`, sorted; anything else is skipped.
-fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading plugin directory {}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.with_context(|| format!("reading plugin directory {}", dir.display()))?.path();
-        if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
-            files.push(path);
-        } else {
-            tracing::debug!(file = %path.display(), "not a .wasm file; ignored");
+/// Every plugin holds a listening socket and its connections: with hundreds of
+/// plugins the usual soft limit of 1024 open files is too low.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
-    files.sort();
-    Ok(files)
 }

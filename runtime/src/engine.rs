@@ -4,18 +4,18 @@
 //! wasmtime fixes the wasm stack size per Engine, so plugins share one Engine
 //! per distinct stack limit (normally just one).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wasmtime::component::Linker;
+use tokio::sync::OnceCell;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::loader::{self, CompiledPlugin};
-use crate::plugin_id::PluginId;
+use crate::compile_cache::{self, CompileCache, Origin};
+use crate::loader::{self, CompiledPlugin, PluginSource};
 use crate::state::PluginState;
 
 /// How often the engine's epoch advances. A running guest yields to the async
@@ -33,15 +33,22 @@ pub struct EngineAndLinker {
     pub linker: Linker<PluginState>,
 }
 
+/// Compiled components by content hash and stack limit: identical plugin files
+/// (the same plugin deployed for many tenants) compile once and share code.
+type ComponentMemo = HashMap<(String, usize), Arc<OnceCell<Component>>>;
+
 /// Compiles plugins; creates Engines on demand, one per wasm stack limit.
 #[derive(Default)]
 pub struct Runtime {
     engines: Mutex<BTreeMap<usize, Arc<EngineAndLinker>>>,
+    cache: Option<CompileCache>,
+    components: Mutex<ComponentMemo>,
 }
 
 impl Runtime {
-    pub fn new() -> Self {
-        Self::default()
+    /// `cache`: where compiled plugins are kept across restarts, if anywhere.
+    pub fn new(cache: Option<CompileCache>) -> Self {
+        Self { cache, ..Self::default() }
     }
 
     fn engine_for(&self, max_wasm_stack: usize) -> Result<Arc<EngineAndLinker>> {
@@ -57,12 +64,39 @@ impl Runtime {
         Ok(created)
     }
 
-    /// Compiles on a blocking thread: cranelift must not stall the async runtime.
-    pub async fn compile(&self, id: PluginId, path: PathBuf, max_wasm_stack: usize) -> Result<CompiledPlugin> {
+    /// Compiles `source` (or finds it compiled, in memory or in the disk cache)
+    /// and links it. Cranelift runs on a blocking thread, never on the async runtime.
+    pub async fn compile(&self, source: &PluginSource, max_wasm_stack: usize) -> Result<(CompiledPlugin, Origin)> {
+        let id = &source.id;
+        loader::check_component_header(&source.bytes).with_context(|| format!("plugin {id}"))?;
         let target = self.engine_for(max_wasm_stack)?;
-        tokio::task::spawn_blocking(move || loader::compile(&target.engine, &target.linker, id, &path))
+        let cell = self.components.lock().unwrap().entry((source.hash.clone(), max_wasm_stack)).or_default().clone();
+        let mut origin = Origin::Shared;
+        let origin_slot = &mut origin;
+        let engine = target.engine.clone();
+        let component = cell
+            .get_or_try_init(|| async move {
+                let (bytes, hash, cache) = (source.bytes.clone(), source.hash.clone(), self.cache.clone());
+                let (component, how) = tokio::task::spawn_blocking(move || match cache {
+                    Some(cache) => cache.load_or_compile(&engine, &bytes, &hash),
+                    None => compile_cache::compile(&engine, &bytes).map(|c| (c, Origin::Compiled)),
+                })
+                .await
+                .context("compile task panicked")??;
+                *origin_slot = how;
+                anyhow::Ok(component)
+            })
             .await
-            .context("compile task panicked")?
+            .with_context(|| format!("plugin {id}: compiling"))?
+            .clone();
+        let compiled = loader::link(&target.linker, id.clone(), component)?;
+        Ok((compiled, origin))
+    }
+
+    /// Forgets compiled components whose content hash `keep` rejects, so code
+    /// of plugins that are gone is freed.
+    pub fn retain_components(&self, keep: impl Fn(&str) -> bool) {
+        self.components.lock().unwrap().retain(|(hash, _), _| keep(hash));
     }
 }
 

@@ -1,12 +1,16 @@
 //! scope-wasm: one daemon that runs Weave Scope probe plugins as sandboxed
 //! WebAssembly components, each served on its own UNIX socket.
 //!
+//! Plugin files: `watcher` and `plugin_dir` (what is in the directory) →
+//! `supervisor` (load, swap, remove) → `engine` and `compile_cache` (compiled code).
+//!
 //! Request path: `server` (HTTP on the socket) → `refresh` (the latest report,
 //! kept fresh in the background) → `worker` (one call at a time per plugin) → `instance` (wasmtime store, deadline) → guest → `scope_json` (the
 //! only writer of what the probe reads).
 
 pub mod bindings;
 pub mod check;
+pub mod compile_cache;
 pub mod daemon;
 pub mod engine;
 pub mod error;
@@ -15,6 +19,7 @@ pub mod host;
 pub mod instance;
 pub mod limits;
 pub mod loader;
+pub mod plugin_dir;
 pub mod plugin_id;
 pub mod policy;
 pub mod refresh;
@@ -22,6 +27,8 @@ pub mod scope_json;
 pub mod server;
 pub mod sockets;
 pub mod state;
+pub mod supervisor;
+pub mod watcher;
 pub mod worker;
 
 pub use daemon::{RunConfig, run};

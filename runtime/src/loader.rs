@@ -1,14 +1,35 @@
-//! Compiling a plugin file into something ready to instantiate.
+//! Turning a plugin file's bytes into something ready to instantiate.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use crate::bindings::PluginPre;
+use crate::compile_cache::content_hash;
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
+
+/// A plugin file's bytes, read once: what is hashed is what is compiled.
+#[derive(Clone)]
+pub struct PluginSource {
+    pub id: PluginId,
+    pub bytes: std::sync::Arc<[u8]>,
+    /// SHA-256 of `bytes`, hex.
+    pub hash: String,
+}
+
+impl PluginSource {
+    pub fn new(id: PluginId, bytes: Vec<u8>) -> Self {
+        let hash = content_hash(&bytes);
+        Self { id, bytes: bytes.into(), hash }
+    }
+
+    pub fn read(id: PluginId, path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("plugin {id}: reading {}", path.display()))?;
+        Ok(Self::new(id, bytes))
+    }
+}
 
 /// A plugin compiled and linked against the host, instantiated on demand.
 pub struct CompiledPlugin {
@@ -17,18 +38,12 @@ pub struct CompiledPlugin {
     pub pre: PluginPre<PluginState>,
 }
 
-/// Compiles `path` and checks it against the host's world. Blocking and
-/// CPU-heavy: call it from `spawn_blocking`.
-pub fn compile(engine: &Engine, linker: &Linker<PluginState>, id: PluginId, path: &Path) -> Result<CompiledPlugin> {
-    let bytes = std::fs::read(path).with_context(|| format!("plugin {id}: reading {}", path.display()))?;
-    check_component_header(&bytes).with_context(|| format!("plugin {id}: {}", path.display()))?;
-    // wasmtime has its own error type; anyhow's context needs it converted.
-    let component = Component::new(engine, &bytes)
+/// Checks a compiled component against the host's world.
+pub fn link(linker: &Linker<PluginState>, id: PluginId, component: Component) -> Result<CompiledPlugin> {
+    let instance_pre = linker
+        .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("plugin {id}: compiling {}", path.display()))?;
-    let instance_pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
-        format!("plugin {id}: it imports something the host does not provide")
-    })?;
+        .with_context(|| format!("plugin {id}: it imports something the host does not provide"))?;
     let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
         format!("plugin {id}: not a Scope plugin (it must export `scope:plugin/handler@0.1.0`)")
     })?;
@@ -37,7 +52,7 @@ pub fn compile(engine: &Engine, linker: &Linker<PluginState>, id: PluginId, path
 
 /// Tells a garbage file and a core module apart from a component before
 /// wasmtime's parser gives a less helpful message.
-fn check_component_header(bytes: &[u8]) -> Result<()> {
+pub fn check_component_header(bytes: &[u8]) -> Result<()> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         bail!("not a WebAssembly file (no `\\0asm` header)");
     }

@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::UnixListener;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -33,15 +34,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// connections are closed at once so a flood cannot exhaust the daemon.
 const MAX_CONNECTIONS: usize = 256;
 
+/// The plugin a socket serves. A new version is swapped in here: connections
+/// stay open and each request goes to the version current when it arrives.
+pub type CurrentPlugin = watch::Receiver<Arc<PluginHandle>>;
+
 /// Accepts connections until the task is aborted; aborting it also ends every
 /// connection it serves.
-pub async fn serve(listener: UnixListener, plugin: Arc<PluginHandle>) {
+pub async fn serve(listener: UnixListener, current: CurrentPlugin) {
+    // A swap never changes the ID, and holding only the ID lets an old version go.
+    let id = current.borrow().id.clone();
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
-                tracing::warn!(plugin = %plugin.id, error = %err, "accept failed");
+                tracing::warn!(plugin = %id, error = %err, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -49,12 +56,12 @@ pub async fn serve(listener: UnixListener, plugin: Arc<PluginHandle>) {
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
         if connections.len() >= MAX_CONNECTIONS {
-            tracing::warn!(plugin = %plugin.id, "{MAX_CONNECTIONS} connections open; closing a new one");
+            tracing::warn!(plugin = %id, "{MAX_CONNECTIONS} connections open; closing a new one");
             continue;
         }
-        let plugin = plugin.clone();
+        let current = current.clone();
         connections.spawn(async move {
-            let service = service_fn(move |req| handle(req, plugin.clone()));
+            let service = service_fn(move |req| handle(req, current.borrow().clone()));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -11,7 +11,46 @@ use crate::plugin_id::PluginId;
 
 /// Owner and group only: the probe runs as root or in the socket's group.
 const DIR_MODE: u32 = 0o750;
-const SOCKET_MODE: u32 = 0o660;
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
+/// Who may connect to the sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Permission bits of every socket file (and so who may connect).
+    pub mode: u32,
+    /// Group given to the sockets (and to a socket directory the daemon creates),
+    /// e.g. the group a non-root probe runs in. `None` keeps the daemon's own.
+    pub group: Option<u32>,
+}
+
+impl Default for SocketAccess {
+    fn default() -> Self {
+        Self { mode: DEFAULT_SOCKET_MODE, group: None }
+    }
+}
+
+impl SocketAccess {
+    /// Parses `--socket-mode` (octal, e.g. `660`) and `--socket-group` (a name or a GID).
+    pub fn parse(mode: &str, group: Option<&str>) -> Result<Self> {
+        let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777)
+            .with_context(|| format!("socket mode {mode:?} is not an octal permission like 660"))?;
+        let group = group.map(resolve_group).transpose()?;
+        Ok(Self { mode, group })
+    }
+}
+
+fn resolve_group(group: &str) -> Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(found)) => Ok(found.gid.as_raw()),
+        Ok(None) => bail!("socket group {group:?} does not exist"),
+        Err(err) => Err(err).with_context(|| format!("looking up socket group {group:?}")),
+    }
+}
 
 /// Connections the kernel queues before `accept`; bursts beyond this would be
 /// refused before the daemon sees them (the std default is 128).
@@ -19,7 +58,7 @@ const LISTEN_BACKLOG: u32 = 1024;
 
 /// Creates the socket directory (and parents) if missing. An existing
 /// directory keeps its permissions: the probe or the operator may have set them.
-pub fn prepare_dir(dir: &Path) -> Result<()> {
+pub fn prepare_dir(dir: &Path, access: &SocketAccess) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -27,7 +66,12 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)
-        .with_context(|| format!("creating socket directory {}", dir.display()))
+        .with_context(|| format!("creating socket directory {}", dir.display()))?;
+    if let Some(gid) = access.group {
+        std::os::unix::fs::chown(dir, None, Some(gid))
+            .with_context(|| format!("giving socket directory {} to group {gid}", dir.display()))?;
+    }
+    Ok(())
 }
 
 pub fn socket_path(dir: &Path, id: &PluginId) -> PathBuf {
@@ -36,7 +80,7 @@ pub fn socket_path(dir: &Path, id: &PluginId) -> PathBuf {
 
 /// Binds `<dir>/<id>.sock`. A socket file left by a crashed run is replaced;
 /// one that another process still answers on is never touched.
-pub async fn bind(path: &Path) -> Result<UnixListener> {
+pub async fn bind(path: &Path, access: &SocketAccess) -> Result<UnixListener> {
     if let Ok(meta) = fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             bail!("{} exists and is not a socket; refusing to replace it", path.display());
@@ -52,7 +96,44 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
             socket.listen(LISTEN_BACKLOG)
         })
         .with_context(|| format!("binding {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
+    if let Some(gid) = access.group {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("giving {} to group {gid}", path.display()))?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(access.mode))
         .with_context(|| format!("setting permissions on {}", path.display()))?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_groups_parse_or_say_why_not() {
+        assert_eq!(SocketAccess::parse("660", None).unwrap(), SocketAccess::default());
+        assert_eq!(SocketAccess::parse("0o600", Some("0")).unwrap(), SocketAccess { mode: 0o600, group: Some(0) });
+        assert_eq!(SocketAccess::parse("640", Some("root")).unwrap().group, Some(0));
+        assert!(format!("{:#}", SocketAccess::parse("rw-", None).unwrap_err()).contains("octal"));
+        assert!(format!("{:#}", SocketAccess::parse("1777", None).unwrap_err()).contains("octal"));
+        assert!(format!("{:#}", SocketAccess::parse("660", Some("no-such-group-xyz")).unwrap_err()).contains("does not exist"));
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_never_replaced_and_a_stale_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sock");
+        let access = SocketAccess { mode: 0o600, group: None };
+        let live = bind(&path, &access).await.unwrap();
+        let err = bind(&path, &access).await.unwrap_err();
+        assert!(err.to_string().contains("in use by another live process"), "{err:#}");
+        drop(live); // the file stays, nothing listens: stale
+        let _again = bind(&path, &access).await.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+        fs::write(dir.path().join("f.sock"), b"not a socket").unwrap();
+        let err = bind(&dir.path().join("f.sock"), &access).await.unwrap_err();
+        assert!(err.to_string().contains("not a socket"), "{err:#}");
+    }
 }

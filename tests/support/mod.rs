@@ -42,6 +42,8 @@ pub struct Daemon {
     child: Child,
     pub plugin_dir: PathBuf,
     pub socket_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    extra_args: Vec<String>,
     log_path: PathBuf,
     _tmp: TempDir,
 }
@@ -57,26 +59,41 @@ impl Daemon {
         let tmp = tempfile::tempdir().unwrap();
         let plugin_dir = tmp.path().join("plugins");
         let socket_dir = socket_dir.map(Path::to_owned).unwrap_or_else(|| tmp.path().join("sockets"));
+        let cache_dir = tmp.path().join("cache");
         fs::create_dir(&plugin_dir).unwrap();
         for (name, source) in files {
+            if let Some(parent) = Path::new(name).parent() {
+                fs::create_dir_all(plugin_dir.join(parent)).unwrap();
+            }
             fs::copy(source, plugin_dir.join(name)).unwrap();
         }
         let log_path = tmp.path().join("daemon.log");
-        let child = Command::new(binary())
-            .arg("run")
-            .arg("--plugin-dir")
-            .arg(&plugin_dir)
-            .arg("--socket-dir")
-            .arg(&socket_dir)
-            .args(["--hostname", HOSTNAME])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log_path).unwrap())
-            .spawn()
-            .expect("starting scope-wasm");
-        Daemon { child, plugin_dir, socket_dir, log_path, _tmp: tmp }
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let child = spawn(&plugin_dir, &socket_dir, &cache_dir, &extra_args, &log_path);
+        Daemon { child, plugin_dir, socket_dir, cache_dir, extra_args, log_path, _tmp: tmp }
+    }
+
+    /// SIGTERM, wait, and start again on the same directories (the log goes on).
+    pub fn restart(&mut self) {
+        assert!(self.terminate().success());
+        self.child = spawn(&self.plugin_dir, &self.socket_dir, &self.cache_dir, &self.extra_args, &self.log_path);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `<id>.sock` is gone (its plugin removed).
+    pub async fn socket_gone(&self, id: &str) {
+        let path = self.socket_dir.join(format!("{id}.sock"));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if !path.exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{id}.sock is still there; daemon log:\n{}", self.log());
     }
 
     /// Waits until `<id>.sock` accepts connections.
@@ -122,6 +139,24 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+fn spawn(plugin_dir: &Path, socket_dir: &Path, cache_dir: &Path, extra_args: &[String], log_path: &Path) -> Child {
+    let log = fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
+    let mut command = Command::new(binary());
+    command.arg("run").arg("--plugin-dir").arg(plugin_dir).arg("--socket-dir").arg(socket_dir);
+    if !extra_args.iter().any(|a| a == "--cache-dir" || a == "--no-cache") {
+        command.arg("--cache-dir").arg(cache_dir);
+    }
+    command
+        .args(["--hostname", HOSTNAME])
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting scope-wasm")
 }
 
 impl Drop for Daemon {

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use scope_wasm::sockets::SocketAccess;
 use scope_wasm::{LimitOverrides, LimitPolicy, RunConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -18,13 +20,34 @@ struct Cli {
 enum Command {
     /// Serve every `<id>.wasm` in the plugin directory on `<socket-dir>/<id>.sock`.
     Run {
-        /// Where the plugin files are.
+        /// Where the plugin files are; sub-directories are searched too, and
+        /// files added, replaced or removed while the daemon runs take effect.
         #[arg(long, env = "SCOPE_WASM_PLUGIN_DIR", default_value = "/var/lib/scope-wasm/plugins")]
         plugin_dir: PathBuf,
         /// Where the sockets go; the Scope probe scans /var/run/scope/plugins.
         /// Default: that directory as root, ./scope-plugins otherwise.
         #[arg(long, env = "SCOPE_WASM_SOCKET_DIR")]
         socket_dir: Option<PathBuf>,
+        /// Permission bits of the sockets, in octal.
+        #[arg(long, default_value = "660")]
+        socket_mode: String,
+        /// Group of the sockets (a name or a GID), e.g. the group the probe runs in.
+        #[arg(long)]
+        socket_group: Option<String>,
+        /// Where compiled plugins are kept across restarts.
+        /// Default: /var/cache/scope-wasm as root, ~/.cache/scope-wasm otherwise.
+        #[arg(long, env = "SCOPE_WASM_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Compile every plugin at every start; keep nothing on disk.
+        #[arg(long, conflicts_with = "cache_dir")]
+        no_cache: bool,
+        /// How often the plugin directory is rescanned, besides file events.
+        #[arg(long, default_value_t = 2000)]
+        rescan_ms: u64,
+        /// How long a file must go unwritten before it is loaded, unless its
+        /// writer closed it or it was renamed into place.
+        #[arg(long, default_value_t = 1000)]
+        settle_ms: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -89,13 +112,25 @@ async fn main() -> ExitCode {
 
 async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { plugin_dir, socket_dir, common } => {
-            let config = RunConfig {
-                plugin_dir,
-                socket_dir: socket_dir.unwrap_or_else(default_socket_dir),
-                limits: common.limits()?,
-                hostname: common.hostname,
-            };
+        Command::Run {
+            plugin_dir,
+            socket_dir,
+            socket_mode,
+            socket_group,
+            cache_dir,
+            no_cache,
+            rescan_ms,
+            settle_ms,
+            common,
+        } => {
+            anyhow::ensure!(rescan_ms >= 100, "--rescan-ms must be at least 100");
+            let mut config = RunConfig::new(plugin_dir, socket_dir.unwrap_or_else(default_socket_dir));
+            config.socket_access = SocketAccess::parse(&socket_mode, socket_group.as_deref())?;
+            config.cache_dir = if no_cache { None } else { cache_dir.or_else(default_cache_dir) };
+            config.limits = common.limits()?;
+            config.hostname = common.hostname;
+            config.rescan_interval = Duration::from_millis(rescan_ms);
+            config.settle = Duration::from_millis(settle_ms);
             scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, common } => {
@@ -106,9 +141,23 @@ async fn execute(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn default_socket_dir() -> PathBuf {
+fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 { "/var/run/scope/plugins".into() } else { "scope-plugins".into() }
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn default_socket_dir() -> PathBuf {
+    if is_root() { "/var/run/scope/plugins".into() } else { "scope-plugins".into() }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if is_root() {
+        return Some("/var/cache/scope-wasm".into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("scope-wasm"))
 }
 
 /// Installs the SIGINT/SIGTERM handlers now, before any socket exists: a

@@ -1,0 +1,397 @@
+//! Keeps the served plugins in line with the plugin directory while the daemon
+//! runs: a new file is loaded and gets its socket, a changed file is reloaded
+//! beside the running version and swapped in only if it works, a deleted file
+//! loses its socket.
+//!
+//! The directory is the truth: every change (a watcher hint or the periodic
+//! rescan) leads to a full scan compared with what is served. Loads run in the
+//! background, bounded to one compile per CPU; their outcomes come back here, so
+//! all state changes happen on this one task.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::compile_cache::Origin;
+use crate::daemon::RunConfig;
+use crate::engine::Runtime;
+use crate::loader::PluginSource;
+use crate::plugin_dir::{self, FileStamp, PluginFile};
+use crate::plugin_id::PluginId;
+use crate::watcher::Hint;
+use crate::worker::PluginHandle;
+use crate::{server, sockets};
+
+/// After a watcher hint, further hints are collected this long before one
+/// scan: copying a file makes many events.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// A plugin being served.
+struct Served {
+    path: PathBuf,
+    stamp: FileStamp,
+    /// SHA-256 of the running version's bytes.
+    hash: String,
+    current: watch::Sender<Arc<PluginHandle>>,
+    socket: PathBuf,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// What a background load came back with.
+enum Loaded {
+    Started { handle: Arc<PluginHandle>, hash: String, origin: Origin, took: Duration },
+    /// Same bytes as the running version (e.g. `touch`): nothing to swap.
+    Unchanged,
+    /// The file changed while it was read: scan again.
+    FileChanged,
+}
+
+struct LoadOutcome {
+    id: PluginId,
+    path: PathBuf,
+    stamp: FileStamp,
+    result: Result<Loaded>,
+}
+
+pub struct Supervisor {
+    config: Arc<RunConfig>,
+    runtime: Arc<Runtime>,
+    hostname: Arc<str>,
+    compile_slots: Arc<Semaphore>,
+    served: BTreeMap<PluginId, Served>,
+    /// Loads in flight: file, the version being loaded, and the task.
+    loading: HashMap<PathBuf, (FileStamp, tokio::task::Id)>,
+    loads: JoinSet<LoadOutcome>,
+    /// Versions that failed to load; tried again only once the file changes.
+    failed: HashMap<PathBuf, FileStamp>,
+    /// Files refused for their name or a taken ID, with the reason, logged once.
+    refused: HashMap<PathBuf, String>,
+    /// Files a writer closed or renamed into place since the last scan.
+    complete: HashSet<PathBuf>,
+    /// When to scan again: the periodic rescan, or sooner when a file settles.
+    next_scan: Instant,
+    scan_failing: bool,
+}
+
+impl Supervisor {
+    pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, hostname: Arc<str>) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            config,
+            runtime,
+            hostname,
+            compile_slots: Arc::new(Semaphore::new(cpus)),
+            served: BTreeMap::new(),
+            loading: HashMap::new(),
+            loads: JoinSet::new(),
+            failed: HashMap::new(),
+            refused: HashMap::new(),
+            complete: HashSet::new(),
+            next_scan: Instant::now(),
+            scan_failing: false,
+        }
+    }
+
+    /// Serves until `shutdown` completes, then closes and removes every socket.
+    pub async fn run(mut self, mut hints: Option<mpsc::Receiver<Hint>>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(hint) = next_hint(&mut hints) => {
+                    self.take_hint(hint);
+                    let until = Instant::now() + DEBOUNCE;
+                    while let Ok(Some(hint)) = tokio::time::timeout_at(until, next_hint(&mut hints)).await {
+                        self.take_hint(hint);
+                    }
+                    self.scan();
+                }
+                Some(done) = self.loads.join_next_with_id() => match done {
+                    Ok((_, outcome)) => self.apply(outcome).await,
+                    Err(err) => self.load_panicked(err),
+                },
+                _ = tokio::time::sleep_until(self.next_scan) => self.scan(),
+            }
+        }
+        self.shutdown();
+    }
+
+    fn take_hint(&mut self, hint: Hint) {
+        if let Hint::Complete(path) = hint {
+            self.complete.insert(path);
+        }
+    }
+
+    /// Compares the directory with what is served and starts what must change.
+    fn scan(&mut self) {
+        let now = Instant::now();
+        self.next_scan = now + self.config.rescan_interval;
+        let files = match plugin_dir::scan(&self.config.plugin_dir) {
+            Ok(files) => {
+                self.scan_failing = false;
+                files
+            }
+            Err(err) => {
+                // Keep serving what we have: an unreadable directory (e.g. a
+                // remount) is not an instruction to remove every plugin.
+                if !std::mem::replace(&mut self.scan_failing, true) {
+                    tracing::error!("{err:#}; plugins keep running as they are");
+                }
+                return;
+            }
+        };
+        let present: HashSet<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+        let mut by_id: BTreeMap<PluginId, Vec<PluginFile>> = BTreeMap::new();
+        for file in files {
+            match PluginId::from_wasm_path(&file.path) {
+                Ok(id) => by_id.entry(id).or_default().push(file),
+                Err(err) => self.refuse(&file.path, format!("{err:#}")),
+            }
+        }
+
+        let gone: Vec<PluginId> = self
+            .served
+            .iter()
+            .filter(|(id, served)| !by_id.get(*id).is_some_and(|files| files.iter().any(|f| f.path == served.path)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+
+        for (id, files) in by_id {
+            // The file already serving an ID keeps it; otherwise the first by path wins.
+            let winner = self
+                .served
+                .get(&id)
+                .and_then(|served| files.iter().position(|f| f.path == served.path))
+                .unwrap_or(0);
+            for (i, file) in files.iter().enumerate() {
+                if i != winner {
+                    let reason = format!(
+                        "refusing {}: plugin ID {id} is already taken by {}",
+                        file.path.display(),
+                        files[winner].path.display()
+                    );
+                    self.refuse(&file.path, reason);
+                }
+            }
+            self.refused.remove(&files[winner].path);
+            self.consider(id, &files[winner], now);
+        }
+
+        self.failed.retain(|path, _| present.contains(path));
+        self.refused.retain(|path, _| present.contains(path));
+        self.complete.clear();
+    }
+
+    fn refuse(&mut self, path: &Path, reason: String) {
+        if self.refused.get(path) != Some(&reason) {
+            tracing::error!("{reason}");
+            self.refused.insert(path.to_owned(), reason);
+        }
+    }
+
+    /// Starts loading `file` if it holds a version not yet served, tried or
+    /// being loaded, and its contents are complete.
+    fn consider(&mut self, id: PluginId, file: &PluginFile, now: Instant) {
+        let served = self.served.get(&id).filter(|served| served.path == file.path);
+        if served.is_some_and(|served| served.stamp == file.stamp)
+            || self.failed.get(&file.path) == Some(&file.stamp)
+            || self.loading.contains_key(&file.path)
+        {
+            return;
+        }
+        // A file still being written is never loaded: it must be closed by its
+        // writer, renamed into place, or left untouched for the settle time.
+        let quiet_for = file.stamp.quiet_for();
+        if !self.complete.contains(&file.path) && quiet_for < self.config.settle {
+            self.next_scan = self.next_scan.min(now + (self.config.settle - quiet_for));
+            return;
+        }
+        let running_hash = served.map(|served| served.hash.clone());
+        let job = LoadJob {
+            runtime: self.runtime.clone(),
+            slots: self.compile_slots.clone(),
+            hostname: self.hostname.clone(),
+            limits: self.config.limits.for_plugin(&id),
+            id: id.clone(),
+            path: file.path.clone(),
+            stamp: file.stamp,
+            running_hash,
+        };
+        let task = self.loads.spawn(job.run());
+        self.loading.insert(file.path.clone(), (file.stamp, task.id()));
+    }
+
+    async fn apply(&mut self, outcome: LoadOutcome) {
+        let LoadOutcome { id, path, stamp, result } = outcome;
+        self.loading.remove(&path);
+        let serving_this_file = self.served.get(&id).is_some_and(|served| served.path == path);
+        match result {
+            Ok(Loaded::FileChanged) => self.next_scan = Instant::now(),
+            Ok(Loaded::Unchanged) => {
+                if let Some(served) = self.served.get_mut(&id).filter(|_| serving_this_file) {
+                    served.stamp = stamp;
+                }
+            }
+            Ok(Loaded::Started { handle, hash, origin, took }) => {
+                self.failed.remove(&path);
+                if !path.exists() {
+                    return; // deleted while it loaded; the next scan sees to the rest
+                }
+                if let Some(served) = self.served.get_mut(&id) {
+                    if serving_this_file {
+                        served.current.send_replace(handle);
+                        served.stamp = stamp;
+                        served.hash = hash;
+                        tracing::info!(
+                            plugin = %id, file = %path.display(), ?origin, took_ms = took.as_millis() as u64,
+                            "reloaded: the new version serves from now on"
+                        );
+                        self.forget_unused_code();
+                    }
+                    // Otherwise another file took the ID meanwhile; this load is dropped.
+                    return;
+                }
+                self.open_socket(id, path, stamp, hash, handle, origin, took).await;
+            }
+            Err(err) => {
+                self.failed.insert(path.clone(), stamp);
+                if serving_this_file {
+                    tracing::error!(
+                        plugin = %id, file = %path.display(),
+                        "new version refused, the running version keeps serving: {err:#}"
+                    );
+                } else {
+                    tracing::error!(plugin = %id, file = %path.display(), "{err:#}");
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn open_socket(
+        &mut self,
+        id: PluginId,
+        path: PathBuf,
+        stamp: FileStamp,
+        hash: String,
+        handle: Arc<PluginHandle>,
+        origin: Origin,
+        took: Duration,
+    ) {
+        let socket = sockets::socket_path(&self.config.socket_dir, &id);
+        let listener = match sockets::bind(&socket, &self.config.socket_access).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(plugin = %id, file = %path.display(), "{err:#}");
+                self.failed.insert(path, stamp);
+                return;
+            }
+        };
+        tracing::info!(
+            plugin = %id, label = %handle.info.label, file = %path.display(), ?origin,
+            took_ms = took.as_millis() as u64,
+            "serving on {0}; try: curl --unix-socket {0} http://plugin/report",
+            socket.display()
+        );
+        let (current, receiver) = watch::channel(handle);
+        let server = tokio::spawn(server::serve(listener, receiver));
+        self.served.insert(id, Served { path, stamp, hash, current, socket, server });
+    }
+
+    /// The plugin's file is gone: close its socket so the probe drops it.
+    fn remove(&mut self, id: &PluginId) {
+        let Some(served) = self.served.remove(id) else { return };
+        close(&served);
+        tracing::info!(plugin = %id, file = %served.path.display(), "file removed; socket {} closed", served.socket.display());
+        self.forget_unused_code();
+    }
+
+    fn load_panicked(&mut self, err: tokio::task::JoinError) {
+        let task = err.id();
+        if let Some(path) = self.loading.iter().find(|(_, (_, id))| *id == task).map(|(path, _)| path.clone()) {
+            let (stamp, _) = self.loading.remove(&path).expect("just found");
+            tracing::error!(file = %path.display(), "loading crashed: {err}");
+            self.failed.insert(path, stamp);
+        }
+    }
+
+    fn forget_unused_code(&self) {
+        let in_use: HashSet<&str> = self.served.values().map(|served| served.hash.as_str()).collect();
+        self.runtime.retain_components(|hash| in_use.contains(hash));
+    }
+
+    fn shutdown(&mut self) {
+        self.loads.abort_all();
+        for served in std::mem::take(&mut self.served).into_values() {
+            close(&served);
+        }
+    }
+}
+
+fn close(served: &Served) {
+    served.server.abort();
+    if let Err(err) = std::fs::remove_file(&served.socket) {
+        tracing::warn!(socket = %served.socket.display(), error = %err, "could not remove socket");
+    }
+}
+
+async fn next_hint(hints: &mut Option<mpsc::Receiver<Hint>>) -> Option<Hint> {
+    match hints {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One background load: read, compile (bounded), instantiate, describe.
+struct LoadJob {
+    runtime: Arc<Runtime>,
+    slots: Arc<Semaphore>,
+    hostname: Arc<str>,
+    limits: crate::limits::Limits,
+    id: PluginId,
+    path: PathBuf,
+    stamp: FileStamp,
+    running_hash: Option<String>,
+}
+
+impl LoadJob {
+    async fn run(self) -> LoadOutcome {
+        let result = self.load().await;
+        LoadOutcome { id: self.id, path: self.path, stamp: self.stamp, result }
+    }
+
+    async fn load(&self) -> Result<Loaded> {
+        let slot = self.slots.acquire().await.context("compile slots closed")?;
+        let started = Instant::now();
+        let (id, path) = (self.id.clone(), self.path.clone());
+        let (source, stamp_after) = tokio::task::spawn_blocking(move || {
+            let source = PluginSource::read(id, &path)?;
+            let after = std::fs::metadata(&path).map(|meta| FileStamp::of(&meta)).ok();
+            anyhow::Ok((source, after))
+        })
+        .await
+        .context("reading task panicked")??;
+        if stamp_after != Some(self.stamp) {
+            return Ok(Loaded::FileChanged);
+        }
+        if self.running_hash.as_deref() == Some(source.hash.as_str()) {
+            return Ok(Loaded::Unchanged);
+        }
+        let (compiled, origin) = self.runtime.compile(&source, self.limits.max_wasm_stack).await?;
+        drop(slot);
+        let handle = PluginHandle::start(&compiled, self.hostname.clone(), self.limits.clone())
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed() })
+    }
+}

@@ -1,0 +1,254 @@
+//! Hot plug: plugins dropped, replaced and removed while the daemon runs, with
+//! real file operations on the plugin directory of the real binary.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Client, Daemon, guest, report_path};
+
+fn label(report: &Value) -> &str {
+    report["Plugins"][0]["label"].as_str().unwrap_or_default()
+}
+
+fn counter_value(report: &Value) -> u64 {
+    report["Host"]["nodes"]["test-host;<host>"]["latest"]["counter_value"]["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter value in {report}"))
+}
+
+/// Polls over one connection until the plugin's label is `want`; every answer
+/// on the way must be a good report (no lost service during a swap).
+async fn poll_until_label(client: &mut Client, want: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200, "every poll is answered during a swap: {}", reply.json);
+        if label(&reply.json) == want {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "label never became {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn overwrite_in_place(path: &Path, bytes: &[u8]) {
+    let mut file = fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+#[tokio::test]
+async fn a_dropped_file_is_served_and_a_deleted_one_loses_its_socket() {
+    let daemon = Daemon::start(&[], &[]);
+    daemon.wait_for_log("watching for plugins").await;
+    let dropped = Instant::now();
+    fs::copy(guest("counter"), daemon.plugin_dir.join("counter.wasm")).unwrap();
+    let socket = daemon.socket("counter").await;
+    let reply = Client::connect(&socket).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(label(&reply.json), "Counter");
+    eprintln!("drop -> first good report: {:?}", dropped.elapsed());
+
+    fs::remove_file(daemon.plugin_dir.join("counter.wasm")).unwrap();
+    daemon.socket_gone("counter").await;
+    assert!(tokio::net::UnixStream::connect(&socket).await.is_err());
+    daemon.wait_for_log("file removed; socket").await;
+}
+
+#[tokio::test]
+async fn overwriting_in_place_swaps_versions_while_the_connection_stays_open() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    assert_eq!(label(&client.get(&report_path("p")).await.json), "Counter");
+
+    overwrite_in_place(&daemon.plugin_dir.join("counter.wasm"), &fs::read(guest("slow-report")).unwrap());
+    let took = poll_until_label(&mut client, "Slow report").await;
+    eprintln!("overwrite -> new version serving: {took:?}");
+    daemon.wait_for_log("reloaded: the new version serves from now on").await;
+}
+
+#[tokio::test]
+async fn a_file_renamed_over_the_old_one_is_picked_up_at_once() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--settle-ms", "5000"]);
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    assert_eq!(label(&client.get(&report_path("p")).await.json), "Counter");
+
+    // The usual deploy: write a hidden temporary file, then rename it into place.
+    let tmp = daemon.plugin_dir.join(".counter.wasm.partial");
+    fs::write(&tmp, fs::read(guest("slow-report")).unwrap()).unwrap();
+    fs::rename(&tmp, daemon.plugin_dir.join("counter.wasm")).unwrap();
+    // With a 5 s settle time, only the rename event explains a quick swap.
+    let took = poll_until_label(&mut client, "Slow report").await;
+    assert!(took < Duration::from_secs(4), "rename picked up after {took:?}");
+    assert!(!daemon.log().contains(".counter.wasm.partial"), "hidden files are never looked at");
+}
+
+#[tokio::test]
+async fn a_broken_replacement_leaves_the_old_version_serving_with_its_state() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--refresh-ms", "100"]);
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    let before = counter_value(&client.get(&report_path("p")).await.json);
+
+    let file = daemon.plugin_dir.join("counter.wasm");
+    overwrite_in_place(&file, b"\0asm but not really a component at all");
+    let log = daemon.wait_for_log("new version refused, the running version keeps serving").await;
+    assert!(log.contains("plugin=counter"), "{log}");
+    for _ in 0..5 {
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(label(&reply.json), "Counter");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let after = counter_value(&client.get(&report_path("p")).await.json);
+    assert!(after > before, "same instance, state kept and still counting: {before} -> {after}");
+
+    // The failed version is not retried over and over...
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(daemon.log().matches("new version refused").count(), 1, "{}", daemon.log());
+    // ...but a fixed file is loaded.
+    overwrite_in_place(&file, &fs::read(guest("slow-report")).unwrap());
+    poll_until_label(&mut client, "Slow report").await;
+}
+
+#[tokio::test]
+async fn a_slow_chunked_copy_is_loaded_only_once_complete() {
+    let daemon = Daemon::start(&[], &[]);
+    daemon.wait_for_log("watching for plugins").await;
+    let bytes = fs::read(guest("counter")).unwrap();
+    let path = daemon.plugin_dir.join("counter.wasm");
+    let socket = daemon.socket_dir.join("counter.sock");
+
+    // 4 KiB every 60 ms: longer in all than the 1 s settle time, but the file
+    // is never quiet for that long while it is written.
+    let mut file = fs::File::create(&path).unwrap();
+    let started = Instant::now();
+    for chunk in bytes.chunks(4096) {
+        file.write_all(chunk).unwrap();
+        file.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!socket.exists(), "served after {:?} while still being written", started.elapsed());
+    }
+    assert!(started.elapsed() > Duration::from_secs(1));
+    drop(file);
+
+    let reply = Client::connect(&daemon.socket("counter").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let log = daemon.log();
+    assert!(!log.contains("ERROR"), "no half-written version was ever tried: {log}");
+}
+
+#[tokio::test]
+async fn the_second_file_with_an_id_is_refused_until_the_first_goes() {
+    let daemon = Daemon::start(
+        &[("team-a/counter.wasm", guest("counter")), ("team-b/counter.wasm", guest("slow-report"))],
+        &[],
+    );
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    assert_eq!(label(&client.get(&report_path("p")).await.json), "Counter");
+    let log = daemon.wait_for_log("plugin ID counter is already taken by").await;
+    assert!(log.contains("team-b/counter.wasm") && log.contains("team-a/counter.wasm"), "{log}");
+    let sockets: Vec<_> = fs::read_dir(&daemon.socket_dir).unwrap().collect();
+    assert_eq!(sockets.len(), 1);
+
+    // Once the first file is gone, the other one takes the ID.
+    fs::remove_file(daemon.plugin_dir.join("team-a/counter.wasm")).unwrap();
+    let mut served = None;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(stream) = tokio::net::UnixStream::connect(daemon.socket_dir.join("counter.sock")).await {
+            drop(stream);
+            let reply = Client::connect(&daemon.socket_dir.join("counter.sock")).await.get(&report_path("p")).await;
+            if label(&reply.json) == "Slow report" {
+                served = Some(started.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served.is_some(), "team-b's file never took over; log:\n{}", daemon.log());
+}
+
+#[tokio::test]
+async fn a_hundred_plugins_dropped_at_once_all_serve() {
+    let daemon = Daemon::start(&[], &[]);
+    daemon.wait_for_log("watching for plugins").await;
+    let source = guest("counter");
+    let started = Instant::now();
+    for i in 0..100 {
+        fs::copy(&source, daemon.plugin_dir.join(format!("tenant-{i}.wasm"))).unwrap();
+    }
+    for i in 0..100 {
+        let socket = daemon.socket(&format!("tenant-{i}")).await;
+        let reply = Client::connect(&socket).await.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200, "tenant-{i}: {}", reply.json);
+        assert_eq!(reply.json["Plugins"][0]["id"], format!("tenant-{i}"));
+    }
+    eprintln!("100 plugins dropped -> all serving: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_restart_uses_the_warm_cache_and_a_corrupt_entry_is_recompiled() {
+    let mut daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+    daemon.socket("counter").await;
+    assert!(daemon.log().contains("origin=Compiled"), "{}", daemon.log());
+    let entries: Vec<_> = fs::read_dir(&daemon.cache_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "one compiled entry: {entries:?}");
+
+    daemon.restart();
+    daemon.wait_for_log("origin=CacheHit").await;
+    let reply = Client::connect(&daemon.socket("counter").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200);
+
+    // Corrupt the entry: detected, never loaded, compiled again.
+    let mut data = fs::read(&entries[0]).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x5a;
+    fs::write(&entries[0], data).unwrap();
+    daemon.restart();
+    let log = daemon.wait_for_log("cached compilation unusable").await;
+    assert!(log.contains("checksum mismatch"), "{log}");
+    let reply = Client::connect(&daemon.socket("counter").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200);
+    let started = Instant::now();
+    while daemon.log().matches("origin=Compiled").count() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(30), "not compiled again:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sockets_left_by_a_killed_daemon_are_replaced_and_live_ones_are_not() {
+    let mut first = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
+    let socket = first.socket("counter").await;
+    // A crash: no clean-up, the socket file stays with nobody behind it.
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(first.pid() as i32, libc::SIGKILL) };
+    first.terminate();
+    assert!(socket.exists() && tokio::net::UnixStream::connect(&socket).await.is_err());
+
+    let second = Daemon::start_with_socket_dir(&[("counter.wasm", guest("counter"))], Some(&first.socket_dir), &[]);
+    second.wait_for_log("serving on").await;
+    assert_eq!(Client::connect(&socket).await.get(&report_path("p")).await.status, 200);
+
+    // A third daemon on the same directory must not steal the live socket.
+    let third = Daemon::start_with_socket_dir(&[("counter.wasm", guest("counter"))], Some(&first.socket_dir), &[]);
+    third.wait_for_log("in use by another live process").await;
+    assert_eq!(Client::connect(&socket).await.get(&report_path("p")).await.status, 200);
+}
+
+#[tokio::test]
+async fn sockets_get_the_configured_mode_and_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() }.to_string();
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--socket-mode", "600", "--socket-group", &gid]);
+    let socket = daemon.socket("counter").await;
+    let meta = fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.gid().to_string(), gid);
+}
