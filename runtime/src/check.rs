@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::daemon::system_hostname;
 use crate::engine::Runtime;
 use crate::loader::PluginSource;
-use crate::policy::LimitPolicy;
+use crate::policy::Policy;
 use crate::plugin_id::PluginId;
 use crate::scope_json::{self, RenderContext};
 use crate::worker::PluginHandle;
@@ -21,7 +21,7 @@ use crate::worker::PluginHandle;
 const CHECK_PROBE_ID: &str = "scope-wasm-check";
 
 /// Returns the text to print; any failure is an error naming its cause.
-pub async fn check(path: &Path, limits: &LimitPolicy, hostname: Option<String>) -> Result<String> {
+pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>) -> Result<String> {
     let mut out = String::new();
     let id = match PluginId::from_wasm_path(path) {
         Ok(id) => id,

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use crate::compile_cache::CompileCache;
 use crate::engine::Runtime;
-use crate::policy::LimitPolicy;
+use crate::policy::Policy;
 use crate::sockets::{self, SocketAccess};
 use crate::supervisor::Supervisor;
 use crate::{plugin_dir, watcher};
@@ -24,7 +24,8 @@ pub struct RunConfig {
     pub cache_dir: Option<PathBuf>,
     /// The name used in host node IDs; the system's hostname when `None`.
     pub hostname: Option<String>,
-    pub limits: LimitPolicy,
+    /// Limits and capability grants per plugin.
+    pub policy: Policy,
     /// How often the plugin directory is scanned even without file events.
     pub rescan_interval: Duration,
     /// How long a file must go unwritten before it is loaded, unless its writer
@@ -40,7 +41,7 @@ impl RunConfig {
             socket_access: SocketAccess::default(),
             cache_dir: None,
             hostname: None,
-            limits: LimitPolicy::default(),
+            policy: Policy::default(),
             rescan_interval: Duration::from_secs(2),
             settle: Duration::from_secs(1),
         }

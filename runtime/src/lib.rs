@@ -14,6 +14,7 @@ pub mod compile_cache;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod grants;
 pub mod guest_log;
 pub mod host;
 pub mod instance;
@@ -33,4 +34,4 @@ pub mod worker;
 
 pub use daemon::{RunConfig, run};
 pub use limits::Limits;
-pub use policy::{LimitOverrides, LimitPolicy};
+pub use policy::{Overrides, PluginPolicy, Policy};

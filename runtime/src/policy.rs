@@ -1,28 +1,36 @@
-//! Limits per plugin: built-in defaults, overridden by the operator's limits
-//! file (`[defaults]` and `[plugins.<id>]`) and by command-line flags.
+//! What each plugin may do: limits and capability grants, from built-in
+//! defaults, the operator's config file and command-line flags.
 //!
 //! ```toml
 //! [defaults]
 //! call_timeout_ms = 300
 //!
-//! [plugins.traffic-control]
+//! [plugins.traffic-control]     # a plugin ID
 //! memory_mib = 128
+//!
+//! [plugins."team-a-*"]          # or a glob over IDs
+//! grants = ["procfs", "docker"]
+//! docker.label_selector = { "io.kubernetes.pod.namespace" = "team-a" }
 //! ```
+//!
+//! For one plugin: built-in defaults, then `[defaults]`, then flags, then the
+//! matching glob sections from the least to the most specific, then its own section.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::grants::{DockerGrant, Grants};
 use crate::limits::Limits;
 use crate::plugin_id::PluginId;
 
-/// One section of the limits file; every key optional.
+/// One section of the config file; every key optional.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
+pub struct Overrides {
     pub call_timeout_ms: Option<u64>,
     pub memory_mib: Option<usize>,
     pub max_report_kib: Option<usize>,
@@ -31,10 +39,28 @@ pub struct LimitOverrides {
     pub max_table_elements: Option<usize>,
     pub max_instances: Option<usize>,
     pub max_wasm_stack_kib: Option<usize>,
+    /// Capabilities by name; replaces the inherited list.
+    pub grants: Option<Vec<String>>,
+    pub procfs: Option<ProcfsOptions>,
+    pub docker: Option<DockerOptions>,
 }
 
-impl LimitOverrides {
-    fn apply(&self, limits: &mut Limits) {
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcfsOptions {
+    /// Allow reading `/proc/<pid>/environ`.
+    pub environ: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerOptions {
+    pub label_selector: Option<BTreeMap<String, String>>,
+}
+
+impl Overrides {
+    fn apply(&self, policy: &mut PluginPolicy) -> Result<()> {
+        let limits = &mut policy.limits;
         if let Some(ms) = self.call_timeout_ms {
             limits.call_budget = Duration::from_millis(ms);
         }
@@ -59,54 +85,132 @@ impl LimitOverrides {
         if let Some(kib) = self.max_wasm_stack_kib {
             limits.max_wasm_stack = kib << 10;
         }
+        if let Some(names) = &self.grants {
+            policy.grants = Grants::from_names(names).context("grants")?;
+        }
+        if let Some(environ) = self.procfs.as_ref().and_then(|p| p.environ)
+            && let Some(procfs) = policy.grants.procfs.as_mut()
+        {
+            procfs.environ = environ;
+        }
+        if let Some(selector) = self.docker.as_ref().and_then(|d| d.label_selector.clone())
+            && let Some(docker) = policy.grants.docker.as_mut()
+        {
+            *docker = DockerGrant { label_selector: selector };
+        }
+        Ok(())
+    }
+
+    /// Options for a capability the same section does not grant are a mistake
+    /// worth stopping for (an inherited grant does not count: say it again).
+    fn check_options(&self) -> Result<()> {
+        let Some(names) = &self.grants else { return Ok(()) };
+        let named = |cap: &str| names.iter().any(|n| n == cap);
+        if self.docker.is_some() && !named("docker") {
+            bail!("`docker` options set, but `grants` does not list \"docker\"");
+        }
+        if self.procfs.is_some() && !named("procfs") {
+            bail!("`procfs` options set, but `grants` does not list \"procfs\"");
+        }
+        Ok(())
     }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LimitsFile {
+struct ConfigFile {
     #[serde(default)]
-    defaults: LimitOverrides,
+    defaults: Overrides,
     #[serde(default)]
-    plugins: BTreeMap<String, LimitOverrides>,
+    plugins: BTreeMap<String, Overrides>,
 }
 
-/// The limits of every plugin, checked when loaded so a bad value fails at start.
+/// What one plugin may do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginPolicy {
+    pub limits: Limits,
+    pub grants: Grants,
+}
+
+/// A `[plugins.<key>]` section: an exact ID or a glob.
+#[derive(Debug, Clone)]
+struct Section {
+    key: String,
+    pattern: Option<glob::Pattern>,
+    overrides: Overrides,
+}
+
+impl Section {
+    fn matches(&self, id: &PluginId) -> bool {
+        match &self.pattern {
+            Some(pattern) => pattern.matches(id.as_str()),
+            None => self.key == id.as_str(),
+        }
+    }
+
+    /// Exact IDs beat globs; among globs, more literal characters beat fewer.
+    fn specificity(&self) -> (bool, usize) {
+        let literal = self.key.chars().filter(|c| !matches!(c, '*' | '?' | '[' | ']')).count();
+        (self.pattern.is_none(), literal)
+    }
+}
+
+/// The policy of every plugin, checked when loaded so a bad value fails at start.
 #[derive(Debug, Clone, Default)]
-pub struct LimitPolicy {
-    defaults: Limits,
-    plugins: BTreeMap<PluginId, Limits>,
+pub struct Policy {
+    defaults: PluginPolicy,
+    sections: Vec<Section>,
 }
 
-impl LimitPolicy {
+impl Policy {
     /// `file` (if any) over the built-in defaults, then `flags` over both.
-    pub fn load(file: Option<&Path>, flags: &LimitOverrides) -> Result<Self> {
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self> {
         let parsed = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<LimitsFile>(&text).with_context(|| format!("{}", path.display()))?
+                toml::from_str::<ConfigFile>(&text).with_context(|| format!("{}", path.display()))?
             }
-            None => LimitsFile::default(),
+            None => ConfigFile::default(),
         };
         let origin = file.map_or_else(|| "flags".to_owned(), |p| p.display().to_string());
-        let mut defaults = Limits::default();
-        parsed.defaults.apply(&mut defaults);
-        flags.apply(&mut defaults);
-        defaults.validate().with_context(|| format!("{origin}: default limits"))?;
+        let mut defaults = PluginPolicy::default();
+        parsed
+            .defaults
+            .check_options()
+            .and_then(|()| parsed.defaults.apply(&mut defaults))
+            .and_then(|()| flags.apply(&mut defaults))
+            .and_then(|()| defaults.limits.validate())
+            .with_context(|| format!("{origin}: [defaults]"))?;
 
-        let mut plugins = BTreeMap::new();
-        for (id, overrides) in parsed.plugins {
-            let id = PluginId::parse(&id).with_context(|| format!("{origin}: [plugins.{id}]"))?;
-            let mut limits = defaults.clone();
-            overrides.apply(&mut limits);
-            limits.validate().with_context(|| format!("{origin}: [plugins.{id}]"))?;
-            plugins.insert(id, limits);
+        let mut sections = Vec::new();
+        for (key, overrides) in parsed.plugins {
+            let place = || format!("{origin}: [plugins.{key:?}]");
+            let pattern = if key.contains(['*', '?', '[']) {
+                Some(glob::Pattern::new(&key).with_context(|| format!("{}: not a valid glob", place()))?)
+            } else {
+                PluginId::parse(&key).with_context(place)?;
+                None
+            };
+            // Each section must make sense on its own, over the defaults.
+            let mut check = defaults.clone();
+            overrides
+                .check_options()
+                .and_then(|()| overrides.apply(&mut check))
+                .and_then(|()| check.limits.validate())
+                .with_context(place)?;
+            sections.push(Section { key, pattern, overrides });
         }
-        Ok(Self { defaults, plugins })
+        sections.sort_by_key(|s| (s.specificity(), s.key.clone()));
+        Ok(Self { defaults, sections })
     }
 
-    pub fn for_plugin(&self, id: &PluginId) -> Limits {
-        self.plugins.get(id).unwrap_or(&self.defaults).clone()
+    pub fn for_plugin(&self, id: &PluginId) -> PluginPolicy {
+        let mut policy = self.defaults.clone();
+        for section in self.sections.iter().filter(|s| s.matches(id)) {
+            // Checked at load; applying in order cannot fail.
+            let _ = section.overrides.apply(&mut policy);
+        }
+        policy
     }
 }
 
@@ -114,36 +218,77 @@ impl LimitPolicy {
 mod tests {
     use super::*;
 
-    fn load(text: &str, flags: LimitOverrides) -> Result<LimitPolicy> {
+    fn load(text: &str, flags: Overrides) -> Result<Policy> {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
-        LimitPolicy::load(Some(file.path()), &flags)
+        Policy::load(Some(file.path()), &flags)
+    }
+
+    fn id(id: &str) -> PluginId {
+        PluginId::parse(id).unwrap()
     }
 
     #[test]
     fn plugin_sections_override_defaults_and_flags_override_the_file() {
         let text = "[defaults]\ncall_timeout_ms = 300\nmemory_mib = 32\n\n[plugins.big]\nmemory_mib = 256\n";
-        let flags = LimitOverrides { call_timeout_ms: Some(200), ..Default::default() };
+        let flags = Overrides { call_timeout_ms: Some(200), ..Default::default() };
         let policy = load(text, flags).unwrap();
-        let other = policy.for_plugin(&PluginId::parse("other").unwrap());
+        let other = policy.for_plugin(&id("other")).limits;
         assert_eq!(other.call_budget, Duration::from_millis(200));
         assert_eq!(other.max_memory_bytes, 32 << 20);
-        let big = policy.for_plugin(&PluginId::parse("big").unwrap());
+        let big = policy.for_plugin(&id("big")).limits;
         assert_eq!(big.max_memory_bytes, 256 << 20);
         assert_eq!(big.call_budget, Duration::from_millis(200));
     }
 
     #[test]
+    fn globs_apply_from_least_to_most_specific_and_exact_ids_last() {
+        let text = r#"
+            [plugins."team-a-*"]
+            grants = ["procfs", "docker"]
+            docker.label_selector = { "io.kubernetes.pod.namespace" = "team-a" }
+            memory_mib = 16
+
+            [plugins."team-*"]
+            memory_mib = 8
+            refresh_ms = 500
+
+            [plugins.team-a-special]
+            memory_mib = 128
+        "#;
+        let policy = load(text, Overrides::default()).unwrap();
+        let a1 = policy.for_plugin(&id("team-a-1"));
+        assert_eq!(a1.limits.max_memory_bytes, 16 << 20, "team-a-* beats team-*");
+        assert_eq!(a1.limits.refresh_interval, Duration::from_millis(500), "team-* still applies");
+        let docker = a1.grants.docker.unwrap();
+        assert_eq!(docker.label_selector["io.kubernetes.pod.namespace"], "team-a");
+        assert_eq!(policy.for_plugin(&id("team-a-special")).limits.max_memory_bytes, 128 << 20);
+        let b = policy.for_plugin(&id("team-b-1"));
+        assert_eq!(b.limits.max_memory_bytes, 8 << 20);
+        assert_eq!(b.grants, Grants::default(), "procfs only, no docker");
+        assert_eq!(policy.for_plugin(&id("other")), PluginPolicy::default());
+    }
+
+    #[test]
     fn bad_files_name_the_place() {
-        let err = load("[plugins.x]\nmemory_mb = 3\n", LimitOverrides::default()).unwrap_err();
+        let err = load("[plugins.x]\nmemory_mb = 3\n", Overrides::default()).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("unknown field `memory_mb`") && msg.contains("line 2"), "{msg}");
 
-        let err = load("[plugins.x]\ncall_timeout_ms = 900\n", LimitOverrides::default()).unwrap_err();
+        let err = load("[plugins.x]\ncall_timeout_ms = 900\n", Overrides::default()).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("[plugins.x]") && msg.contains("900 ms is out of range"), "{msg}");
+        assert!(msg.contains("[plugins.\"x\"]") && msg.contains("900 ms is out of range"), "{msg}");
 
-        let err = load("[plugins.bad_id]\n", LimitOverrides::default()).unwrap_err();
+        let err = load("[plugins.bad_id]\n", Overrides::default()).unwrap_err();
         assert!(format!("{err:#}").contains("invalid plugin ID"));
+
+        let err = load("[plugins.x]\ngrants = [\"dockr\"]\n", Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown capability \"dockr\""), "{err:#}");
+
+        let err = load("[plugins.x]\ngrants = []\ndocker.label_selector = { a = \"b\" }\n", Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("does not list \"docker\""), "{err:#}");
+
+        let err = load("[plugins.x]\ndocker.label_selector = { a = 1 }\n", Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
     }
 }

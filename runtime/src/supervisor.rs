@@ -221,7 +221,7 @@ impl Supervisor {
             runtime: self.runtime.clone(),
             slots: self.compile_slots.clone(),
             hostname: self.hostname.clone(),
-            limits: self.config.limits.for_plugin(&id),
+            policy: self.config.policy.for_plugin(&id),
             id: id.clone(),
             path: file.path.clone(),
             stamp: file.stamp,

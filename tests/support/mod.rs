@@ -66,6 +66,10 @@ impl Daemon {
                 fs::create_dir_all(plugin_dir.join(parent)).unwrap();
             }
             fs::copy(source, plugin_dir.join(name)).unwrap();
+            // Deployed a while ago, as files are when a daemon (re)starts: a
+            // fresh mtime would make the daemon wait for the file to settle.
+            let earlier = std::time::SystemTime::now() - Duration::from_secs(60);
+            fs::File::options().write(true).open(plugin_dir.join(name)).unwrap().set_modified(earlier).unwrap();
         }
         let log_path = tmp.path().join("daemon.log");
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use scope_wasm::sockets::SocketAccess;
-use scope_wasm::{LimitOverrides, LimitPolicy, RunConfig};
+use scope_wasm::{Overrides, Policy, RunConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -61,9 +61,10 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// Per-plugin limits: a TOML file with `[defaults]` and `[plugins.<id>]`.
-    #[arg(long, env = "SCOPE_WASM_LIMITS")]
-    limits: Option<PathBuf>,
+    /// Limits and capability grants per plugin: a TOML file with `[defaults]`
+    /// and `[plugins.<id or glob>]` sections (see docs/operators.md).
+    #[arg(long, alias = "limits", env = "SCOPE_WASM_CONFIG")]
+    config: Option<PathBuf>,
     /// Wall-clock budget of one guest call, queueing included [default: 400, at most 450].
     #[arg(long)]
     call_timeout_ms: Option<u64>,
@@ -82,15 +83,15 @@ struct Common {
 }
 
 impl Common {
-    fn limits(&self) -> anyhow::Result<LimitPolicy> {
-        let flags = LimitOverrides {
+    fn policy(&self) -> anyhow::Result<Policy> {
+        let flags = Overrides {
             call_timeout_ms: self.call_timeout_ms,
             memory_mib: self.memory_mib,
             max_report_kib: self.max_report_kib,
             refresh_ms: self.refresh_ms,
-            ..LimitOverrides::default()
+            ..Overrides::default()
         };
-        LimitPolicy::load(self.limits.as_deref(), &flags)
+        Policy::load(self.config.as_deref(), &flags)
     }
 }
 
@@ -127,14 +128,14 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let mut config = RunConfig::new(plugin_dir, socket_dir.unwrap_or_else(default_socket_dir));
             config.socket_access = SocketAccess::parse(&socket_mode, socket_group.as_deref())?;
             config.cache_dir = if no_cache { None } else { cache_dir.or_else(default_cache_dir) };
-            config.limits = common.limits()?;
+            config.policy = common.policy()?;
             config.hostname = common.hostname;
             config.rescan_interval = Duration::from_millis(rescan_ms);
             config.settle = Duration::from_millis(settle_ms);
             scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, common } => {
-            let text = scope_wasm::check::check(&file, &common.limits()?, common.hostname).await?;
+            let text = scope_wasm::check::check(&file, &common.policy()?, common.hostname).await?;
             print!("{text}");
             Ok(())
         }

@@ -1,0 +1,336 @@
+//! The `procfs` interface: read-only, size-capped reads of a safe subset of
+//! the host's /proc.
+//!
+//! Safe by construction, in three layers:
+//! 1. the path is parsed into components and must be on an allow-list of text
+//!    files (no `..`, no links such as `root`/`cwd`/`exe`/`fd`, no `mem`, no
+//!    kernel interfaces such as `kcore`, `kmsg` or `sysrq-trigger`, no `self`);
+//! 2. the file is opened with `openat2` beneath a /proc directory handle with
+//!    `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV`, so even a
+//!    listed path can never resolve outside /proc;
+//! 3. the read is capped in size and time (the call's remaining budget).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmtime::component::HasData;
+
+use crate::bindings::scope::plugin::procfs::{self, ProcfsError};
+use crate::grants::ProcfsGrant;
+use crate::host::docker::TenantScope;
+use crate::plugin_id::PluginId;
+
+/// Largest file a plugin may read (a busy host's `net/tcp` is a few MiB).
+pub const MAX_READ_BYTES: u64 = 4 << 20;
+
+/// Files directly under /proc (or under /proc/net, /proc/pressure, /proc/sys)
+/// that describe the host as a whole and hold no secrets.
+const HOST_FILES: &[&str] = &[
+    "stat", "meminfo", "loadavg", "uptime", "cpuinfo", "diskstats", "vmstat", "version", "partitions", "swaps",
+    "filesystems", "interrupts", "softirqs", "cgroups", "zoneinfo", "buddyinfo",
+    "pressure/cpu", "pressure/memory", "pressure/io",
+    "sys/kernel/hostname", "sys/kernel/osrelease", "sys/kernel/pid_max", "sys/fs/file-nr",
+];
+
+/// Network statistics, under /proc/net (the daemon's, i.e. the host's, network
+/// namespace) and /proc/<pid>/net (that process's, e.g. a container's).
+const NET_FILES: &[&str] = &[
+    "dev", "snmp", "snmp6", "netstat", "tcp", "tcp6", "udp", "udp6", "sockstat", "sockstat6", "route", "arp",
+];
+
+/// Per-process files: text, read-only, no secrets, no links out of /proc.
+const PROCESS_FILES: &[&str] = &[
+    "stat", "statm", "status", "cmdline", "comm", "io", "limits", "cgroup", "sched", "schedstat", "oom_score",
+    "oom_score_adj", "wchan", "smaps_rollup", "mountinfo", "loginuid", "sessionid",
+];
+
+/// Why some well-known paths are refused, for a message that says so.
+fn known_refusal(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "root" | "cwd" | "exe" | "fd" | "fdinfo" | "map_files" | "ns" => "a link that leads outside /proc",
+        "mem" | "pagemap" | "kpagecount" | "kpageflags" | "clear_refs" => "process or kernel memory",
+        "environ" => "other processes' environment (secrets): needs the procfs environ grant",
+        "auxv" | "maps" | "smaps" | "stack" | "syscall" | "kallsyms" | "timer_list" => "addresses that defeat ASLR",
+        "kcore" | "kmsg" | "sysrq-trigger" | "keys" | "key-users" | "config.gz" | "attr" => "a kernel interface",
+        "self" | "thread-self" => "`self` would be the daemon, not the plugin: name a PID",
+        _ => return None,
+    })
+}
+
+/// A path the plugin may read, relative to /proc, and the PID it is about.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProcPath {
+    pub relative: String,
+    pub pid: Option<u32>,
+}
+
+/// Checks a path against the allow-list; the error says why it is refused.
+pub fn resolve(path: &str, grant: &ProcfsGrant) -> Result<ProcPath, ProcfsError> {
+    let denied = |why: &str| Err(ProcfsError::Denied(format!("{path:?}: {why}")));
+    let relative = path.strip_prefix("/proc/").unwrap_or(path);
+    if relative.starts_with('/') {
+        return denied("only paths under /proc are readable");
+    }
+    let parts: Vec<&str> = relative.split('/').collect();
+    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains('\0')) {
+        return denied("empty, `.` and `..` components are not allowed");
+    }
+    if let Some(why) = parts.iter().find_map(|p| known_refusal(p)) {
+        if !(grant.environ && parts.last() == Some(&"environ") && parts.len() == 2) {
+            return denied(why);
+        }
+    }
+    let pid = parts[0].parse::<u32>().ok();
+    let allowed = match (pid, parts.as_slice()) {
+        (None, ["net", file]) => NET_FILES.contains(file),
+        (None, _) => HOST_FILES.contains(&relative),
+        (Some(_), [_, "environ"]) => grant.environ,
+        (Some(_), [_, "net", file]) => NET_FILES.contains(file),
+        (Some(_), [_, file]) => PROCESS_FILES.contains(file),
+        (Some(_), [_, "task", tid, file]) => tid.parse::<u32>().is_ok() && PROCESS_FILES.contains(file),
+        _ => false,
+    };
+    if !allowed {
+        return denied("not on the list of readable /proc files (see docs/plugin-authors.md)");
+    }
+    Ok(ProcPath { relative: relative.to_owned(), pid })
+}
+
+/// Per-plugin state of the capability.
+pub struct ProcfsCtx {
+    plugin: PluginId,
+    grant: Option<ProcfsGrant>,
+    /// Set for tenant plugins: other containers' processes are refused.
+    tenant: Option<Arc<TenantScope>>,
+    denial_logged: bool,
+}
+
+impl ProcfsCtx {
+    pub fn new(plugin: PluginId, grant: Option<ProcfsGrant>, tenant: Option<Arc<TenantScope>>) -> Self {
+        Self { plugin, grant, tenant, denial_logged: false }
+    }
+
+    fn not_granted(&mut self) -> ProcfsError {
+        if !std::mem::replace(&mut self.denial_logged, true) {
+            tracing::warn!(plugin = %self.plugin, "procfs is not granted to this plugin; its calls are denied");
+        }
+        ProcfsError::Denied(format!("plugin {}: procfs is not granted", self.plugin))
+    }
+}
+
+/// The view host calls get: the plugin's context and its call's deadline.
+pub struct ProcfsView<'a> {
+    pub ctx: &'a mut ProcfsCtx,
+    pub deadline: Instant,
+}
+
+pub struct Procfs;
+
+impl HasData for Procfs {
+    type Data<'a> = ProcfsView<'a>;
+}
+
+impl procfs::Host for ProcfsView<'_> {
+    async fn read(&mut self, path: String) -> wasmtime::Result<Result<String, ProcfsError>> {
+        let Some(grant) = self.ctx.grant.clone() else { return Ok(Err(self.ctx.not_granted())) };
+        let target = match resolve(&path, &grant) {
+            Ok(target) => target,
+            Err(err) => return Ok(Err(err)),
+        };
+        if let (Some(pid), Some(tenant)) = (target.pid, &self.ctx.tenant)
+            && let Err(why) = tenant.may_see_process(pid, self.deadline).await
+        {
+            return Ok(Err(ProcfsError::Denied(format!("{path:?}: {why}"))));
+        }
+        Ok(blocking_until(self.deadline, move || read_beneath_proc(&target.relative)).await)
+    }
+
+    async fn list_pids(&mut self) -> wasmtime::Result<Result<Vec<u32>, ProcfsError>> {
+        if self.ctx.grant.is_none() {
+            return Ok(Err(self.ctx.not_granted()));
+        }
+        let pids = match blocking_until(self.deadline, list_pids).await {
+            Ok(pids) => pids,
+            Err(err) => return Ok(Err(err)),
+        };
+        let Some(tenant) = self.ctx.tenant.clone() else { return Ok(Ok(pids)) };
+        let mut visible = Vec::with_capacity(pids.len());
+        for pid in pids {
+            if tenant.may_see_process(pid, self.deadline).await.is_ok() {
+                visible.push(pid);
+            }
+        }
+        Ok(Ok(visible))
+    }
+}
+
+/// Runs blocking file I/O off the async runtime, giving up at the deadline
+/// (epochs do not interrupt host code, so this is what bounds a stuck read).
+async fn blocking_until<T: Send + 'static>(
+    deadline: Instant,
+    work: impl FnOnce() -> Result<T, ProcfsError> + Send + 'static,
+) -> Result<T, ProcfsError> {
+    match tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(ProcfsError::Io(format!("read failed: {panic}"))),
+        Err(_) => Err(ProcfsError::Io("no answer within the call's remaining budget".into())),
+    }
+}
+
+fn list_pids() -> Result<Vec<u32>, ProcfsError> {
+    let entries = std::fs::read_dir("/proc").map_err(|err| ProcfsError::Io(err.to_string()))?;
+    let mut pids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Opens `relative` beneath /proc so that nothing, not even a symbolic link
+/// planted by a process, can lead the read outside /proc.
+fn read_beneath_proc(relative: &str) -> Result<String, ProcfsError> {
+    let proc_dir = File::open("/proc").map_err(|err| ProcfsError::Io(format!("opening /proc: {err}")))?;
+    let file = openat2_beneath(&proc_dir, relative)?;
+    let mut bytes = Vec::new();
+    let read = File::from(file)
+        .take(MAX_READ_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| io_error(relative, err))?;
+    if read as u64 > MAX_READ_BYTES {
+        return Err(ProcfsError::TooLarge(MAX_READ_BYTES));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn openat2_beneath(dir: &File, relative: &str) -> Result<OwnedFd, ProcfsError> {
+    use std::os::fd::AsRawFd;
+    let path = CString::new(relative).map_err(|_| ProcfsError::Denied("NUL in path".into()))?;
+    // SAFETY: `open_how` is a plain C struct; all-zero is its valid default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
+    // SAFETY: openat2 reads `path` and `how` (with its true size) and returns a
+    // new descriptor or -1; the descriptor is owned by the `OwnedFd` below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io_error(relative, std::io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn io_error(relative: &str, err: std::io::Error) -> ProcfsError {
+    match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => ProcfsError::NotFound(format!("/proc/{relative}")),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EXDEV) | Some(libc::ELOOP) => {
+            ProcfsError::Denied(format!("/proc/{relative}: {err}"))
+        }
+        _ => ProcfsError::Io(format!("/proc/{relative}: {err}")),
+    }
+}
+
+/// The container a process runs in, from its cgroup path (Docker puts the
+/// 64-hex-digit container ID there, with both cgroup drivers).
+pub fn container_of(pid: u32) -> Option<String> {
+    let cgroup = read_beneath_proc(&format!("{pid}/cgroup")).ok()?;
+    container_id_in(&cgroup)
+}
+
+fn container_id_in(cgroup: &str) -> Option<String> {
+    cgroup
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|run| run.len() == 64)
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(path: &str, grant: &ProcfsGrant) -> String {
+        match resolve(path, grant) {
+            Err(ProcfsError::Denied(why)) => why,
+            other => panic!("{path:?} should be denied, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_safe_subset_is_readable() {
+        let grant = ProcfsGrant::default();
+        for path in ["stat", "/proc/meminfo", "net/dev", "1/status", "1/net/tcp", "42/task/43/stat", "pressure/io"] {
+            let resolved = resolve(path, &grant).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            assert!(!resolved.relative.starts_with('/'));
+        }
+        assert_eq!(resolve("7/cmdline", &grant).unwrap().pid, Some(7));
+    }
+
+    #[test]
+    fn escapes_links_secrets_and_kernel_interfaces_are_refused() {
+        let grant = ProcfsGrant::default();
+        for (path, reason) in [
+            ("/proc/self/root/etc/shadow", "link"),
+            ("/proc/self/status", "daemon"),
+            ("/proc/../etc/passwd", "`..`"),
+            ("../etc/passwd", "`..`"),
+            ("/etc/passwd", "only paths under /proc"),
+            ("1/environ", "environ grant"),
+            ("1/fd/0", "link"),
+            ("1/fdinfo/0", "link"),
+            ("1/cwd", "link"),
+            ("1/exe", "link"),
+            ("1/map_files", "link"),
+            ("1/mem", "memory"),
+            ("1/maps", "ASLR"),
+            ("kcore", "kernel interface"),
+            ("kmsg", "kernel interface"),
+            ("sysrq-trigger", "kernel interface"),
+            ("1//status", "empty"),
+            ("1/./status", "`.`"),
+            ("sys/kernel/core_pattern", "not on the list"),
+            ("1/task/2/root", "link"),
+            ("mounts", "not on the list"),
+        ] {
+            let why = refused(path, &grant);
+            assert!(why.contains(reason), "{path}: {why}");
+        }
+    }
+
+    #[test]
+    fn environ_needs_its_grant() {
+        let grant = ProcfsGrant { environ: true };
+        assert_eq!(resolve("1/environ", &grant).unwrap().relative, "1/environ");
+        refused("self/environ", &grant);
+        refused("1/task/1/environ", &grant);
+    }
+
+    #[test]
+    fn openat2_never_leaves_proc() {
+        // Listed paths read fine...
+        assert!(read_beneath_proc("stat").unwrap().starts_with("cpu"));
+        let me = std::process::id();
+        assert!(read_beneath_proc(&format!("{me}/status")).unwrap().contains("Pid:"));
+        // ...and the kernel itself refuses magic links, even if the list let one through.
+        for path in [format!("{me}/root/etc/passwd"), format!("{me}/cwd"), format!("{me}/fd/0")] {
+            assert!(matches!(read_beneath_proc(&path), Err(ProcfsError::Denied(_))), "{path}");
+        }
+        assert!(matches!(read_beneath_proc("4294967295/status"), Err(ProcfsError::NotFound(_))));
+    }
+
+    #[test]
+    fn container_ids_come_from_cgroup_paths() {
+        let id = "b65182abd3e076446486030563999728ad2a478abe4303ec82fd5ad159160306";
+        assert_eq!(container_id_in(&format!("0::/docker/{id}\n")).as_deref(), Some(id));
+        assert_eq!(container_id_in(&format!("0::/system.slice/docker-{id}.scope\n")).as_deref(), Some(id));
+        assert_eq!(container_id_in("4:memory:/process_api/1dfdd91384ef624b64ae144e9481cce5\n0::/\n"), None);
+    }
+}
