@@ -3,7 +3,14 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
-    imports: { default: trappable },
+    imports: {
+        // These reach outside the process (files, the Docker socket): async, so
+        // they can be bounded by the call's deadline, which epochs cannot do
+        // for host code.
+        "scope:plugin/procfs": async | trappable,
+        "scope:plugin/docker": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 

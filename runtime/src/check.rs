@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::daemon::system_hostname;
 use crate::engine::Runtime;
+use crate::host::{self, HostServices};
 use crate::loader::PluginSource;
 use crate::policy::Policy;
 use crate::plugin_id::PluginId;
@@ -21,7 +22,7 @@ use crate::worker::PluginHandle;
 const CHECK_PROBE_ID: &str = "scope-wasm-check";
 
 /// Returns the text to print; any failure is an error naming its cause.
-pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>) -> Result<String> {
+pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docker_socket: &Path) -> Result<String> {
     let mut out = String::new();
     let id = match PluginId::from_wasm_path(path) {
         Ok(id) => id,
@@ -30,10 +31,10 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>) -> Re
             PluginId::parse("plugin")?
         }
     };
-    let limits = limits.for_plugin(&id);
+    let policy = policy.for_plugin(&id);
     let source = PluginSource::read(id.clone(), path)?;
     let (compiled, _) = Runtime::new(None)
-        .compile(&source, limits.max_wasm_stack)
+        .compile(&source, policy.limits.max_wasm_stack)
         .await
         .with_context(|| path.display().to_string())?;
 
@@ -42,8 +43,15 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>) -> Re
     let imports: Vec<&str> = ty.imports(engine).map(|(name, _)| name).collect();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
 
+    let capabilities: Vec<String> = imports
+        .iter()
+        .filter_map(|import| host::capability_of_import(import))
+        .map(|cap| format!("{cap} ({})", if policy.grants.allows(cap) { "granted" } else { "NOT granted: calls are denied" }))
+        .collect();
+
     let hostname: Arc<str> = hostname.unwrap_or_else(system_hostname).into();
-    let handle = PluginHandle::start(&compiled, hostname, limits).await.map_err(|e| anyhow!(e))?;
+    let services = Arc::new(HostServices::new(hostname, docker_socket));
+    let handle = PluginHandle::start(&compiled, services, policy).await.map_err(|e| anyhow!(e))?;
     let started = Instant::now();
     let report = handle
         .report(handle.deadline())
@@ -63,6 +71,8 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>) -> Re
     writeln!(out, "interfaces:  {}", json["Plugins"][0]["interfaces"])?;
     writeln!(out, "imports:     {}", imports.join(", "))?;
     writeln!(out, "exports:     {}", exports.join(", "))?;
+    let capabilities = if capabilities.is_empty() { "none".to_owned() } else { capabilities.join(", ") };
+    writeln!(out, "capabilities: {capabilities}")?;
     writeln!(out, "report call: {:.1} ms", elapsed.as_secs_f64() * 1e3)?;
     writeln!(out, "GET /report?api_version=1&probe_id={CHECK_PROBE_ID} answers:")?;
     writeln!(out, "{}", serde_json::to_string_pretty(&json).context("printing the report")?)?;

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::compile_cache::CompileCache;
 use crate::engine::Runtime;
+use crate::host::HostServices;
 use crate::policy::Policy;
 use crate::sockets::{self, SocketAccess};
 use crate::supervisor::Supervisor;
@@ -24,6 +25,8 @@ pub struct RunConfig {
     pub cache_dir: Option<PathBuf>,
     /// The name used in host node IDs; the system's hostname when `None`.
     pub hostname: Option<String>,
+    /// The Docker Engine's socket, for plugins granted `docker`.
+    pub docker_socket: PathBuf,
     /// Limits and capability grants per plugin.
     pub policy: Policy,
     /// How often the plugin directory is scanned even without file events.
@@ -41,12 +44,15 @@ impl RunConfig {
             socket_access: SocketAccess::default(),
             cache_dir: None,
             hostname: None,
+            docker_socket: DEFAULT_DOCKER_SOCKET.into(),
             policy: Policy::default(),
             rescan_interval: Duration::from_secs(2),
             settle: Duration::from_secs(1),
         }
     }
 }
+
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 pub fn system_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
@@ -81,7 +87,8 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     );
     let (watcher, hints) = hints.unzip();
     let runtime = Arc::new(Runtime::new(cache));
-    Supervisor::new(Arc::new(config), runtime, hostname).run(hints, shutdown).await;
+    let services = Arc::new(HostServices::new(hostname, &config.docker_socket));
+    Supervisor::new(Arc::new(config), runtime, services).run(hints, shutdown).await;
     drop(watcher);
     tracing::info!("shut down");
     Ok(())

@@ -12,7 +12,9 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
 use crate::error::CallError;
-use crate::limits::{Limits, MemoryExhausted};
+use crate::host::HostServices;
+use crate::limits::MemoryExhausted;
+use crate::policy::PluginPolicy;
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 
@@ -36,8 +38,8 @@ pub enum Answer {
 pub struct PluginInstance {
     id: PluginId,
     pre: PluginPre<PluginState>,
-    hostname: Arc<str>,
-    limits: Limits,
+    services: Arc<HostServices>,
+    policy: PluginPolicy,
     live: Option<Live>,
 }
 
@@ -47,8 +49,8 @@ struct Live {
 }
 
 impl PluginInstance {
-    pub fn new(id: PluginId, pre: PluginPre<PluginState>, hostname: Arc<str>, limits: Limits) -> Self {
-        Self { id, pre, hostname, limits, live: None }
+    pub fn new(id: PluginId, pre: PluginPre<PluginState>, services: Arc<HostServices>, policy: PluginPolicy) -> Self {
+        Self { id, pre, services, policy, live: None }
     }
 
     pub fn id(&self) -> &PluginId {
@@ -77,13 +79,13 @@ impl PluginInstance {
     }
 
     fn new_state(&self) -> PluginState {
-        PluginState::new(&self.id, self.hostname.clone(), &self.limits)
+        PluginState::new(&self.id, &self.services, &self.policy)
     }
 
     fn classify(&self, err: wasmtime::Error) -> CallError {
         let plugin = self.id.clone();
         if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return CallError::Deadline { plugin, budget: self.limits.call_budget };
+            return CallError::Deadline { plugin, budget: self.policy.limits.call_budget };
         }
         if let Some(exhausted) = err.downcast_ref::<MemoryExhausted>() {
             return CallError::OutOfMemory { plugin, limit_bytes: exhausted.limit_bytes };
@@ -124,6 +126,7 @@ impl std::fmt::Display for InstantiateFailed {
 /// At every epoch tick the guest yields to the async runtime, so a busy guest
 /// never holds a worker thread for more than a tick; past the deadline it traps.
 fn arm_deadline(store: &mut Store<PluginState>, deadline: Instant) {
+    store.data_mut().deadline = deadline;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })

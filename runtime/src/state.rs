@@ -3,30 +3,49 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use tracing::Level;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log::GuestLog;
+use crate::host::HostServices;
+use crate::host::docker::{DockerCtx, TenantScope};
 use crate::host::host_info::HostInfo;
-use crate::limits::{Limits, StoreBudget};
+use crate::host::procfs::ProcfsCtx;
+use crate::limits::StoreBudget;
 use crate::plugin_id::PluginId;
+use crate::policy::PluginPolicy;
 
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub host_info: HostInfo,
+    pub procfs: ProcfsCtx,
+    pub docker: DockerCtx,
     pub budget: StoreBudget,
+    /// When the current call must be answered. Host capability calls give up
+    /// at it: epoch interruption only reaches wasm code, never host code.
+    pub deadline: Instant,
 }
 
 impl PluginState {
-    pub fn new(plugin: &PluginId, hostname: Arc<str>, limits: &Limits) -> Self {
+    pub fn new(plugin: &PluginId, services: &HostServices, policy: &PluginPolicy) -> Self {
         let log = GuestLog::new(plugin.clone());
+        let grants = &policy.grants;
+        let tenant = grants
+            .docker
+            .as_ref()
+            .filter(|grant| grant.is_scoped())
+            .map(|grant| Arc::new(TenantScope::new(services.docker.clone(), grant.clone())));
         Self {
             wasi: sandboxed_wasi(&log),
             table: ResourceTable::new(),
-            host_info: HostInfo { hostname, log },
-            budget: StoreBudget::new(limits),
+            host_info: HostInfo { hostname: services.hostname.clone(), log },
+            procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant),
+            docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone()),
+            budget: StoreBudget::new(&policy.limits),
+            deadline: Instant::now(),
         }
     }
 }

@@ -22,9 +22,11 @@ use tokio::time::Instant;
 use crate::compile_cache::Origin;
 use crate::daemon::RunConfig;
 use crate::engine::Runtime;
+use crate::host::HostServices;
 use crate::loader::PluginSource;
 use crate::plugin_dir::{self, FileStamp, PluginFile};
 use crate::plugin_id::PluginId;
+use crate::policy::PluginPolicy;
 use crate::watcher::Hint;
 use crate::worker::PluginHandle;
 use crate::{server, sockets};
@@ -63,7 +65,7 @@ struct LoadOutcome {
 pub struct Supervisor {
     config: Arc<RunConfig>,
     runtime: Arc<Runtime>,
-    hostname: Arc<str>,
+    services: Arc<HostServices>,
     compile_slots: Arc<Semaphore>,
     served: BTreeMap<PluginId, Served>,
     /// Loads in flight: file, the version being loaded, and the task.
@@ -81,12 +83,12 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, hostname: Arc<str>) -> Self {
+    pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, services: Arc<HostServices>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             config,
             runtime,
-            hostname,
+            services,
             compile_slots: Arc::new(Semaphore::new(cpus)),
             served: BTreeMap::new(),
             loading: HashMap::new(),
@@ -220,7 +222,7 @@ impl Supervisor {
         let job = LoadJob {
             runtime: self.runtime.clone(),
             slots: self.compile_slots.clone(),
-            hostname: self.hostname.clone(),
+            services: self.services.clone(),
             policy: self.config.policy.for_plugin(&id),
             id: id.clone(),
             path: file.path.clone(),
@@ -356,8 +358,8 @@ async fn next_hint(hints: &mut Option<mpsc::Receiver<Hint>>) -> Option<Hint> {
 struct LoadJob {
     runtime: Arc<Runtime>,
     slots: Arc<Semaphore>,
-    hostname: Arc<str>,
-    limits: crate::limits::Limits,
+    services: Arc<HostServices>,
+    policy: PluginPolicy,
     id: PluginId,
     path: PathBuf,
     stamp: FileStamp,
@@ -387,9 +389,9 @@ impl LoadJob {
         if self.running_hash.as_deref() == Some(source.hash.as_str()) {
             return Ok(Loaded::Unchanged);
         }
-        let (compiled, origin) = self.runtime.compile(&source, self.limits.max_wasm_stack).await?;
+        let (compiled, origin) = self.runtime.compile(&source, self.policy.limits.max_wasm_stack).await?;
         drop(slot);
-        let handle = PluginHandle::start(&compiled, self.hostname.clone(), self.limits.clone())
+        let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone())
             .await
             .map_err(anyhow::Error::from)?;
         Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed() })

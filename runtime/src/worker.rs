@@ -14,7 +14,10 @@ use tokio::time::Instant;
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, PluginInfo, Report};
 use crate::error::CallError;
 use crate::instance::{Answer, Call, PluginInstance};
+use crate::grants::Grants;
+use crate::host::HostServices;
 use crate::limits::Limits;
+use crate::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
 use crate::refresh::{ReportCache, run_refresher};
@@ -39,6 +42,7 @@ pub struct PluginHandle {
     pub id: PluginId,
     pub info: PluginInfo,
     pub limits: Limits,
+    pub grants: Grants,
     pub cache: Arc<ReportCache>,
     jobs: mpsc::Sender<Job>,
     load: Arc<Load>,
@@ -77,9 +81,14 @@ impl Drop for PluginHandle {
 impl PluginHandle {
     /// Instantiates the plugin and asks it to describe itself. Fails if it
     /// cannot, or if its label is empty (the probe would refuse every report).
-    pub async fn start(compiled: &CompiledPlugin, hostname: Arc<str>, limits: Limits) -> Result<Arc<Self>, CallError> {
+    pub async fn start(
+        compiled: &CompiledPlugin,
+        services: Arc<HostServices>,
+        policy: PluginPolicy,
+    ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
-        let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), hostname, limits.clone());
+        let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services, policy.clone());
+        let PluginPolicy { limits, grants } = policy;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
         tokio::spawn(run_worker(instance, queue, load.clone()));
@@ -88,6 +97,7 @@ impl PluginHandle {
             info: PluginInfo { label: String::new(), description: String::new() },
             cache: Arc::new(ReportCache::new(limits.refresh_interval)),
             limits,
+            grants,
             jobs,
             load,
         };

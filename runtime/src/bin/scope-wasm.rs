@@ -80,6 +80,9 @@ struct Common {
     /// The host name used in node IDs (default: the system's).
     #[arg(long)]
     hostname: Option<String>,
+    /// The Docker Engine's socket, for plugins granted `docker`.
+    #[arg(long, env = "SCOPE_WASM_DOCKER_SOCKET", default_value = scope_wasm::daemon::DEFAULT_DOCKER_SOCKET)]
+    docker_socket: PathBuf,
 }
 
 impl Common {
@@ -130,12 +133,13 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             config.cache_dir = if no_cache { None } else { cache_dir.or_else(default_cache_dir) };
             config.policy = common.policy()?;
             config.hostname = common.hostname;
+            config.docker_socket = common.docker_socket;
             config.rescan_interval = Duration::from_millis(rescan_ms);
             config.settle = Duration::from_millis(settle_ms);
             scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, common } => {
-            let text = scope_wasm::check::check(&file, &common.policy()?, common.hostname).await?;
+            let text = scope_wasm::check::check(&file, &common.policy()?, common.hostname.clone(), &common.docker_socket).await?;
             print!("{text}");
             Ok(())
         }

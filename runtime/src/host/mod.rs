@@ -1,13 +1,32 @@
 //! Host capabilities offered to guests: one module per WIT interface, each with
 //! its own context type. `add_to_linker` is the one place that lists them all.
 
+pub mod docker;
+pub mod docker_engine;
 pub mod host_info;
+pub mod procfs;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::scope::plugin::{host, types};
+use crate::bindings::scope::plugin::{docker as docker_wit, host, procfs as procfs_wit, types};
 use crate::state::PluginState;
+
+/// What the capabilities of every plugin share.
+pub struct HostServices {
+    /// The host name used in node IDs.
+    pub hostname: Arc<str>,
+    pub docker: Arc<docker_engine::DockerEngine>,
+}
+
+impl HostServices {
+    pub fn new(hostname: Arc<str>, docker_socket: &Path) -> Self {
+        Self { hostname, docker: Arc::new(docker_engine::DockerEngine::new(docker_socket)) }
+    }
+}
 
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
     // WASI p2 with nothing granted (see `state::sandboxed_wasi`): guests built by
@@ -15,5 +34,21 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     types::add_to_linker::<_, HasSelf<host_info::HostInfo>>(linker, |s| &mut s.host_info)?;
     host::add_to_linker::<_, HasSelf<host_info::HostInfo>>(linker, |s| &mut s.host_info)?;
+    procfs_wit::add_to_linker::<_, procfs::Procfs>(linker, |s| procfs::ProcfsView {
+        ctx: &mut s.procfs,
+        deadline: s.deadline,
+    })?;
+    docker_wit::add_to_linker::<_, docker::Docker>(linker, |s| docker::DockerView {
+        ctx: &mut s.docker,
+        deadline: s.deadline,
+    })?;
     Ok(())
+}
+
+/// The capability an import names (`scope:plugin/docker@0.1.0` is `docker`),
+/// or `None` for WASI and other imports.
+pub fn capability_of_import(import: &str) -> Option<&str> {
+    let rest = import.strip_prefix("scope:plugin/")?;
+    let name = rest.split('@').next().unwrap_or(rest);
+    (name != "types").then_some(name)
 }

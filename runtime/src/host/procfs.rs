@@ -278,7 +278,8 @@ mod tests {
     fn escapes_links_secrets_and_kernel_interfaces_are_refused() {
         let grant = ProcfsGrant::default();
         for (path, reason) in [
-            ("/proc/self/root/etc/shadow", "link"),
+            ("/proc/self/root/etc/shadow", "daemon"),
+            ("/proc/1/root/etc/shadow", "link"),
             ("/proc/self/status", "daemon"),
             ("/proc/../etc/passwd", "`..`"),
             ("../etc/passwd", "`..`"),
