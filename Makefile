@@ -4,7 +4,7 @@ TARGET_DIR ?= $(CURDIR)/target
 # Plugins shipped by default, built into target/plugins/<id>.wasm.
 GUESTS := counter
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
-ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry
+ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist
 
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
@@ -38,8 +38,13 @@ run: build guests
 	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR)
 
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
+## and a private Docker Engine (installed from Debian if missing, started and stopped here)
+DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 test: guests zoo
-	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) test
+	$(CARGO) build -p scope-wasm --tests
+	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
+	SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock $(CARGO) test; \
+	status=$$?; SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh stop; exit $$status
 
 ## bench: benchmarks (release build), printed as ratios measured in the same run
 bench: guests zoo

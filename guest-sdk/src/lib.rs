@@ -26,8 +26,10 @@
 //! writes the Scope JSON; a plugin never handles JSON or WIT plumbing.
 
 mod builders;
+pub mod docker;
 pub mod host;
 pub mod ids;
+pub mod procfs;
 
 #[doc(hidden)]
 pub mod bindings {

@@ -29,7 +29,16 @@ pub struct PluginState {
     pub deadline: Instant,
 }
 
+/// Host capability calls give up this long before the call's deadline, so the
+/// guest still has time to handle their typed `timeout` error and answer.
+const GUEST_GRACE: std::time::Duration = std::time::Duration::from_millis(25);
+
 impl PluginState {
+    /// When a host capability call made now must give up.
+    pub fn host_call_deadline(&self) -> Instant {
+        self.deadline.checked_sub(GUEST_GRACE).unwrap_or(self.deadline)
+    }
+
     pub fn new(plugin: &PluginId, services: &HostServices, policy: &PluginPolicy) -> Self {
         let log = GuestLog::new(plugin.clone());
         let grants = &policy.grants;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -224,3 +226,15 @@ impl Client {
 pub fn report_path(probe_id: &str) -> String {
     format!("/report?api_version=1&probe_id={probe_id}")
 }
+
+/// Asks the escape-artist guest to try something; what it got (`ok:...`/`err:...`).
+pub async fn attempt(client: &mut Client, control: &str, args: &[(&str, &str)]) -> String {
+    let args: serde_json::Map<String, Value> = args.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+    let body = serde_json::json!({ "AppID": "t", "NodeID": "test-host;<host>", "Control": control, "ControlArgs": args });
+    let reply = client.post("/control?probe_id=t", body.to_string()).await;
+    assert_eq!(reply.status, 200, "{control}: {}", reply.json);
+    assert!(reply.elapsed < Duration::from_millis(500), "{control} took {:?}", reply.elapsed);
+    let result = &reply.json["shortcutReport"]["Host"]["nodes"]["test-host;<host>"]["latest"]["result"]["value"];
+    result.as_str().unwrap_or_else(|| panic!("{control}: no result in {}", reply.json)).to_owned()
+}
+

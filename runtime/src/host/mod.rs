@@ -35,12 +35,12 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
     types::add_to_linker::<_, HasSelf<host_info::HostInfo>>(linker, |s| &mut s.host_info)?;
     host::add_to_linker::<_, HasSelf<host_info::HostInfo>>(linker, |s| &mut s.host_info)?;
     procfs_wit::add_to_linker::<_, procfs::Procfs>(linker, |s| procfs::ProcfsView {
+        deadline: s.host_call_deadline(),
         ctx: &mut s.procfs,
-        deadline: s.deadline,
     })?;
     docker_wit::add_to_linker::<_, docker::Docker>(linker, |s| docker::DockerView {
+        deadline: s.host_call_deadline(),
         ctx: &mut s.docker,
-        deadline: s.deadline,
     })?;
     Ok(())
 }
