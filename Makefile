@@ -6,6 +6,8 @@ GUESTS := counter
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
 ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist
 
+# The private Docker Engine that tests and benchmarks start and stop.
+DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
@@ -39,7 +41,6 @@ run: build guests
 
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 ## and a private Docker Engine (installed from Debian if missing, started and stopped here)
-DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 test: guests zoo
 	$(CARGO) build -p scope-wasm --tests
 	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
@@ -48,7 +49,11 @@ test: guests zoo
 
 ## bench: benchmarks (release build), printed as ratios measured in the same run
 bench: guests zoo
-	SCOPE_WASM_GUESTS=$(TARGET_DIR) $(CARGO) bench -p scope-wasm --bench zoo_neighbour --bench hot_plug
+	$(CARGO) build --release -p scope-wasm --benches
+	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
+	SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock \
+	  $(CARGO) bench -p scope-wasm --bench zoo_neighbour --bench hot_plug --bench host_calls; \
+	status=$$?; SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh stop; exit $$status
 
 clean:
 	$(CARGO) clean

@@ -64,6 +64,19 @@ fn attempt(request: &ControlRequest) -> Result<String, String> {
         "wasi-dir" => std::fs::read_dir(arg(request, "path")).map(|d| format!("{} entries", d.count())).map_err(|e| format!("{e}")),
         "wasi-env" => Ok(format!("vars={} args={}", std::env::vars().count(), std::env::args().count())),
         "wasi-net" => std::net::TcpStream::connect(arg(request, "addr")).map(|_| "connected".to_owned()).map_err(|e| format!("{e}")),
+        // For the benchmark: `n` calls in a row, timed inside the guest.
+        "repeat" => {
+            let n: u32 = arg(request, "n").parse().map_err(|_| "n must be a number".to_owned())?;
+            let started = std::time::Instant::now();
+            for _ in 0..n {
+                match arg(request, "what") {
+                    "read" => drop(procfs::read(arg(request, "path")).map_err(variant)?),
+                    "containers" => drop(docker::containers(true).map_err(variant)?),
+                    other => return Err(format!("cannot repeat {other}")),
+                }
+            }
+            Ok(started.elapsed().as_nanos().to_string())
+        }
         other => Err(format!("unknown attempt {other}")),
     }
 }
