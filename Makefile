@@ -2,7 +2,7 @@
 CARGO ?= cargo
 TARGET_DIR ?= $(CURDIR)/target
 # Plugins shipped by default, built into target/plugins/<id>.wasm.
-GUESTS := counter
+GUESTS := counter iowait volume-count traffic-control
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
 ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist
 
@@ -37,7 +37,7 @@ zoo: setup
 
 ## run: serve the bundled plugins (sockets in /var/run/scope/plugins as root, ./scope-plugins otherwise)
 run: build guests
-	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR)
+	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR) --config config/bundled.toml
 
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 ## and a private Docker Engine (installed from Debian if missing, started and stopped here)

@@ -16,6 +16,12 @@ pub fn container(container_id: &str) -> String {
     format!("{container_id};<container>")
 }
 
+/// The container ID in a container node ID (`<id>;<container>`), e.g. the
+/// `node_id` of a control request.
+pub fn container_id_of(node_id: &str) -> Option<&str> {
+    node_id.strip_suffix(";<container>").filter(|id| !id.is_empty())
+}
+
 /// `<image name>;<container_image>`
 pub fn container_image(image_name: &str) -> String {
     format!("{image_name};<container_image>")
@@ -57,5 +63,8 @@ mod tests {
         assert_eq!(container_image("docker.io/alpine"), "docker.io/alpine;<container_image>");
         assert_eq!(process("node-1", 42), "node-1;42");
         assert_eq!(pod("u-1"), "u-1;<pod>");
+        assert_eq!(container_id_of("abc;<container>"), Some("abc"));
+        assert_eq!(container_id_of(";<container>"), None);
+        assert_eq!(container_id_of("node-1;<host>"), None);
     }
 }

@@ -30,6 +30,7 @@ pub mod docker;
 pub mod host;
 pub mod ids;
 pub mod procfs;
+pub mod traffic;
 
 #[doc(hidden)]
 pub mod bindings {

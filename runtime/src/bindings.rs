@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
         // for host code.
         "scope:plugin/procfs": async | trappable,
         "scope:plugin/docker": async | trappable,
+        "scope:plugin/traffic": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -14,11 +14,13 @@ pub struct Grants {
     pub procfs: Option<ProcfsGrant>,
     /// `None`: every Docker call is denied.
     pub docker: Option<DockerGrant>,
+    /// Traffic shaping inside containers' network namespaces.
+    pub traffic: bool,
 }
 
 impl Default for Grants {
     fn default() -> Self {
-        Self { procfs: Some(ProcfsGrant::default()), docker: None }
+        Self { procfs: Some(ProcfsGrant::default()), docker: None, traffic: false }
     }
 }
 
@@ -46,17 +48,18 @@ impl DockerGrant {
 }
 
 /// Capability names as the operator writes them, after the WIT interfaces.
-pub const CAPABILITIES: [&str; 3] = ["host", "procfs", "docker"];
+pub const CAPABILITIES: [&str; 4] = ["host", "procfs", "docker", "traffic"];
 
 impl Grants {
     /// Grants exactly the named capabilities (with default options).
     pub fn from_names(names: &[String]) -> Result<Self> {
-        let mut grants = Grants { procfs: None, docker: None };
+        let mut grants = Grants { procfs: None, docker: None, traffic: false };
         for name in names {
             match name.as_str() {
                 "host" => {}
                 "procfs" => grants.procfs = Some(ProcfsGrant::default()),
                 "docker" => grants.docker = Some(DockerGrant::default()),
+                "traffic" => grants.traffic = true,
                 other => bail!("unknown capability {other:?}; known: {}", CAPABILITIES.join(", ")),
             }
         }
@@ -69,6 +72,7 @@ impl Grants {
             "host" => true,
             "procfs" => self.procfs.is_some(),
             "docker" => self.docker.is_some(),
+            "traffic" => self.traffic,
             _ => false,
         }
     }

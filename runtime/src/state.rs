@@ -13,6 +13,7 @@ use crate::host::HostServices;
 use crate::host::docker::{DockerCtx, TenantScope};
 use crate::host::host_info::HostInfo;
 use crate::host::procfs::ProcfsCtx;
+use crate::host::traffic::TrafficCtx;
 use crate::limits::StoreBudget;
 use crate::plugin_id::PluginId;
 use crate::policy::PluginPolicy;
@@ -23,6 +24,7 @@ pub struct PluginState {
     pub host_info: HostInfo,
     pub procfs: ProcfsCtx,
     pub docker: DockerCtx,
+    pub traffic: TrafficCtx,
     pub budget: StoreBudget,
     /// When the current call must be answered. Host capability calls give up
     /// at it: epoch interruption only reaches wasm code, never host code.
@@ -53,6 +55,7 @@ impl PluginState {
             host_info: HostInfo { hostname: services.hostname.clone(), log },
             procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant),
             docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone()),
+            traffic: TrafficCtx::new(plugin.clone(), services.docker.clone(), grants.traffic, grants.docker.clone()),
             budget: StoreBudget::new(&policy.limits),
             deadline: Instant::now(),
         }

@@ -86,20 +86,7 @@ impl docker::Host for DockerView<'_> {
             Ok(grant) => grant,
             Err(err) => return Ok(Err(err)),
         };
-        if !is_name_or_id(&id) {
-            return Ok(Err(DockerError::NotFound(format!("no container {id:?}"))));
-        }
-        let result = async {
-            let body = self.ctx.engine.get(&format!("/containers/{id}/json"), self.deadline).await?;
-            let raw: RawDetails = parse(&body)?;
-            let details = raw.into_wit();
-            // A tenant must not learn that other tenants' containers exist.
-            if !grant.matches(&details.labels.iter().cloned().collect()) {
-                return Err(DockerError::NotFound(format!("no container {id:?}")));
-            }
-            Ok(details)
-        };
-        Ok(result.await)
+        Ok(inspect(&self.ctx.engine, &id, &grant, self.deadline).await)
     }
 
     async fn list_images(&mut self) -> Answer<Vec<Image>> {
@@ -128,6 +115,26 @@ impl docker::Host for DockerView<'_> {
         };
         Ok(result.await)
     }
+}
+
+/// One container, if `grant` lets the plugin see it. A tenant must not learn
+/// that other tenants' containers exist: those are `not-found` too.
+pub async fn inspect(
+    engine: &DockerEngine,
+    id: &str,
+    grant: &DockerGrant,
+    deadline: Instant,
+) -> Result<ContainerDetails, DockerError> {
+    let not_found = || DockerError::NotFound(format!("no container {id:?}"));
+    if !is_name_or_id(id) {
+        return Err(not_found());
+    }
+    let body = engine.get(&format!("/containers/{id}/json"), deadline).await?;
+    let details = parse::<RawDetails>(&body)?.into_wit();
+    if !grant.matches(&details.labels.iter().cloned().collect()) {
+        return Err(not_found());
+    }
+    Ok(details)
 }
 
 async fn list_containers(

@@ -5,6 +5,7 @@ pub mod docker;
 pub mod docker_engine;
 pub mod host_info;
 pub mod procfs;
+pub mod traffic;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::scope::plugin::{docker as docker_wit, host, procfs as procfs_wit, types};
+use crate::bindings::scope::plugin::{docker as docker_wit, host, procfs as procfs_wit, traffic as traffic_wit, types};
 use crate::state::PluginState;
 
 /// What the capabilities of every plugin share.
@@ -41,6 +42,10 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
     docker_wit::add_to_linker::<_, docker::Docker>(linker, |s| docker::DockerView {
         deadline: s.host_call_deadline(),
         ctx: &mut s.docker,
+    })?;
+    traffic_wit::add_to_linker::<_, traffic::Traffic>(linker, |s| traffic::TrafficView {
+        deadline: s.host_call_deadline(),
+        ctx: &mut s.traffic,
     })?;
     Ok(())
 }
