@@ -144,13 +144,18 @@ impl CompileCache {
     fn write_entry(&self, component: &Component, path: &Path) -> Result<()> {
         let payload = component.serialize().map_err(anyhow::Error::from).context("serializing")?;
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(MAGIC)?;
-        file.write_all(&Sha256::digest(&payload))?;
-        file.write_all(&payload)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))?;
-        Ok(())
+        let written = (|| {
+            let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            file.write_all(MAGIC)?;
+            file.write_all(&Sha256::digest(&payload))?;
+            file.write_all(&payload)?;
+            file.sync_all()?;
+            fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
     }
 }
 

@@ -10,6 +10,10 @@ use crate::compile_cache::content_hash;
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 
+/// Largest plugin file read. Components that embed a language runtime
+/// (Python, JavaScript) weigh 10-20 MB; a bigger file is refused unread.
+pub const MAX_PLUGIN_FILE_BYTES: u64 = 128 << 20;
+
 /// A plugin file's bytes, read once: what is hashed is what is compiled.
 #[derive(Clone)]
 pub struct PluginSource {
@@ -26,7 +30,15 @@ impl PluginSource {
     }
 
     pub fn read(id: PluginId, path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("plugin {id}: reading {}", path.display()))?;
+        use std::io::Read;
+        let file = std::fs::File::open(path).with_context(|| format!("plugin {id}: reading {}", path.display()))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_PLUGIN_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("plugin {id}: reading {}", path.display()))?;
+        if bytes.len() as u64 > MAX_PLUGIN_FILE_BYTES {
+            bail!("plugin {id}: {} is larger than {} MiB", path.display(), MAX_PLUGIN_FILE_BYTES >> 20);
+        }
         Ok(Self::new(id, bytes))
     }
 }

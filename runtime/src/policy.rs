@@ -86,7 +86,15 @@ impl Overrides {
             limits.max_wasm_stack = kib << 10;
         }
         if let Some(names) = &self.grants {
-            policy.grants = Grants::from_names(names).context("grants")?;
+            let inherited = std::mem::replace(&mut policy.grants, Grants::from_names(names).context("grants")?);
+            // Naming a capability again keeps the options it was granted with:
+            // re-listing `docker` must never widen a tenant's label selector.
+            if let (Some(new), Some(old)) = (policy.grants.docker.as_mut(), inherited.docker) {
+                *new = old;
+            }
+            if let (Some(new), Some(old)) = (policy.grants.procfs.as_mut(), inherited.procfs) {
+                *new = old;
+            }
         }
         if let Some(environ) = self.procfs.as_ref().and_then(|p| p.environ)
             && let Some(procfs) = policy.grants.procfs.as_mut()
@@ -255,6 +263,7 @@ mod tests {
 
             [plugins.team-a-special]
             memory_mib = 128
+            grants = ["docker", "procfs"]   # re-listed: the selector stays
         "#;
         let policy = load(text, Overrides::default()).unwrap();
         let a1 = policy.for_plugin(&id("team-a-1"));
@@ -264,6 +273,7 @@ mod tests {
         assert_eq!(docker.label_selector["io.kubernetes.pod.namespace"], "team-a");
         assert_eq!(policy.for_plugin(&id("team-a-special")).limits.max_memory_bytes, 128 << 20);
         let b = policy.for_plugin(&id("team-b-1"));
+        assert!(policy.for_plugin(&id("team-a-special")).grants.docker.unwrap().is_scoped());
         assert_eq!(b.limits.max_memory_bytes, 8 << 20);
         assert_eq!(b.grants, Grants::default(), "procfs only, no docker");
         assert_eq!(policy.for_plugin(&id("other")), PluginPolicy::default());

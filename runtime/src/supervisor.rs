@@ -247,6 +247,7 @@ impl Supervisor {
             Ok(Loaded::Started { handle, hash, origin, took }) => {
                 self.failed.remove(&path);
                 if !path.exists() {
+                    self.forget_unused_code();
                     return; // deleted while it loaded; the next scan sees to the rest
                 }
                 if let Some(served) = self.served.get_mut(&id) {
@@ -261,12 +262,14 @@ impl Supervisor {
                         self.forget_unused_code();
                     }
                     // Otherwise another file took the ID meanwhile; this load is dropped.
+                    self.forget_unused_code();
                     return;
                 }
                 self.open_socket(id, path, stamp, hash, handle, origin, took).await;
             }
             Err(err) => {
                 self.failed.insert(path.clone(), stamp);
+                self.forget_unused_code();
                 if serving_this_file {
                     tracing::error!(
                         plugin = %id, file = %path.display(),
@@ -296,6 +299,7 @@ impl Supervisor {
             Err(err) => {
                 tracing::error!(plugin = %id, file = %path.display(), "{err:#}");
                 self.failed.insert(path, stamp);
+                self.forget_unused_code();
                 return;
             }
         };

@@ -19,7 +19,6 @@ use crate::bindings::scope::plugin::docker::{
 };
 use crate::grants::DockerGrant;
 use crate::host::docker_engine::{DockerEngine, EngineError};
-use crate::host::procfs;
 use crate::plugin_id::PluginId;
 
 /// Per-plugin state of the capability.
@@ -90,13 +89,25 @@ impl docker::Host for DockerView<'_> {
     }
 
     async fn list_images(&mut self) -> Answer<Vec<Image>> {
-        if let Err(err) = self.ctx.grant() {
-            return Ok(Err(err));
-        }
+        let grant = match self.ctx.grant() {
+            Ok(grant) => grant,
+            Err(err) => return Ok(Err(err)),
+        };
         let result = async {
+            // A tenant sees only the images its own containers use.
+            let visible: Option<HashSet<String>> = if grant.is_scoped() {
+                let containers = list_containers(&self.ctx.engine, &grant, true, self.deadline).await?;
+                Some(containers.into_iter().map(|c| c.image_id).collect())
+            } else {
+                None
+            };
             let body = self.ctx.engine.get("/images/json", self.deadline).await?;
             let raw: Vec<RawImage> = parse(&body)?;
-            Ok(raw.into_iter().map(RawImage::into_wit).collect())
+            Ok(raw
+                .into_iter()
+                .filter(|image| visible.as_ref().is_none_or(|ids| ids.contains(&image.id)))
+                .map(RawImage::into_wit)
+                .collect())
         };
         Ok(result.await)
     }
@@ -111,6 +122,9 @@ impl docker::Host for DockerView<'_> {
         }
         let result = async {
             let body = self.ctx.engine.get(&path, self.deadline).await?;
+            if is_container_inspect(&path) {
+                return without_environment(&body);
+            }
             String::from_utf8(body.to_vec()).map_err(|_| DockerError::Failed("answer is not UTF-8".into()))
         };
         Ok(result.await)
@@ -129,7 +143,13 @@ pub async fn inspect(
     if !is_name_or_id(id) {
         return Err(not_found());
     }
-    let body = engine.get(&format!("/containers/{id}/json"), deadline).await?;
+    let body = match engine.get(&format!("/containers/{id}/json"), deadline).await {
+        Ok(body) => body,
+        // For a tenant, "no such container", "ambiguous prefix" and "not yours"
+        // must look the same, or it could probe for other tenants' containers.
+        Err(EngineError::NotFound(_) | EngineError::Failed(_)) if grant.is_scoped() => return Err(not_found()),
+        Err(err) => return Err(err.into()),
+    };
     let details = parse::<RawDetails>(&body)?.into_wit();
     if !grant.matches(&details.labels.iter().cloned().collect()) {
         return Err(not_found());
@@ -160,6 +180,24 @@ async fn list_containers(
         .collect())
 }
 
+fn is_container_inspect(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('?').next().unwrap_or(path).trim_start_matches('/').split('/').collect();
+    matches!(segments.as_slice(), ["containers", id, "json"] if *id != "json")
+}
+
+/// A container's environment holds its secrets (passwords, tokens): a raw
+/// inspect never shows it, as procfs never shows `environ` without its grant.
+fn without_environment(body: &[u8]) -> Result<String, DockerError> {
+    let mut value: serde_json::Value = parse(body)?;
+    if let Some(config) = value.get_mut("Config").and_then(|c| c.as_object_mut()) {
+        config.remove("Env");
+    }
+    Ok(value.to_string())
+}
+
+/// Query strings a raw GET may carry (filters must be percent-encoded).
+const MAX_RAW_PATH: usize = 2048;
+
 /// Container IDs and names: what the engine accepts in `/containers/{id}`.
 fn is_name_or_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
@@ -169,10 +207,11 @@ fn is_name_or_id(id: &str) -> bool {
 /// killing, exec, attach, archives, logs, secrets, ...) is refused.
 fn check_raw_path(path: &str, scoped: bool) -> Result<(), &'static str> {
     let (path_part, query) = path.split_once('?').unwrap_or((path, ""));
-    if !path_part.starts_with('/')
+    if path.len() > MAX_RAW_PATH
+        || !path_part.starts_with('/')
         || path_part.contains("..")
         || !path_part.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b))
-        || query.bytes().any(|b| b == b'#' || b.is_ascii_whitespace() || b.is_ascii_control())
+        || !query.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.~=&%+,:-".contains(&b))
     {
         return Err("malformed path: plain `/segment/...` with an optional query");
     }
@@ -183,10 +222,11 @@ fn check_raw_path(path: &str, scoped: bool) -> Result<(), &'static str> {
         ["version"] | ["_ping"] => true,
         _ if scoped => return Err("a plugin scoped by labels may only use the typed calls (and /version)"),
         ["info"] | ["images", "json"] | ["containers", "json"] | ["networks"] | ["volumes"] => true,
-        ["containers", id, "json"] | ["containers", id, "top"] | ["images", id, "json"] | ["networks", id] => {
-            is_name_or_id(id)
-        }
-        ["containers", id, "stats"] => is_name_or_id(id) && query.split('&').any(|kv| kv == "stream=false"),
+        ["containers", id, "json"] | ["images", id, "json"] | ["networks", id] => is_name_or_id(id),
+        // `ps_args` could make `ps` print every process's environment.
+        ["containers", id, "top"] => is_name_or_id(id) && query.is_empty(),
+        // Exactly one snapshot: the engine reads the first `stream` it finds.
+        ["containers", id, "stats"] => is_name_or_id(id) && query == "stream=false",
         _ => false,
     };
     if allowed { Ok(()) } else { Err("not on the read-only allow-list (see docs/plugin-authors.md)") }
@@ -420,24 +460,8 @@ impl TenantScope {
         Self { engine, grant, visible: Mutex::new(None) }
     }
 
-    /// A process on the host itself is visible; one in a container only if
-    /// that container matches the selector. Fails closed: if the engine cannot
-    /// say, containerised processes are refused.
-    pub async fn may_see_process(&self, pid: u32, deadline: Instant) -> Result<(), String> {
-        let Some(container) = tokio::task::spawn_blocking(move || procfs::container_of(pid)).await.ok().flatten() else {
-            return Ok(());
-        };
-        let visible = self.visible_containers(deadline).await.map_err(|err| {
-            format!("process {pid} runs in a container and the engine cannot say whose: {err}")
-        })?;
-        if visible.contains(&container) {
-            Ok(())
-        } else {
-            Err(format!("process {pid} belongs to a container outside this plugin's label selector"))
-        }
-    }
-
-    async fn visible_containers(&self, deadline: Instant) -> Result<Arc<HashSet<String>>, DockerError> {
+    /// IDs of the containers (all states) the selector matches, briefly cached.
+    pub async fn visible_containers(&self, deadline: Instant) -> Result<Arc<HashSet<String>>, DockerError> {
         if let Some((at, ids)) = self.visible.lock().unwrap().as_ref()
             && at.elapsed() < TENANT_CACHE_FOR
         {
@@ -476,6 +500,10 @@ mod tests {
             "/containers/abc/export",
             "/containers/abc/logs",
             "/containers/abc/stats",
+            "/containers/abc/stats?stream=1&stream=false",
+            "/containers/abc/top?ps_args=auxe",
+            "/version?<",
+            "/version?a\"b",
             "/containers/../../etc/json",
             "/containers/%2e%2e/json",
             "/secrets",
@@ -486,8 +514,17 @@ mod tests {
         ] {
             assert!(check_raw_path(path, false).is_err(), "{path} should be refused");
         }
+        assert!(check_raw_path(&format!("/version?{}", "a".repeat(70_000)), false).is_err());
         assert!(check_raw_path("/containers/json", true).is_err(), "scoped plugins use the typed calls");
         assert_eq!(check_raw_path("/version", true), Ok(()));
+    }
+
+    #[test]
+    fn raw_inspects_lose_the_environment() {
+        assert!(is_container_inspect("/containers/abc/json") && !is_container_inspect("/containers/json"));
+        let body = br#"{"Id":"abc","Config":{"Env":["PASSWORD=hunter2"],"Image":"x"}}"#;
+        let text = without_environment(body).unwrap();
+        assert!(!text.contains("hunter2") && text.contains("\"Image\":\"x\""), "{text}");
     }
 
     #[test]

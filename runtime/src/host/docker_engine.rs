@@ -21,6 +21,9 @@ const OLDEST_API: (u32, u32) = (1, 25);
 /// Largest answer read from the engine (thousands of containers fit).
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
+/// Longest request path sent to the engine.
+const MAX_PATH: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineError {
     Unavailable(String),
@@ -96,6 +99,10 @@ impl DockerEngine {
     }
 
     async fn raw_get(&self, path_and_query: &str, deadline: Instant) -> Result<Bytes, EngineError> {
+        // hyperlocal panics on a path it cannot parse: check it first.
+        if path_and_query.len() > MAX_PATH || path_and_query.parse::<hyper::http::uri::PathAndQuery>().is_err() {
+            return Err(EngineError::Failed(format!("not a valid request path: {path_and_query:?}")));
+        }
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, path_and_query).into();
         let request = async {
             let response = self.client.get(uri).await.map_err(|err| self.unavailable(err))?;
@@ -145,6 +152,15 @@ mod tests {
         assert_eq!(parse_version("1.41").unwrap().min(NEWEST_API), (1, 41));
         assert_eq!(parse_version("1.51").unwrap().min(NEWEST_API), NEWEST_API);
         assert!(parse_version("x").is_none());
+    }
+
+    #[tokio::test]
+    async fn unparsable_paths_are_errors_not_panics() {
+        let engine = DockerEngine::new(Path::new("/nonexistent/docker.sock"));
+        let deadline = Instant::now() + Duration::from_millis(100);
+        for path in ["/version?<", "/a b", &format!("/{}", "a".repeat(70_000))] {
+            assert!(matches!(engine.raw_get(path, deadline).await, Err(EngineError::Failed(_))), "{path}");
+        }
     }
 
     #[tokio::test]

@@ -10,12 +10,14 @@
 //!    listed path can never resolve outside /proc;
 //! 3. the read is capped in size and time (the call's remaining budget).
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime::component::HasData;
 
@@ -100,18 +102,39 @@ pub fn resolve(path: &str, grant: &ProcfsGrant) -> Result<ProcPath, ProcfsError>
     Ok(ProcPath { relative: relative.to_owned(), pid })
 }
 
+/// Blocking reads one plugin may have in flight. A read of a process stuck in
+/// uninterruptible sleep can block its thread for good: past this many, the
+/// plugin's reads are refused instead of filling the daemon's blocking pool.
+const MAX_BLOCKING_READS: usize = 2;
+
 /// Per-plugin state of the capability.
 pub struct ProcfsCtx {
     plugin: PluginId,
     grant: Option<ProcfsGrant>,
     /// Set for tenant plugins: other containers' processes are refused.
     tenant: Option<Arc<TenantScope>>,
+    blocking: Arc<Semaphore>,
     denial_logged: bool,
 }
 
 impl ProcfsCtx {
     pub fn new(plugin: PluginId, grant: Option<ProcfsGrant>, tenant: Option<Arc<TenantScope>>) -> Self {
-        Self { plugin, grant, tenant, denial_logged: false }
+        Self { plugin, grant, tenant, blocking: Arc::new(Semaphore::new(MAX_BLOCKING_READS)), denial_logged: false }
+    }
+
+    fn blocking_slot(&self) -> Result<OwnedSemaphorePermit, ProcfsError> {
+        self.blocking.clone().try_acquire_owned().map_err(|_| {
+            ProcfsError::Io(format!("plugin {}: earlier /proc reads are still stuck; try again later", self.plugin))
+        })
+    }
+
+    /// For a tenant plugin, the containers it may see; `None` for everyone else.
+    async fn visible_containers(&self, deadline: Instant) -> Result<Option<Arc<HashSet<String>>>, ProcfsError> {
+        let Some(tenant) = &self.tenant else { return Ok(None) };
+        tenant.visible_containers(deadline).await.map(Some).map_err(|err| {
+            // Fail closed: without the engine, containers cannot be told apart.
+            ProcfsError::Denied(format!("cannot tell which processes are this plugin's own: {err:?}"))
+        })
     }
 
     fn not_granted(&mut self) -> ProcfsError {
@@ -141,31 +164,93 @@ impl procfs::Host for ProcfsView<'_> {
             Ok(target) => target,
             Err(err) => return Ok(Err(err)),
         };
-        if let (Some(pid), Some(tenant)) = (target.pid, &self.ctx.tenant)
-            && let Err(why) = tenant.may_see_process(pid, self.deadline).await
-        {
-            return Ok(Err(ProcfsError::Denied(format!("{path:?}: {why}"))));
-        }
-        Ok(blocking_until(self.deadline, move || read_beneath_proc(&target.relative)).await)
+        let visible = match target.pid {
+            Some(_) => self.ctx.visible_containers(self.deadline).await,
+            None => Ok(None),
+        };
+        let result = async {
+            let visible = visible?;
+            let slot = self.ctx.blocking_slot()?;
+            blocking_until(self.deadline, move || {
+                let _slot = slot;
+                read_target(&target, visible.as_deref())
+            })
+            .await
+        };
+        Ok(result.await)
     }
 
     async fn list_pids(&mut self) -> wasmtime::Result<Result<Vec<u32>, ProcfsError>> {
         if self.ctx.grant.is_none() {
             return Ok(Err(self.ctx.not_granted()));
         }
-        let pids = match blocking_until(self.deadline, list_pids).await {
-            Ok(pids) => pids,
-            Err(err) => return Ok(Err(err)),
+        let result = async {
+            let visible = self.ctx.visible_containers(self.deadline).await?;
+            let slot = self.ctx.blocking_slot()?;
+            blocking_until(self.deadline, move || {
+                let _slot = slot;
+                let pids = list_pids()?;
+                let Some(visible) = visible else { return Ok(pids) };
+                Ok(pids.into_iter().filter(|pid| may_see(*pid, &visible)).collect())
+            })
+            .await
         };
-        let Some(tenant) = self.ctx.tenant.clone() else { return Ok(Ok(pids)) };
-        let mut visible = Vec::with_capacity(pids.len());
-        for pid in pids {
-            if tenant.may_see_process(pid, self.deadline).await.is_ok() {
-                visible.push(pid);
-            }
-        }
-        Ok(Ok(visible))
+        Ok(result.await)
     }
+}
+
+/// Reads a resolved path. A process's files are read through one handle on
+/// `/proc/<pid>`, so its cgroup (checked for tenants) and the file read belong
+/// to the same process even if the PID is reused in between.
+fn read_target(target: &ProcPath, visible: Option<&HashSet<String>>) -> Result<String, ProcfsError> {
+    let proc_dir = File::open("/proc").map_err(|err| ProcfsError::Io(format!("opening /proc: {err}")))?;
+    let Some(pid) = target.pid else { return read_beneath(&proc_dir, &target.relative) };
+    let process = File::from(openat2_beneath(&proc_dir, &pid.to_string(), libc::O_PATH | libc::O_DIRECTORY)?);
+    if let Some(visible) = visible
+        && let Some(container) = container_id_in(&read_beneath(&process, "cgroup")?)
+        && !visible.contains(&container)
+    {
+        return Err(ProcfsError::Denied(format!(
+            "process {pid} belongs to a container outside this plugin's label selector"
+        )));
+    }
+    let file = target.relative.split_once('/').map_or("", |(_, rest)| rest);
+    read_beneath(&process, file).map(|text| redact_addresses(file, text))
+}
+
+/// For a tenant: a process on the host itself, or in one of its own containers.
+fn may_see(pid: u32, visible: &HashSet<String>) -> bool {
+    match container_of(pid) {
+        Some(container) => visible.contains(&container),
+        None => true,
+    }
+}
+
+/// Memory addresses in otherwise harmless files: the daemon reads as root, so
+/// without this a plugin would learn every process's memory layout.
+fn redact_addresses(file: &str, text: String) -> String {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    match name {
+        "stat" => redact_stat(&text),
+        // The first line is the address range the rollup covers.
+        "smaps_rollup" => text.lines().skip(1).map(|l| format!("{l}\n")).collect(),
+        _ => text,
+    }
+}
+
+/// Zeroes the address fields of `<pid>/stat`: startcode, endcode, startstack,
+/// kstkesp, kstkeip (26-30) and start_data .. env_end (45-51), as the kernel
+/// itself does for readers without ptrace access.
+fn redact_stat(text: &str) -> String {
+    let Some(paren) = text.rfind(')') else { return text.to_owned() };
+    let (head, tail) = text.split_at(paren + 1);
+    // Fields after the command name start at field 3.
+    let fields: Vec<String> = tail
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, value)| if matches!(i + 3, 26..=30 | 45..=51) { "0".to_owned() } else { value.to_owned() })
+        .collect();
+    format!("{head} {}\n", fields.join(" "))
 }
 
 /// Runs blocking file I/O off the async runtime, giving up at the deadline
@@ -190,9 +275,15 @@ fn list_pids() -> Result<Vec<u32>, ProcfsError> {
 
 /// Opens `relative` beneath /proc so that nothing, not even a symbolic link
 /// planted by a process, can lead the read outside /proc.
+#[cfg(test)]
 fn read_beneath_proc(relative: &str) -> Result<String, ProcfsError> {
     let proc_dir = File::open("/proc").map_err(|err| ProcfsError::Io(format!("opening /proc: {err}")))?;
-    let file = openat2_beneath(&proc_dir, relative)?;
+    read_beneath(&proc_dir, relative)
+}
+
+/// Reads `relative` beneath `dir` (/proc or a process's directory in it).
+fn read_beneath(dir: &File, relative: &str) -> Result<String, ProcfsError> {
+    let file = openat2_beneath(dir, relative, libc::O_RDONLY)?;
     let mut bytes = Vec::new();
     let read = File::from(file)
         .take(MAX_READ_BYTES + 1)
@@ -204,12 +295,12 @@ fn read_beneath_proc(relative: &str) -> Result<String, ProcfsError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn openat2_beneath(dir: &File, relative: &str) -> Result<OwnedFd, ProcfsError> {
+fn openat2_beneath(dir: &File, relative: &str, mode: i32) -> Result<OwnedFd, ProcfsError> {
     use std::os::fd::AsRawFd;
     let path = CString::new(relative).map_err(|_| ProcfsError::Denied("NUL in path".into()))?;
     // SAFETY: `open_how` is a plain C struct; all-zero is its valid default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
+    how.flags = (mode | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
     // SAFETY: openat2 reads `path` and `how` (with its true size) and returns a
     // new descriptor or -1; the descriptor is owned by the `OwnedFd` below.
@@ -242,8 +333,8 @@ fn io_error(relative: &str, err: std::io::Error) -> ProcfsError {
 /// The container a process runs in, from its cgroup path (Docker puts the
 /// 64-hex-digit container ID there, with both cgroup drivers).
 pub fn container_of(pid: u32) -> Option<String> {
-    let cgroup = read_beneath_proc(&format!("{pid}/cgroup")).ok()?;
-    container_id_in(&cgroup)
+    let proc_dir = File::open("/proc").ok()?;
+    container_id_in(&read_beneath(&proc_dir, &format!("{pid}/cgroup")).ok()?)
 }
 
 fn container_id_in(cgroup: &str) -> Option<String> {
@@ -325,6 +416,20 @@ mod tests {
             assert!(matches!(read_beneath_proc(&path), Err(ProcfsError::Denied(_))), "{path}");
         }
         assert!(matches!(read_beneath_proc("4294967295/status"), Err(ProcfsError::NotFound(_))));
+    }
+
+    #[test]
+    fn addresses_are_zeroed() {
+        let me = std::process::id();
+        let stat = read_target(&resolve(&format!("{me}/stat"), &ProcfsGrant::default()).unwrap(), None).unwrap();
+        let tail: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().collect();
+        assert_eq!(tail.len(), 50, "{stat}");
+        for field in [26, 27, 28, 45, 49, 51] {
+            assert_eq!(tail[field - 3], "0", "field {field} of {stat}");
+        }
+        assert_ne!(tail[22 - 3], "0", "start time stays");
+        let rollup = read_target(&resolve(&format!("{me}/smaps_rollup"), &ProcfsGrant::default()).unwrap(), None).unwrap();
+        assert!(rollup.starts_with("Rss:"), "{rollup}");
     }
 
     #[test]
