@@ -51,7 +51,7 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docke
 
     let hostname: Arc<str> = hostname.unwrap_or_else(system_hostname).into();
     let services = Arc::new(HostServices::new(hostname, docker_socket));
-    let handle = PluginHandle::start(&compiled, services, policy).await.map_err(|e| anyhow!(e))?;
+    let handle = PluginHandle::start(&compiled, services, policy, Default::default()).await.map_err(|e| anyhow!(e))?;
     let started = Instant::now();
     let report = handle
         .report(handle.deadline())

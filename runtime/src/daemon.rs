@@ -6,15 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::compile_cache::CompileCache;
 use crate::engine::Runtime;
+use crate::health::HealthBoard;
 use crate::host::HostServices;
 use crate::policy::Policy;
 use crate::sockets::{self, SocketAccess};
 use crate::supervisor::Supervisor;
-use crate::{plugin_dir, watcher};
+use crate::plugin_id::PluginId;
+use crate::{admin, plugin_dir, self_plugin, watcher};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -34,6 +36,13 @@ pub struct RunConfig {
     /// How long a file must go unwritten before it is loaded, unless its writer
     /// closed it or it was renamed into place.
     pub settle: Duration,
+    /// The admin endpoint's UNIX socket (`/metrics`, `/status`), if any. Keep it
+    /// out of the socket directory: the probe takes every socket there for a plugin.
+    pub admin_socket: Option<PathBuf>,
+    /// The admin endpoint on TCP too, only if asked.
+    pub admin_tcp: Option<std::net::SocketAddr>,
+    /// Whether the daemon serves its own Scope plugin (`scope-wasm.sock`).
+    pub self_plugin: bool,
 }
 
 impl RunConfig {
@@ -48,6 +57,9 @@ impl RunConfig {
             policy: Policy::default(),
             rescan_interval: Duration::from_secs(2),
             settle: Duration::from_secs(1),
+            admin_socket: None,
+            admin_tcp: None,
+            self_plugin: true,
         }
     }
 }
@@ -87,11 +99,51 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     );
     let (watcher, hints) = hints.unzip();
     let runtime = Arc::new(Runtime::new(cache));
-    let services = Arc::new(HostServices::new(hostname, &config.docker_socket));
-    Supervisor::new(Arc::new(config), runtime, services).run(hints, shutdown).await;
+    let services = Arc::new(HostServices::new(hostname.clone(), &config.docker_socket));
+    let health = Arc::new(HealthBoard::default());
+    let extras = start_extras(&config, hostname, &health).await?;
+    Supervisor::new(Arc::new(config), runtime, services, health).run(hints, shutdown).await;
+    for (task, socket) in extras {
+        task.abort();
+        if let Some(socket) = socket {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
     drop(watcher);
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The admin endpoint and the daemon's own plugin: tasks, and the sockets to
+/// remove at shutdown.
+async fn start_extras(
+    config: &RunConfig,
+    hostname: Arc<str>,
+    health: &Arc<HealthBoard>,
+) -> Result<Vec<(tokio::task::JoinHandle<()>, Option<PathBuf>)>> {
+    let mut extras = Vec::new();
+    if let Some(path) = &config.admin_socket {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let admin_access = SocketAccess { mode: 0o660, group: config.socket_access.group };
+        let listener = sockets::bind(path, &admin_access).await.context("admin socket")?;
+        tracing::info!("admin endpoint on {0}; try: curl --unix-socket {0} http://admin/metrics", path.display());
+        extras.push((tokio::spawn(admin::serve_unix(listener, health.clone())), Some(path.clone())));
+    }
+    if let Some(addr) = config.admin_tcp {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin endpoint on {addr}"))?;
+        tracing::info!("admin endpoint on http://{addr}/metrics");
+        extras.push((tokio::spawn(admin::serve_tcp(listener, health.clone())), None));
+    }
+    if config.self_plugin {
+        let id = PluginId::parse(self_plugin::SELF_ID).expect("a valid ID");
+        let path = sockets::socket_path(&config.socket_dir, &id);
+        let listener = sockets::bind(&path, &config.socket_access).await.context("the daemon's own plugin")?;
+        tracing::info!(plugin = %id, "serving the daemon's own plugin on {}", path.display());
+        extras.push((tokio::spawn(self_plugin::serve(listener, hostname, health.clone())), Some(path)));
+    }
+    Ok(extras)
 }
 
 /// Every plugin holds a listening socket and its connections: with hundreds of

@@ -36,6 +36,20 @@ impl CallError {
         }
     }
 
+    /// A short name of the cause, for counters and metrics labels.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            CallError::Busy { .. } => "busy",
+            CallError::BackingOff { .. } => "backing-off",
+            CallError::Deadline { .. } => "deadline",
+            CallError::Trap { .. } => "trap",
+            CallError::OutOfMemory { .. } => "out-of-memory",
+            CallError::Instantiate { .. } => "instantiate",
+            CallError::Guest { .. } => "guest-error",
+            CallError::InvalidOutput { .. } => "invalid-output",
+        }
+    }
+
     /// Whether the instance must be thrown away: after a trap or an interrupt
     /// its state is undefined (wasmtime poisons the instance).
     pub fn poisons_instance(&self) -> bool {

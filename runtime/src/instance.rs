@@ -12,6 +12,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
 use crate::error::CallError;
+use crate::guest_log::GuestLog;
 use crate::host::HostServices;
 use crate::limits::MemoryExhausted;
 use crate::policy::PluginPolicy;
@@ -40,6 +41,8 @@ pub struct PluginInstance {
     pre: PluginPre<PluginState>,
     services: Arc<HostServices>,
     policy: PluginPolicy,
+    /// Shared by every store of this plugin: one log rate limit per plugin.
+    log: GuestLog,
     live: Option<Live>,
 }
 
@@ -50,11 +53,17 @@ struct Live {
 
 impl PluginInstance {
     pub fn new(id: PluginId, pre: PluginPre<PluginState>, services: Arc<HostServices>, policy: PluginPolicy) -> Self {
-        Self { id, pre, services, policy, live: None }
+        let log = GuestLog::new(id.clone());
+        Self { id, pre, services, policy, log, live: None }
     }
 
     pub fn id(&self) -> &PluginId {
         &self.id
+    }
+
+    /// Linear memory the live instance holds (0 when none is live).
+    pub fn memory_bytes(&self) -> usize {
+        self.live.as_ref().map_or(0, |live| live.store.data().budget.memory_bytes())
     }
 
     /// Runs `call` in the guest, answering by `deadline` whatever the guest does.
@@ -79,7 +88,7 @@ impl PluginInstance {
     }
 
     fn new_state(&self) -> PluginState {
-        PluginState::new(&self.id, &self.services, &self.policy)
+        PluginState::new(&self.id, &self.services, &self.policy, self.log.clone())
     }
 
     fn classify(&self, err: wasmtime::Error) -> CallError {

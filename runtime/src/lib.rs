@@ -8,6 +8,7 @@
 //! kept fresh in the background) → `worker` (one call at a time per plugin) → `instance` (wasmtime store, deadline) → guest → `scope_json` (the
 //! only writer of what the probe reads).
 
+pub mod admin;
 pub mod bindings;
 pub mod check;
 pub mod compile_cache;
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod grants;
 pub mod guest_log;
+pub mod health;
 pub mod host;
 pub mod instance;
 pub mod limits;
@@ -25,9 +27,11 @@ pub mod plugin_id;
 pub mod policy;
 pub mod refresh;
 pub mod scope_json;
+pub mod self_plugin;
 pub mod server;
 pub mod sockets;
 pub mod state;
+pub mod stats;
 pub mod supervisor;
 pub mod watcher;
 pub mod worker;

@@ -104,6 +104,10 @@ impl std::fmt::Display for MemoryExhausted {
 impl std::error::Error for MemoryExhausted {}
 
 impl StoreBudget {
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
     pub fn new(limits: &Limits) -> Self {
         Self {
             max_memory_bytes: limits.max_memory_bytes,

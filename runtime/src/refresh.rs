@@ -147,6 +147,7 @@ fn validate(plugin: &PluginHandle, report: Report) -> Result<Report, CallError> 
         Ok(_) => Ok(report),
         Err(detail) => {
             let err = CallError::InvalidOutput { plugin: plugin.id.clone(), detail };
+            plugin.stats.record_error(&err);
             tracing::warn!(error = %err, "report refused");
             Err(err)
         }

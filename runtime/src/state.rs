@@ -41,8 +41,7 @@ impl PluginState {
         self.deadline.checked_sub(GUEST_GRACE).unwrap_or(self.deadline)
     }
 
-    pub fn new(plugin: &PluginId, services: &HostServices, policy: &PluginPolicy) -> Self {
-        let log = GuestLog::new(plugin.clone());
+    pub fn new(plugin: &PluginId, services: &HostServices, policy: &PluginPolicy, log: GuestLog) -> Self {
         let grants = &policy.grants;
         let tenant = grants
             .docker

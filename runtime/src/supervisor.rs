@@ -22,11 +22,13 @@ use tokio::time::Instant;
 use crate::compile_cache::Origin;
 use crate::daemon::RunConfig;
 use crate::engine::Runtime;
+use crate::health::HealthBoard;
 use crate::host::HostServices;
 use crate::loader::PluginSource;
 use crate::plugin_dir::{self, FileStamp, PluginFile};
 use crate::plugin_id::PluginId;
 use crate::policy::PluginPolicy;
+use crate::stats::PluginStats;
 use crate::watcher::Hint;
 use crate::worker::PluginHandle;
 use crate::{server, sockets};
@@ -66,6 +68,7 @@ pub struct Supervisor {
     config: Arc<RunConfig>,
     runtime: Arc<Runtime>,
     services: Arc<HostServices>,
+    health: Arc<HealthBoard>,
     compile_slots: Arc<Semaphore>,
     served: BTreeMap<PluginId, Served>,
     /// Loads in flight: file, the version being loaded, and the task.
@@ -83,12 +86,13 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, services: Arc<HostServices>) -> Self {
+    pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, services: Arc<HostServices>, health: Arc<HealthBoard>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             config,
             runtime,
             services,
+            health,
             compile_slots: Arc::new(Semaphore::new(cpus)),
             served: BTreeMap::new(),
             loading: HashMap::new(),
@@ -153,6 +157,10 @@ impl Supervisor {
         let mut by_id: BTreeMap<PluginId, Vec<PluginFile>> = BTreeMap::new();
         for file in files {
             match PluginId::from_wasm_path(&file.path) {
+                Ok(id) if self.config.self_plugin && id.as_str() == crate::self_plugin::SELF_ID => {
+                    let reason = format!("refusing {}: the ID {id} is the daemon's own plugin", file.path.display());
+                    self.refuse(&file.path, reason);
+                }
                 Ok(id) => by_id.entry(id).or_default().push(file),
                 Err(err) => self.refuse(&file.path, format!("{err:#}")),
             }
@@ -189,6 +197,7 @@ impl Supervisor {
             self.consider(id, &files[winner], now);
         }
 
+        self.health.retain_files(|file| present.contains(Path::new(file)));
         self.failed.retain(|path, _| present.contains(path));
         self.refused.retain(|path, _| present.contains(path));
         self.complete.clear();
@@ -197,6 +206,7 @@ impl Supervisor {
     fn refuse(&mut self, path: &Path, reason: String) {
         if self.refused.get(path) != Some(&reason) {
             tracing::error!("{reason}");
+            self.health.refused(path, &reason);
             self.refused.insert(path.to_owned(), reason);
         }
     }
@@ -223,6 +233,7 @@ impl Supervisor {
             runtime: self.runtime.clone(),
             slots: self.compile_slots.clone(),
             services: self.services.clone(),
+            stats: self.health.stats_for(&id),
             policy: self.config.policy.for_plugin(&id),
             id: id.clone(),
             path: file.path.clone(),
@@ -252,6 +263,7 @@ impl Supervisor {
                 }
                 if let Some(served) = self.served.get_mut(&id) {
                     if serving_this_file {
+                        self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget);
                         served.current.send_replace(handle);
                         served.stamp = stamp;
                         served.hash = hash;
@@ -270,6 +282,7 @@ impl Supervisor {
             Err(err) => {
                 self.failed.insert(path.clone(), stamp);
                 self.forget_unused_code();
+                self.health.failed(&id, &path, &format!("{err:#}"));
                 if serving_this_file {
                     tracing::error!(
                         plugin = %id, file = %path.display(),
@@ -298,6 +311,7 @@ impl Supervisor {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::error!(plugin = %id, file = %path.display(), "{err:#}");
+                self.health.failed(&id, &path, &format!("{err:#}"));
                 self.failed.insert(path, stamp);
                 self.forget_unused_code();
                 return;
@@ -309,6 +323,7 @@ impl Supervisor {
             "serving on {0}; try: curl --unix-socket {0} http://plugin/report",
             socket.display()
         );
+        self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget);
         let (current, receiver) = watch::channel(handle);
         let server = tokio::spawn(server::serve(listener, receiver));
         self.served.insert(id, Served { path, stamp, hash, current, socket, server });
@@ -318,6 +333,7 @@ impl Supervisor {
     fn remove(&mut self, id: &PluginId) {
         let Some(served) = self.served.remove(id) else { return };
         close(&served);
+        self.health.remove(id.as_str());
         tracing::info!(plugin = %id, file = %served.path.display(), "file removed; socket {} closed", served.socket.display());
         self.forget_unused_code();
     }
@@ -363,6 +379,7 @@ struct LoadJob {
     runtime: Arc<Runtime>,
     slots: Arc<Semaphore>,
     services: Arc<HostServices>,
+    stats: Arc<PluginStats>,
     policy: PluginPolicy,
     id: PluginId,
     path: PathBuf,
@@ -395,7 +412,7 @@ impl LoadJob {
         }
         let (compiled, origin) = self.runtime.compile(&source, self.policy.limits.max_wasm_stack).await?;
         drop(slot);
-        let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone())
+        let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone(), self.stats.clone())
             .await
             .map_err(anyhow::Error::from)?;
         Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed() })

@@ -21,6 +21,7 @@ use crate::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
 use crate::refresh::{ReportCache, run_refresher};
+use crate::stats::PluginStats;
 
 /// Calls waiting for a plugin beyond this are answered "busy" at once.
 const QUEUE_DEPTH: usize = 16;
@@ -44,6 +45,7 @@ pub struct PluginHandle {
     pub limits: Limits,
     pub grants: Grants,
     pub cache: Arc<ReportCache>,
+    pub stats: Arc<PluginStats>,
     jobs: mpsc::Sender<Job>,
     load: Arc<Load>,
 }
@@ -85,19 +87,21 @@ impl PluginHandle {
         compiled: &CompiledPlugin,
         services: Arc<HostServices>,
         policy: PluginPolicy,
+        stats: Arc<PluginStats>,
     ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
         let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services, policy.clone());
         let PluginPolicy { limits, grants } = policy;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
-        tokio::spawn(run_worker(instance, queue, load.clone()));
+        tokio::spawn(run_worker(instance, queue, load.clone(), stats.clone()));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
             cache: Arc::new(ReportCache::new(limits.refresh_interval)),
             limits,
             grants,
+            stats,
             jobs,
             load,
         };
@@ -141,6 +145,13 @@ impl PluginHandle {
     }
 
     async fn call(&self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
+        let started = Instant::now();
+        let result = self.queue_call(call, deadline).await;
+        self.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
+        result
+    }
+
+    async fn queue_call(&self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
         let busy = || CallError::Busy { plugin: self.id.clone() };
         let turn = Instant::now().checked_add(self.load.expected_wait());
         if turn.is_none_or(|turn| turn >= deadline) {
@@ -162,7 +173,7 @@ impl PluginHandle {
     }
 }
 
-async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>, load: Arc<Load>) {
+async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>, load: Arc<Load>, stats: Arc<PluginStats>) {
     let mut backoff = Backoff::default();
     while let Some(job) = queue.recv().await {
         let started = Instant::now();
@@ -177,6 +188,7 @@ async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>
         }
         let result = instance.call(job.call, job.deadline).await;
         load.finished(started.elapsed());
+        stats.set_memory(instance.memory_bytes());
         match &result {
             Err(err) if err.poisons_instance() => {
                 tracing::warn!(error = %err, "guest call failed");

@@ -1,0 +1,173 @@
+//! What the daemon knows about every plugin file, for the admin endpoint,
+//! `scope-wasm status` and the daemon's own Scope plugin: state, last reload,
+//! and the counters of the version serving.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin_id::PluginId;
+use crate::stats::{PluginStats, StatsSnapshot};
+
+/// One line of the status table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PluginStatus {
+    /// The plugin ID, or the file name of a refused file.
+    pub id: String,
+    pub file: String,
+    /// `serving`, `failed` (never started) or `refused` (bad name, duplicate ID).
+    pub state: String,
+    /// For a serving plugin: `ok`, `slow`, `failing` or `over-limits`.
+    pub health: String,
+    pub label: String,
+    /// The last problem: why it failed, why a new version was refused, ...
+    pub detail: String,
+    /// Seconds since the epoch of the last (re)load.
+    pub loaded_at: Option<u64>,
+    pub reloads: u64,
+    pub budget_ms: u64,
+    pub stats: StatsSnapshot,
+}
+
+struct Entry {
+    file: String,
+    state: &'static str,
+    label: String,
+    detail: String,
+    loaded_at: Option<SystemTime>,
+    reloads: u64,
+    budget: Duration,
+    stats: Arc<PluginStats>,
+}
+
+#[derive(Default)]
+pub struct HealthBoard {
+    entries: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl HealthBoard {
+    fn with_entry(&self, key: &str, file: &Path, update: impl FnOnce(&mut Entry)) {
+        let mut entries = self.entries.lock().unwrap();
+        let entry = entries.entry(key.to_owned()).or_insert_with(|| Entry {
+            file: String::new(),
+            state: "failed",
+            label: String::new(),
+            detail: String::new(),
+            loaded_at: None,
+            reloads: 0,
+            budget: Duration::ZERO,
+            stats: Arc::default(),
+        });
+        entry.file = file.display().to_string();
+        update(entry);
+    }
+
+    /// The counters a plugin's versions share, kept across reloads.
+    pub fn stats_for(&self, id: &PluginId) -> Arc<PluginStats> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(id.as_str()).map(|e| e.stats.clone()).unwrap_or_else(|| {
+            drop(entries);
+            let mut entries = self.entries.lock().unwrap();
+            let stats = Arc::new(PluginStats::default());
+            entries.insert(
+                id.to_string(),
+                Entry {
+                    file: String::new(),
+                    state: "failed",
+                    label: String::new(),
+                    detail: "loading".into(),
+                    loaded_at: None,
+                    reloads: 0,
+                    budget: Duration::ZERO,
+                    stats: stats.clone(),
+                },
+            );
+            stats
+        })
+    }
+
+    pub fn serving(&self, id: &PluginId, file: &Path, label: &str, budget: Duration) {
+        self.with_entry(id.as_str(), file, |entry| {
+            if entry.state == "serving" {
+                entry.reloads += 1;
+            }
+            entry.state = "serving";
+            entry.label = label.to_owned();
+            entry.detail.clear();
+            entry.loaded_at = Some(SystemTime::now());
+            entry.budget = budget;
+        });
+    }
+
+    /// A load failed: a plugin that serves keeps serving, with the reason noted.
+    pub fn failed(&self, id: &PluginId, file: &Path, detail: &str) {
+        self.with_entry(id.as_str(), file, |entry| {
+            if entry.state == "serving" {
+                entry.detail = format!("new version refused: {detail}");
+            } else {
+                entry.state = "failed";
+                entry.detail = detail.to_owned();
+            }
+        });
+    }
+
+    pub fn refused(&self, file: &Path, reason: &str) {
+        let key = file.display().to_string();
+        self.with_entry(&key, file, |entry| {
+            entry.state = "refused";
+            entry.detail = reason.to_owned();
+        });
+    }
+
+    /// The plugin or file is gone.
+    pub fn remove(&self, key: &str) {
+        self.entries.lock().unwrap().remove(key);
+    }
+
+    /// Forgets refused and failed files that are no longer there.
+    pub fn retain_files(&self, present: impl Fn(&str) -> bool) {
+        self.entries.lock().unwrap().retain(|_, entry| entry.state == "serving" || present(&entry.file));
+    }
+
+    pub fn snapshot(&self) -> Vec<PluginStatus> {
+        let entries = self.entries.lock().unwrap();
+        entries
+            .iter()
+            .filter(|(_, entry)| !entry.file.is_empty())
+            .map(|(key, entry)| {
+                let stats = entry.stats.snapshot();
+                PluginStatus {
+                    id: key.clone(),
+                    file: entry.file.clone(),
+                    state: entry.state.to_owned(),
+                    health: health(entry, &stats).to_owned(),
+                    label: entry.label.clone(),
+                    detail: entry.detail.clone(),
+                    loaded_at: entry.loaded_at.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                    reloads: entry.reloads,
+                    budget_ms: entry.budget.as_millis() as u64,
+                    stats,
+                }
+            })
+            .collect()
+    }
+}
+
+/// At a glance: how the plugin's recent calls went.
+fn health(entry: &Entry, stats: &StatsSnapshot) -> &'static str {
+    if entry.state != "serving" {
+        return "down";
+    }
+    if stats.recent_calls > 0 && stats.recent_failures * 2 >= stats.recent_calls {
+        "failing"
+    } else if stats.recent_limit_hits > 0 {
+        "over-limits"
+    } else if stats.p99_ms * 2.0 > entry.budget.as_secs_f64() * 1000.0 && !entry.budget.is_zero() {
+        "slow"
+    } else {
+        "ok"
+    }
+}

@@ -1,0 +1,127 @@
+//! Per-plugin counters and timings, kept by the worker and read by the admin
+//! endpoint, `scope-wasm status` and the daemon's own Scope plugin.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::CallError;
+
+/// Call times kept for the percentiles: the most recent ones.
+const RECENT_CALLS: usize = 1024;
+/// The calls that decide whether a plugin is healthy now.
+const HEALTH_WINDOW: usize = 20;
+
+#[derive(Default)]
+pub struct PluginStats {
+    calls: AtomicU64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// The most recent calls: time taken and the cause if it failed.
+    recent: Mutex<VecDeque<(u64, Option<&'static str>)>>,
+    memory_bytes: AtomicU64,
+}
+
+/// A consistent copy of the counters.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct StatsSnapshot {
+    pub calls: u64,
+    /// Failed calls by cause (`deadline`, `trap`, `out-of-memory`, `busy`, ...).
+    pub errors: BTreeMap<String, u64>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Linear memory of the live instance.
+    pub memory_bytes: u64,
+    /// Of the last calls (up to 20): how many, how many failed, how many hit a limit.
+    pub recent_calls: u64,
+    pub recent_failures: u64,
+    pub recent_limit_hits: u64,
+}
+
+impl StatsSnapshot {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn deadline_hits(&self) -> u64 {
+        self.errors.get("deadline").copied().unwrap_or(0)
+    }
+}
+
+impl PluginStats {
+    /// One call into the plugin (answered or refused) and how long it took.
+    pub fn record(&self, took: Duration, result: Result<(), &CallError>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = result {
+            self.record_error(err);
+        }
+        let mut recent = self.recent.lock().unwrap();
+        if recent.len() == RECENT_CALLS {
+            recent.pop_front();
+        }
+        recent.push_back((took.as_micros().min(u64::MAX as u128) as u64, result.err().map(CallError::cause)));
+    }
+
+    /// A failure found outside a call (e.g. a report the probe would refuse).
+    pub fn record_error(&self, err: &CallError) {
+        *self.errors.lock().unwrap().entry(err.cause()).or_default() += 1;
+    }
+
+    pub fn set_memory(&self, bytes: usize) {
+        self.memory_bytes.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let recent = self.recent.lock().unwrap();
+        let last_causes: Vec<Option<&str>> = recent.iter().rev().take(HEALTH_WINDOW).map(|(_, cause)| *cause).collect();
+        let mut times: Vec<u64> = recent.iter().map(|(us, _)| *us).collect();
+        drop(recent);
+        times.sort_unstable();
+        let at = |q: f64| {
+            if times.is_empty() {
+                return 0.0;
+            }
+            let index = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+            times[index] as f64 / 1000.0
+        };
+        StatsSnapshot {
+            calls: self.calls.load(Ordering::Relaxed),
+            errors: self.errors.lock().unwrap().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            memory_bytes: self.memory_bytes.load(Ordering::Relaxed),
+            recent_calls: last_causes.len() as u64,
+            recent_failures: last_causes.iter().filter(|c| c.is_some()).count() as u64,
+            recent_limit_hits: last_causes.iter().filter(|c| matches!(c, Some("deadline" | "out-of-memory"))).count() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin_id::PluginId;
+
+    #[test]
+    fn counts_causes_and_percentiles() {
+        let stats = PluginStats::default();
+        let plugin = PluginId::parse("p").unwrap();
+        for ms in 1..=100 {
+            stats.record(Duration::from_millis(ms), Ok(()));
+        }
+        let deadline = CallError::Deadline { plugin: plugin.clone(), budget: Duration::from_millis(400) };
+        stats.record(Duration::from_millis(400), Err(&deadline));
+        stats.record_error(&CallError::InvalidOutput { plugin, detail: "x".into() });
+        stats.set_memory(3 << 20);
+        let snap = stats.snapshot();
+        assert_eq!(snap.calls, 101);
+        assert_eq!(snap.deadline_hits(), 1);
+        assert_eq!(snap.errors["invalid-output"], 1);
+        assert_eq!(snap.error_count(), 2);
+        assert_eq!(snap.p50_ms, 51.0);
+        assert_eq!(snap.p99_ms, 100.0);
+        assert_eq!(snap.memory_bytes, 3 << 20);
+    }
+}
