@@ -172,11 +172,7 @@ async fn bad_files_are_refused_while_good_ones_serve() {
     let socket = daemon.socket("counter").await;
     assert_eq!(Client::connect(&socket).await.get(&report_path("p")).await.status, 200);
 
-    let sockets: Vec<String> = std::fs::read_dir(&daemon.socket_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(sockets, vec!["counter.sock"]);
+    assert_eq!(daemon.plugin_sockets(), vec!["counter.sock"]);
     let log = daemon.log();
     assert!(log.contains("invalid plugin ID \"bad_name\""), "{log}");
     assert!(log.contains("plugin broken") && log.contains("not a WebAssembly file"), "{log}");
@@ -263,8 +259,10 @@ async fn a_trap_is_logged_and_the_instance_is_rebuilt() {
 async fn sigterm_removes_the_sockets() {
     let mut daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
     let socket = daemon.socket("counter").await;
+    let own = daemon.socket("scope-wasm").await;
+    assert!(daemon.admin_socket().exists());
     assert!(daemon.terminate().success());
-    assert!(!socket.exists(), "socket left behind");
+    assert!(!socket.exists() && !own.exists() && !daemon.admin_socket().exists(), "socket left behind");
 }
 
 #[tokio::test]

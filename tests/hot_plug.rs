@@ -152,8 +152,7 @@ async fn the_second_file_with_an_id_is_refused_until_the_first_goes() {
     assert_eq!(label(&client.get(&report_path("p")).await.json), "Counter");
     let log = daemon.wait_for_log("plugin ID counter is already taken by").await;
     assert!(log.contains("team-b/counter.wasm") && log.contains("team-a/counter.wasm"), "{log}");
-    let sockets: Vec<_> = fs::read_dir(&daemon.socket_dir).unwrap().collect();
-    assert_eq!(sockets.len(), 1);
+    assert_eq!(daemon.plugin_sockets(), ["counter.sock"]);
 
     // Once the first file is gone, the other one takes the ID.
     fs::remove_file(daemon.plugin_dir.join("team-a/counter.wasm")).unwrap();

@@ -114,36 +114,50 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     Ok(())
 }
 
+type Extra = (tokio::task::JoinHandle<()>, Option<PathBuf>);
+
 /// The admin endpoint and the daemon's own plugin: tasks, and the sockets to
-/// remove at shutdown.
-async fn start_extras(
-    config: &RunConfig,
-    hostname: Arc<str>,
-    health: &Arc<HealthBoard>,
-) -> Result<Vec<(tokio::task::JoinHandle<()>, Option<PathBuf>)>> {
+/// remove at shutdown. Either failing is logged; the plugins are served anyway.
+async fn start_extras(config: &RunConfig, hostname: Arc<str>, health: &Arc<HealthBoard>) -> Result<Vec<Extra>> {
     let mut extras = Vec::new();
     if let Some(path) = &config.admin_socket {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        match bind_admin(path, &config.socket_access).await {
+            Ok(listener) => {
+                tracing::info!("admin endpoint on {0}; try: curl --unix-socket {0} http://admin/metrics", path.display());
+                extras.push((tokio::spawn(admin::serve_unix(listener, health.clone())), Some(path.clone())));
+            }
+            Err(err) => tracing::error!("admin endpoint not served: {err:#}"),
         }
-        let admin_access = SocketAccess { mode: 0o660, group: config.socket_access.group };
-        let listener = sockets::bind(path, &admin_access).await.context("admin socket")?;
-        tracing::info!("admin endpoint on {0}; try: curl --unix-socket {0} http://admin/metrics", path.display());
-        extras.push((tokio::spawn(admin::serve_unix(listener, health.clone())), Some(path.clone())));
     }
     if let Some(addr) = config.admin_tcp {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin endpoint on {addr}"))?;
-        tracing::info!("admin endpoint on http://{addr}/metrics");
-        extras.push((tokio::spawn(admin::serve_tcp(listener, health.clone())), None));
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!("admin endpoint on http://{addr}/metrics");
+                extras.push((tokio::spawn(admin::serve_tcp(listener, health.clone())), None));
+            }
+            Err(err) => tracing::error!("admin endpoint not served on {addr}: {err}"),
+        }
     }
     if config.self_plugin {
         let id = PluginId::parse(self_plugin::SELF_ID).expect("a valid ID");
         let path = sockets::socket_path(&config.socket_dir, &id);
-        let listener = sockets::bind(&path, &config.socket_access).await.context("the daemon's own plugin")?;
-        tracing::info!(plugin = %id, "serving the daemon's own plugin on {}", path.display());
-        extras.push((tokio::spawn(self_plugin::serve(listener, hostname, health.clone())), Some(path)));
+        match sockets::bind(&path, &config.socket_access).await {
+            Ok(listener) => {
+                tracing::info!(plugin = %id, "serving the daemon's own plugin on {}", path.display());
+                extras.push((tokio::spawn(self_plugin::serve(listener, hostname, health.clone())), Some(path)));
+            }
+            Err(err) => tracing::error!(plugin = %id, "the daemon's own plugin is not served: {err:#}"),
+        }
     }
     Ok(extras)
+}
+
+async fn bind_admin(path: &std::path::Path, access: &SocketAccess) -> Result<tokio::net::UnixListener> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    // Who may read the status is who may talk to the plugins: the same group.
+    sockets::bind(path, &SocketAccess { mode: 0o660, group: access.group }).await
 }
 
 /// Every plugin holds a listening socket and its connections: with hundreds of

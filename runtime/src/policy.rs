@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::config::ConfigFile;
 use crate::grants::{DockerGrant, Grants};
 use crate::limits::Limits;
 use crate::plugin_id::PluginId;
@@ -124,15 +125,6 @@ impl Overrides {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(default)]
-    defaults: Overrides,
-    #[serde(default)]
-    plugins: BTreeMap<String, Overrides>,
-}
-
 /// What one plugin may do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PluginPolicy {
@@ -174,24 +166,32 @@ impl Policy {
     /// `file` (if any) over the built-in defaults, then `flags` over both.
     pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self> {
         let parsed = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<ConfigFile>(&text).with_context(|| format!("{}", path.display()))?
-            }
+            Some(path) => ConfigFile::read(path)?,
             None => ConfigFile::default(),
         };
         let origin = file.map_or_else(|| "flags".to_owned(), |p| p.display().to_string());
+        Self::from_sections(&parsed.defaults, &parsed.plugins, flags, &origin)
+    }
+
+    /// The `[defaults]` and `[plugins.*]` sections of a config file read from
+    /// `origin`, with `flags` over `[defaults]`.
+    pub fn from_sections(
+        file_defaults: &Overrides,
+        plugins: &BTreeMap<String, Overrides>,
+        flags: &Overrides,
+        origin: &str,
+    ) -> Result<Self> {
+        let parsed_defaults = file_defaults;
         let mut defaults = PluginPolicy::default();
-        parsed
-            .defaults
+        parsed_defaults
             .check_options()
-            .and_then(|()| parsed.defaults.apply(&mut defaults))
+            .and_then(|()| parsed_defaults.apply(&mut defaults))
             .and_then(|()| flags.apply(&mut defaults))
             .and_then(|()| defaults.limits.validate())
             .with_context(|| format!("{origin}: [defaults]"))?;
 
         let mut sections = Vec::new();
-        for (key, overrides) in parsed.plugins {
+        for (key, overrides) in plugins.clone() {
             let place = || format!("{origin}: [plugins.{key:?}]");
             let pattern = if key.contains(['*', '?', '[']) {
                 Some(glob::Pattern::new(&key).with_context(|| format!("{}: not a valid glob", place()))?)

@@ -85,6 +85,21 @@ impl Daemon {
         self.child = spawn(&self.plugin_dir, &self.socket_dir, &self.cache_dir, &self.extra_args, &self.log_path);
     }
 
+    pub fn admin_socket(&self) -> PathBuf {
+        admin_socket_of(&self.cache_dir)
+    }
+
+    /// The plugin sockets, without the daemon's own (`scope-wasm.sock`).
+    pub fn plugin_sockets(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.socket_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "scope-wasm.sock")
+            .collect();
+        names.sort();
+        names
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -147,12 +162,20 @@ impl Daemon {
     }
 }
 
+/// Each daemon's admin socket, beside its other temporary directories.
+fn admin_socket_of(cache_dir: &Path) -> PathBuf {
+    cache_dir.with_file_name("admin.sock")
+}
+
 fn spawn(plugin_dir: &Path, socket_dir: &Path, cache_dir: &Path, extra_args: &[String], log_path: &Path) -> Child {
     let log = fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
     let mut command = Command::new(binary());
     command.arg("run").arg("--plugin-dir").arg(plugin_dir).arg("--socket-dir").arg(socket_dir);
     if !extra_args.iter().any(|a| a == "--cache-dir" || a == "--no-cache") {
         command.arg("--cache-dir").arg(cache_dir);
+    }
+    if !extra_args.iter().any(|a| a == "--admin-socket") {
+        command.arg("--admin-socket").arg(admin_socket_of(cache_dir));
     }
     command
         .args(["--hostname", HOSTNAME])

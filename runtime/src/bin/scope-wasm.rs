@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use scope_wasm::sockets::SocketAccess;
-use scope_wasm::{Overrides, Policy, RunConfig};
+use scope_wasm::config::{ConfigFile, LogFormat};
+use scope_wasm::{Overrides, admin, scaffold};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -18,36 +18,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every `<id>.wasm` in the plugin directory on `<socket-dir>/<id>.sock`.
+    /// Serve every `<id>.wasm` in the plugin directory on `<socket-dir>/<id>.sock`,
+    /// following the directory as files are added, replaced and removed.
     Run {
-        /// Where the plugin files are; sub-directories are searched too, and
-        /// files added, replaced or removed while the daemon runs take effect.
-        #[arg(long, env = "SCOPE_WASM_PLUGIN_DIR", default_value = "/var/lib/scope-wasm/plugins")]
-        plugin_dir: PathBuf,
-        /// Where the sockets go; the Scope probe scans /var/run/scope/plugins.
-        /// Default: that directory as root, ./scope-plugins otherwise.
-        #[arg(long, env = "SCOPE_WASM_SOCKET_DIR")]
-        socket_dir: Option<PathBuf>,
-        /// Permission bits of the sockets, in octal.
-        #[arg(long, default_value = "660")]
-        socket_mode: String,
-        /// Group of the sockets (a name or a GID), e.g. the group the probe runs in.
-        #[arg(long)]
-        socket_group: Option<String>,
-        /// Where compiled plugins are kept across restarts.
-        /// Default: /var/cache/scope-wasm as root, ~/.cache/scope-wasm otherwise.
-        #[arg(long, env = "SCOPE_WASM_CACHE_DIR")]
-        cache_dir: Option<PathBuf>,
-        /// Compile every plugin at every start; keep nothing on disk.
-        #[arg(long, conflicts_with = "cache_dir")]
-        no_cache: bool,
-        /// How often the plugin directory is rescanned, besides file events.
-        #[arg(long, default_value_t = 2000)]
-        rescan_ms: u64,
-        /// How long a file must go unwritten before it is loaded, unless its
-        /// writer closed it or it was renamed into place.
-        #[arg(long, default_value_t = 1000)]
-        settle_ms: u64,
+        #[command(flatten)]
+        daemon: DaemonFlags,
         #[command(flatten)]
         common: Common,
     },
@@ -57,12 +32,90 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Every plugin's state, health and counters, from a running daemon.
+    Status {
+        /// The daemon's admin socket [default: /var/run/scope-wasm/admin.sock as
+        /// root, ./scope-wasm-admin.sock otherwise].
+        #[arg(long, env = "SCOPE_WASM_ADMIN_SOCKET")]
+        admin_socket: Option<PathBuf>,
+        /// Print the JSON the admin endpoint answers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config file, or print the default one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create a plugin project that builds as is.
+    New {
+        /// The plugin's ID (letters and digits, single dashes), also the directory name.
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Where to create it [default: ./<name>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Rust guest SDK the project depends on [default: this build's guest-sdk].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file: every key, value and section.
+    Check { file: PathBuf },
+    /// Print a config file with every setting at its default, commented.
+    Default,
+}
+
+/// The daemon's settings; each overrides the same key of the config file.
+#[derive(Args)]
+struct DaemonFlags {
+    /// Where the plugin files are [default: /var/lib/scope-wasm/plugins].
+    #[arg(long, env = "SCOPE_WASM_PLUGIN_DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Where the sockets go [default: /var/run/scope/plugins as root, ./scope-plugins otherwise].
+    #[arg(long, env = "SCOPE_WASM_SOCKET_DIR")]
+    socket_dir: Option<PathBuf>,
+    /// Permission bits of the sockets, in octal [default: 660].
+    #[arg(long)]
+    socket_mode: Option<String>,
+    /// Group of the sockets (a name or a GID), e.g. the group the probe runs in.
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Where compiled plugins are kept across restarts
+    /// [default: /var/cache/scope-wasm as root, ~/.cache/scope-wasm otherwise].
+    #[arg(long, env = "SCOPE_WASM_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every plugin at every start; keep nothing on disk.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// How often the plugin directory is rescanned, besides file events [default: 2000].
+    #[arg(long)]
+    rescan_ms: Option<u64>,
+    /// How long a file must go unwritten before it is loaded, unless its
+    /// writer closed it or it was renamed into place [default: 1000].
+    #[arg(long)]
+    settle_ms: Option<u64>,
+    /// The admin endpoint's UNIX socket ("" for none)
+    /// [default: /var/run/scope-wasm/admin.sock as root, ./scope-wasm-admin.sock otherwise].
+    #[arg(long, env = "SCOPE_WASM_ADMIN_SOCKET")]
+    admin_socket: Option<PathBuf>,
+    /// Also serve the admin endpoint on this TCP address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    admin_tcp: Option<String>,
+    /// Do not serve the daemon's own Scope plugin (scope-wasm.sock).
+    #[arg(long)]
+    no_self_plugin: bool,
+    /// Log format [default: human].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Args)]
 struct Common {
-    /// Limits and capability grants per plugin: a TOML file with `[defaults]`
-    /// and `[plugins.<id or glob>]` sections (see docs/operators.md).
+    /// The config file: daemon settings, and limits and grants per plugin
+    /// (`scope-wasm config default` prints one).
     #[arg(long, alias = "limits", env = "SCOPE_WASM_CONFIG")]
     config: Option<PathBuf>,
     /// Wall-clock budget of one guest call, queueing included [default: 400, at most 450].
@@ -80,32 +133,64 @@ struct Common {
     /// The host name used in node IDs (default: the system's).
     #[arg(long)]
     hostname: Option<String>,
-    /// The Docker Engine's socket, for plugins granted `docker`.
-    #[arg(long, env = "SCOPE_WASM_DOCKER_SOCKET", default_value = scope_wasm::daemon::DEFAULT_DOCKER_SOCKET)]
-    docker_socket: PathBuf,
+    /// The Docker Engine's socket, for plugins granted `docker` [default: /var/run/docker.sock].
+    #[arg(long, env = "SCOPE_WASM_DOCKER_SOCKET")]
+    docker_socket: Option<PathBuf>,
 }
 
 impl Common {
-    fn policy(&self) -> anyhow::Result<Policy> {
-        let flags = Overrides {
+    fn limit_flags(&self) -> Overrides {
+        Overrides {
             call_timeout_ms: self.call_timeout_ms,
             memory_mib: self.memory_mib,
             max_report_kib: self.max_report_kib,
             refresh_ms: self.refresh_ms,
             ..Overrides::default()
-        };
-        Policy::load(self.config.as_deref(), &flags)
+        }
+    }
+
+    fn file(&self) -> anyhow::Result<(ConfigFile, String)> {
+        match &self.config {
+            Some(path) => Ok((ConfigFile::read(path)?, path.display().to_string())),
+            None => Ok((ConfigFile::default(), "flags".into())),
+        }
+    }
+}
+
+impl DaemonFlags {
+    fn as_file(&self, common: &Common) -> ConfigFile {
+        ConfigFile {
+            plugin_dir: self.plugin_dir.clone(),
+            socket_dir: self.socket_dir.clone(),
+            socket_mode: self.socket_mode.clone(),
+            socket_group: self.socket_group.clone(),
+            cache_dir: self.cache_dir.clone(),
+            no_cache: self.no_cache.then_some(true),
+            docker_socket: common.docker_socket.clone(),
+            hostname: common.hostname.clone(),
+            rescan_ms: self.rescan_ms,
+            settle_ms: self.settle_ms,
+            admin_socket: self.admin_socket.clone(),
+            admin_tcp: self.admin_tcp.clone(),
+            self_plugin: self.no_self_plugin.then_some(false),
+            log_format: self.log_format,
+            ..ConfigFile::default()
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: Option<&str>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter.unwrap_or("info")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
-    let result = execute(Cli::parse().command).await;
-    match result {
+    match execute(Cli::parse().command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -116,53 +201,50 @@ async fn main() -> ExitCode {
 
 async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run {
-            plugin_dir,
-            socket_dir,
-            socket_mode,
-            socket_group,
-            cache_dir,
-            no_cache,
-            rescan_ms,
-            settle_ms,
-            common,
-        } => {
-            anyhow::ensure!(rescan_ms >= 100, "--rescan-ms must be at least 100");
-            let mut config = RunConfig::new(plugin_dir, socket_dir.unwrap_or_else(default_socket_dir));
-            config.socket_access = SocketAccess::parse(&socket_mode, socket_group.as_deref())?;
-            config.cache_dir = if no_cache { None } else { cache_dir.or_else(default_cache_dir) };
-            config.policy = common.policy()?;
-            config.hostname = common.hostname;
-            config.docker_socket = common.docker_socket;
-            config.rescan_interval = Duration::from_millis(rescan_ms);
-            config.settle = Duration::from_millis(settle_ms);
+        Command::Run { daemon, common } => {
+            let (file, origin) = common.file()?;
+            let merged = file.overridden_by(daemon.as_file(&common));
+            init_logging(merged.log_format.unwrap_or_default(), merged.log_filter.as_deref());
+            let config = merged.run_config(&origin, &common.limit_flags())?;
             scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, common } => {
-            let text = scope_wasm::check::check(&file, &common.policy()?, common.hostname.clone(), &common.docker_socket).await?;
+            init_logging(LogFormat::Human, Some("warn"));
+            let (config_file, origin) = common.file()?;
+            let flags = ConfigFile { docker_socket: common.docker_socket.clone(), hostname: common.hostname.clone(), ..Default::default() };
+            let config = config_file.overridden_by(flags).run_config(&origin, &common.limit_flags())?;
+            let text = scope_wasm::check::check(&file, &config.policy, config.hostname, &config.docker_socket).await?;
             print!("{text}");
             Ok(())
         }
+        Command::Status { admin_socket, json } => {
+            let socket = admin_socket.unwrap_or_else(scope_wasm::config::default_admin_socket);
+            let plugins = admin::fetch_status(&socket).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plugins)?);
+            } else {
+                print!("{}", admin::status_table(&plugins));
+            }
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = ConfigFile::read(&file)?.run_config(&file.display().to_string(), &Overrides::default())?;
+            println!("{}: valid", file.display());
+            println!("plugin_dir {}, socket_dir {}", config.plugin_dir.display(), config.socket_dir.display());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", scope_wasm::config::default_config_text());
+            Ok(())
+        }
+        Command::New { name, lang, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = sdk.unwrap_or_else(scaffold::bundled_sdk);
+            scaffold::create(&name, lang, &dir, &sdk).with_context(|| format!("creating {}", dir.display()))?;
+            println!("created {} ({lang:?}); build it with:\n  cd {} && {}", dir.display(), dir.display(), scaffold::build_hint(lang));
+            Ok(())
+        }
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn default_socket_dir() -> PathBuf {
-    if is_root() { "/var/run/scope/plugins".into() } else { "scope-plugins".into() }
-}
-
-fn default_cache_dir() -> Option<PathBuf> {
-    if is_root() {
-        return Some("/var/cache/scope-wasm".into());
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("scope-wasm"))
 }
 
 /// Installs the SIGINT/SIGTERM handlers now, before any socket exists: a

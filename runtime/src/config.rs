@@ -1,0 +1,264 @@
+//! The daemon's configuration: one TOML file (`--config`) holds the daemon's
+//! settings at the top level and the limits and grants of plugins in
+//! `[defaults]` and `[plugins.<id or glob>]`. Flags override the file, the
+//! file overrides the built-in defaults. Unknown keys and bad values stop the
+//! daemon with the file, the line or section, and the key named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Deserialize;
+
+use crate::daemon::{DEFAULT_DOCKER_SOCKET, RunConfig};
+use crate::policy::{Overrides, Policy};
+use crate::sockets::SocketAccess;
+
+/// How the daemon writes its log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything the file may set; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub plugin_dir: Option<PathBuf>,
+    pub socket_dir: Option<PathBuf>,
+    pub socket_mode: Option<String>,
+    pub socket_group: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub no_cache: Option<bool>,
+    pub docker_socket: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub rescan_ms: Option<u64>,
+    pub settle_ms: Option<u64>,
+    pub admin_socket: Option<PathBuf>,
+    pub admin_tcp: Option<String>,
+    pub self_plugin: Option<bool>,
+    pub log_format: Option<LogFormat>,
+    pub log_filter: Option<String>,
+    #[serde(default)]
+    pub defaults: Overrides,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Overrides>,
+}
+
+pub const DEFAULT_PLUGIN_DIR: &str = "/var/lib/scope-wasm/plugins";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Where the probe looks as root; a local directory for a trial run otherwise.
+pub fn default_socket_dir() -> PathBuf {
+    if is_root() { "/var/run/scope/plugins".into() } else { "scope-plugins".into() }
+}
+
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if is_root() {
+        return Some("/var/cache/scope-wasm".into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("scope-wasm"))
+}
+
+/// Outside the socket directory: the probe would take it for a plugin.
+pub fn default_admin_socket() -> PathBuf {
+    if is_root() { "/var/run/scope-wasm/admin.sock".into() } else { "scope-wasm-admin.sock".into() }
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text).with_context(|| path.display().to_string())
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// `flags` over `self`, key by key.
+    pub fn overridden_by(self, flags: ConfigFile) -> ConfigFile {
+        ConfigFile {
+            plugin_dir: flags.plugin_dir.or(self.plugin_dir),
+            socket_dir: flags.socket_dir.or(self.socket_dir),
+            socket_mode: flags.socket_mode.or(self.socket_mode),
+            socket_group: flags.socket_group.or(self.socket_group),
+            cache_dir: flags.cache_dir.or(self.cache_dir),
+            no_cache: flags.no_cache.or(self.no_cache),
+            docker_socket: flags.docker_socket.or(self.docker_socket),
+            hostname: flags.hostname.or(self.hostname),
+            rescan_ms: flags.rescan_ms.or(self.rescan_ms),
+            settle_ms: flags.settle_ms.or(self.settle_ms),
+            admin_socket: flags.admin_socket.or(self.admin_socket),
+            admin_tcp: flags.admin_tcp.or(self.admin_tcp),
+            self_plugin: flags.self_plugin.or(self.self_plugin),
+            log_format: flags.log_format.or(self.log_format),
+            log_filter: flags.log_filter.or(self.log_filter),
+            defaults: self.defaults,
+            plugins: self.plugins,
+        }
+    }
+
+    /// The daemon's configuration, checked; `limit_flags` go over `[defaults]`.
+    pub fn run_config(&self, origin: &str, limit_flags: &Overrides) -> Result<RunConfig> {
+        let mut config = RunConfig::new(
+            self.plugin_dir.clone().unwrap_or_else(|| DEFAULT_PLUGIN_DIR.into()),
+            self.socket_dir.clone().unwrap_or_else(default_socket_dir),
+        );
+        config.socket_access =
+            SocketAccess::parse(self.socket_mode.as_deref().unwrap_or("660"), self.socket_group.as_deref())
+                .with_context(|| format!("{origin}: socket_mode / socket_group"))?;
+        config.cache_dir =
+            if self.no_cache == Some(true) { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
+        config.docker_socket = self.docker_socket.clone().unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.into());
+        config.hostname = self.hostname.clone();
+        let rescan_ms = self.rescan_ms.unwrap_or(2000);
+        ensure!(rescan_ms >= 100, "{origin}: rescan_ms = {rescan_ms}: must be at least 100");
+        config.rescan_interval = Duration::from_millis(rescan_ms);
+        let settle_ms = self.settle_ms.unwrap_or(1000);
+        ensure!(settle_ms <= 60_000, "{origin}: settle_ms = {settle_ms}: must be at most 60000");
+        config.settle = Duration::from_millis(settle_ms);
+        config.admin_socket = match &self.admin_socket {
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(path.clone()),
+            None => Some(default_admin_socket()),
+        };
+        if let Some(admin) = &config.admin_socket
+            && admin.starts_with(&config.socket_dir)
+        {
+            bail!(
+                "{origin}: admin_socket {} is inside socket_dir {}: the probe would take it for a plugin",
+                admin.display(),
+                config.socket_dir.display()
+            );
+        }
+        config.admin_tcp = match &self.admin_tcp {
+            Some(addr) => Some(addr.parse().with_context(|| format!("{origin}: admin_tcp = {addr:?}: not an address like 127.0.0.1:9464"))?),
+            None => None,
+        };
+        config.self_plugin = self.self_plugin.unwrap_or(true);
+        config.policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin)?;
+        Ok(config)
+    }
+}
+
+/// `scope-wasm config default`: every setting with its built-in default, as a
+/// file that `config check` accepts and that changes nothing.
+pub fn default_config_text() -> String {
+    let limits = crate::limits::Limits::default();
+    let cache = default_cache_dir().map_or("".into(), |p| p.display().to_string());
+    format!(
+        r#"# scope-wasm configuration. Every key is optional; flags override this file.
+
+# Where the plugin files are (<id>.wasm, sub-directories allowed); followed while running.
+plugin_dir = "{plugin_dir}"
+# Where <id>.sock goes; the Scope probe scans /var/run/scope/plugins.
+socket_dir = "{socket_dir}"
+# Permission bits (octal) and group (name or GID) of the sockets.
+socket_mode = "660"
+# socket_group = "scope"
+# Compiled plugins, kept across restarts (no_cache = true compiles at every start).
+cache_dir = "{cache}"
+no_cache = false
+# The Docker Engine, for plugins granted `docker` or `traffic`.
+docker_socket = "{docker}"
+# The host name in node IDs; the system's when unset. It must match the probe's.
+# hostname = "node-1"
+# Rescan of the plugin directory besides file events, and how long a file must
+# go unwritten before it is loaded (unless closed by its writer or renamed in).
+rescan_ms = 2000
+settle_ms = 1000
+# Admin endpoint (/metrics, /status, /healthz) on a UNIX socket ("" turns it off),
+# and on TCP only if set. Keep it out of socket_dir.
+admin_socket = "{admin}"
+# admin_tcp = "127.0.0.1:9464"
+# The daemon's own Scope plugin (scope-wasm.sock): each plugin's health on the host node.
+self_plugin = true
+# Log: "human" or "json"; the filter takes RUST_LOG syntax (RUST_LOG wins when set).
+log_format = "human"
+log_filter = "info"
+
+# Limits of every plugin.
+[defaults]
+call_timeout_ms = {call}        # 1..=450: the probe gives 500 ms for everything
+memory_mib = {memory}             # all memories of an instance together
+max_report_kib = {report}         # up to 40960; the probe decodes ~25-40 MB/s
+max_control_body_kib = {control}
+refresh_ms = {refresh}            # 50..=60000: background report refresh while polled
+max_table_elements = {tables}
+max_instances = {instances}
+max_wasm_stack_kib = {stack}      # 64..=16384
+grants = ["procfs"]           # host always; also "docker", "traffic"
+procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
+
+# Per plugin ID or glob, over [defaults]; the most specific applies last.
+# [plugins.volume-count]
+# grants = ["docker"]
+#
+# [plugins."team-a-*"]
+# grants = ["procfs", "docker"]
+# docker.label_selector = {{ "io.kubernetes.pod.namespace" = "team-a" }}
+"#,
+        plugin_dir = DEFAULT_PLUGIN_DIR,
+        socket_dir = default_socket_dir().display(),
+        docker = DEFAULT_DOCKER_SOCKET,
+        admin = default_admin_socket().display(),
+        call = limits.call_budget.as_millis(),
+        memory = limits.max_memory_bytes >> 20,
+        report = limits.max_report_bytes >> 10,
+        control = limits.max_control_body_bytes >> 10,
+        refresh = limits.refresh_interval.as_millis(),
+        tables = limits.max_table_elements,
+        instances = limits.max_instances,
+        stack = limits.max_wasm_stack >> 10,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin_id::PluginId;
+
+    #[test]
+    fn the_default_file_is_valid_and_changes_nothing() {
+        let text = default_config_text();
+        let from_file = ConfigFile::parse(&text).unwrap().run_config("default", &Overrides::default()).unwrap();
+        let built_in = ConfigFile::default().run_config("none", &Overrides::default()).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
+        let id = PluginId::parse("any").unwrap();
+        assert_eq!(from_file.policy.for_plugin(&id), built_in.policy.for_plugin(&id));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_errors_name_the_key() {
+        let file = ConfigFile::parse("rescan_ms = 500\nsettle_ms = 10\n").unwrap();
+        let flags = ConfigFile { rescan_ms: Some(300), ..Default::default() };
+        let config = file.overridden_by(flags).run_config("f", &Overrides::default()).unwrap();
+        assert_eq!(config.rescan_interval, Duration::from_millis(300));
+        assert_eq!(config.settle, Duration::from_millis(10));
+
+        let err = ConfigFile::parse("plugin_dri = \"/x\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `plugin_dri`") && format!("{err:#}").contains("line 1"), "{err:#}");
+        let err = ConfigFile::parse("self_plugin = \"yes\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("line 1"), "{err:#}");
+        let err = ConfigFile::parse("log_format = \"xml\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown variant `xml`"), "{err:#}");
+        let bad = |text: &str| ConfigFile::parse(text).unwrap().run_config("f.toml", &Overrides::default()).unwrap_err();
+        assert!(format!("{:#}", bad("rescan_ms = 5")).contains("f.toml: rescan_ms = 5"));
+        assert!(format!("{:#}", bad("admin_tcp = \"nowhere\"")).contains("admin_tcp"));
+        assert!(format!("{:#}", bad("socket_dir = \"/s\"\nadmin_socket = \"/s/admin.sock\"")).contains("inside socket_dir"));
+        assert!(format!("{:#}", bad("[defaults]\nmemory_mib = 0")).contains("f.toml: [defaults]"));
+    }
+}
