@@ -4,7 +4,7 @@ TARGET_DIR ?= $(CURDIR)/target
 # Plugins shipped by default, built into target/plugins/<id>.wasm.
 GUESTS := counter iowait volume-count traffic-control
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
-ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist
+ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist chatty
 
 # The private Docker Engine that tests and benchmarks start and stop.
 DOCKER_ROOT ?= /tmp/scope-wasm-dockerd

@@ -129,7 +129,11 @@ impl HealthBoard {
 
     /// Forgets refused and failed files that are no longer there.
     pub fn retain_files(&self, present: impl Fn(&str) -> bool) {
-        self.entries.lock().unwrap().retain(|_, entry| entry.state == "serving" || present(&entry.file));
+        // An entry without a file is a plugin being loaded for the first time.
+        self.entries
+            .lock()
+            .unwrap()
+            .retain(|_, entry| entry.state == "serving" || entry.file.is_empty() || present(&entry.file));
     }
 
     pub fn snapshot(&self) -> Vec<PluginStatus> {

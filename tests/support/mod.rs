@@ -261,3 +261,8 @@ pub async fn attempt(client: &mut Client, control: &str, args: &[(&str, &str)]) 
     result.as_str().unwrap_or_else(|| panic!("{control}: no result in {}", reply.json)).to_owned()
 }
 
+
+/// A tokio stream as hyper's I/O.
+pub fn io<T>(stream: T) -> TokioIo<T> {
+    TokioIo::new(stream)
+}

@@ -1,0 +1,193 @@
+//! Operations: the config file and its errors, the admin endpoint and
+//! `scope-wasm status`, the daemon's own Scope plugin, log format and tagging,
+//! the guest log rate limit, and `scope-wasm new`.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Client, Daemon, binary, guest, report_path};
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary()).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn config_check_accepts_the_default_and_names_the_place_of_errors() {
+    let (ok, default, _) = run(&["config", "default"]);
+    assert!(ok && default.contains("[defaults]") && default.contains("call_timeout_ms = 400"), "{default}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scope-wasm.toml");
+    std::fs::write(&file, &default).unwrap();
+    let (ok, out, err) = run(&["config", "check", file.to_str().unwrap()]);
+    assert!(ok, "the default config is valid: {out}{err}");
+    assert!(out.contains("valid"), "{out}");
+
+    for (text, must_say) in [
+        ("plugin_dir = \"/x\"\nsokcet_dir = \"/y\"\n", vec!["line 2", "unknown field `sokcet_dir`"]),
+        ("[defaults]\ncall_timeout_ms = 900\n", vec!["[defaults]", "900 ms is out of range"]),
+        ("[plugins.x]\ngrants = [\"docker\", \"root\"]\n", vec!["[plugins.\"x\"]", "unknown capability \"root\""]),
+        ("rescan_ms = 10\n", vec!["rescan_ms = 10"]),
+        ("[plugins.bad_name]\nmemory_mib = 8\n", vec!["invalid plugin ID \"bad_name\""]),
+        ("log_format = \"xml\"\n", vec!["line 1", "unknown variant `xml`"]),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let (ok, _, err) = run(&["config", "check", file.to_str().unwrap()]);
+        assert!(!ok, "{text:?} must be refused");
+        assert!(err.contains(file.to_str().unwrap()), "names the file: {err}");
+        for needle in must_say {
+            assert!(err.contains(needle), "{text:?}: {err} should say {needle:?}");
+        }
+    }
+}
+
+/// A daemon with a healthy plugin, a failing one, a refused file and a broken one.
+async fn mixed_daemon(extra: &[&str]) -> Daemon {
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), b"not wasm").unwrap();
+    let mut args = vec!["--refresh-ms", "100"];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start(
+        &[
+            ("counter.wasm", guest("counter")),
+            ("loop-forever.wasm", guest("loop-forever")),
+            ("bad_name.wasm", guest("counter")),
+            ("broken.wasm", garbage.path().to_owned()),
+        ],
+        &args,
+    );
+    for id in ["counter", "loop-forever"] {
+        let mut client = Client::connect(&daemon.socket(id).await).await;
+        for _ in 0..3 {
+            client.get(&report_path("p")).await;
+        }
+    }
+    daemon
+}
+
+async fn admin_get(daemon: &Daemon, path: &str) -> String {
+    let stream = tokio::net::UnixStream::connect(daemon.admin_socket()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(support::io(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::get(path).header("host", "admin").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_and_status_show_every_plugin() {
+    let daemon = mixed_daemon(&[]).await;
+
+    let metrics = admin_get(&daemon, "/metrics").await;
+    assert!(metrics.contains("# TYPE scope_wasm_plugin_calls_total counter"), "{metrics}");
+    assert!(metrics.contains("scope_wasm_plugin_up{plugin=\"counter\",state=\"serving\",health=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("scope_wasm_plugin_errors_total{plugin=\"loop-forever\",cause=\"deadline\"}"), "{metrics}");
+    let calls: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("scope_wasm_plugin_calls_total{plugin=\"counter\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(calls >= 2.0, "{metrics}");
+
+    let (ok, table, err) = run(&["status", "--admin-socket", daemon.admin_socket().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    eprintln!("{table}");
+    let row = |start: &str| table.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no {start} in\n{table}")).to_owned();
+    assert!(row("counter ").contains("serving") && row("counter ").contains(" ok "), "{table}");
+    let looping = row("loop-forever ");
+    assert!(looping.contains("serving") && (looping.contains("failing") || looping.contains("over-limits")), "{table}");
+    assert!(row("bad_name.wasm").contains("refused"), "{table}");
+    let broken = row("broken ");
+    assert!(broken.contains("failed") && broken.contains("not a WebAssembly file"), "{table}");
+
+    let (ok, json, _) = run(&["status", "--json", "--admin-socket", daemon.admin_socket().to_str().unwrap()]);
+    assert!(ok);
+    let statuses: Value = serde_json::from_str(&json).unwrap();
+    let counter = statuses.as_array().unwrap().iter().find(|s| s["id"] == "counter").unwrap();
+    assert_eq!(counter["label"], "Counter");
+    assert!(counter["stats"]["memory_bytes"].as_u64().unwrap() > 0, "{counter}");
+}
+
+#[tokio::test]
+async fn the_daemons_own_plugin_reports_each_plugins_health_to_the_probe() {
+    let daemon = mixed_daemon(&[]).await;
+    let mut client = Client::connect(&daemon.socket("scope-wasm").await).await;
+    let report = client.get(&report_path("probe-9")).await;
+    assert_eq!(report.status, 200);
+    let json = &report.json;
+    assert_eq!(json["Plugins"][0]["id"], "scope-wasm");
+    assert_eq!(json["Plugins"][0]["api_version"], "1");
+    assert_eq!(json["Plugins"][0]["interfaces"], serde_json::json!(["reporter"]));
+    assert_eq!(json["Host"]["table_templates"]["scope-wasm-plugins"]["type"], "multicolumn-table");
+    let latest = &json["Host"]["nodes"]["test-host;<host>"]["latest"];
+    assert_eq!(latest["scope-wasm-plugin-counter___state"]["value"], "serving");
+    assert_eq!(latest["scope-wasm-plugin-counter___health"]["value"], "ok");
+    assert_eq!(latest["scope-wasm-plugin-loop-forever___state"]["value"], "serving");
+    assert_ne!(latest["scope-wasm-plugin-loop-forever___deadlines"]["value"], "0");
+    assert!(latest["scope-wasm-plugin-counter___calls"]["value"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    let timestamp = latest["scope-wasm-plugin-counter___state"]["timestamp"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(), "{timestamp}");
+
+    // A plugin file may not take its ID.
+    std::fs::copy(guest("counter"), daemon.plugin_dir.join("scope-wasm.wasm")).unwrap();
+    daemon.wait_for_log("the ID scope-wasm is the daemon's own plugin").await;
+    assert_eq!(client.get(&report_path("p")).await.json["Plugins"][0]["label"], "WebAssembly plugins");
+}
+
+#[tokio::test]
+async fn json_logs_tag_every_plugin_line_and_a_chatty_guest_is_cut_down() {
+    let daemon = Daemon::start(
+        &[("counter.wasm", guest("counter")), ("chatty.wasm", guest("chatty"))],
+        &["--log-format", "json", "--refresh-ms", "100"],
+    );
+    let mut client = Client::connect(&daemon.socket("chatty").await).await;
+    let started = Instant::now();
+    // 1000 lines per report, ~10 reports a second, for 2 s: ~20,000 lines asked for.
+    while started.elapsed() < Duration::from_secs(2) {
+        assert_eq!(client.get(&report_path("p")).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.wait_for_log("log lines dropped").await;
+    let log = daemon.log();
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let chatty = lines.iter().filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("chatty "))).count();
+    // The burst (100) plus 20 lines/s over the run.
+    assert!((100..=200).contains(&chatty), "{chatty} chatty lines passed");
+    for line in &lines {
+        let message = line["message"].as_str().unwrap_or_default();
+        if message.starts_with("chatty ") || message.contains("log lines dropped") {
+            assert_eq!(line["plugin"], "chatty", "{line}");
+        }
+        if message.starts_with("serving on") {
+            assert!(line["plugin"].is_string(), "every line about a plugin names it: {line}");
+        }
+    }
+    // The neighbour is unaffected.
+    let reply = Client::connect(&daemon.socket("counter").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn new_creates_a_rust_plugin_that_builds_and_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("disk-probe");
+    let (ok, out, err) = run(&["new", "disk-probe", "--lang", "rust", "--dir", project.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(&["new", "bad_name", "--dir", dir.path().join("x").to_str().unwrap()]);
+    assert!(!ok && err.contains("invalid plugin ID"), "{err}");
+
+    // Built as the author would, with this daemon on the PATH; the shared
+    // target directory keeps the dependencies compiled between runs.
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+    let bin_dir = std::path::Path::new(binary()).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("make").arg("check").current_dir(&project).env("PATH", path).env("CARGO_TARGET_DIR", target).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("label:       disk probe") && stdout.contains("\"id\": \"disk-probe\""), "{stdout}");
+}
