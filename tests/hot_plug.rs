@@ -251,3 +251,38 @@ async fn sockets_get_the_configured_mode_and_group() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(meta.gid().to_string(), gid);
 }
+
+#[tokio::test]
+async fn a_configmap_style_symlink_flip_reloads_and_removes() {
+    // The kubelet's layout: files are links into `..data`, itself a link to a
+    // timestamped directory that an update replaces in one rename.
+    let daemon = Daemon::start(&[], &[]);
+    daemon.wait_for_log("watching for plugins").await;
+    let root = &daemon.plugin_dir;
+    let publish = |version: &str, files: &[(&str, std::path::PathBuf)]| {
+        let dir = root.join(format!("..{version}"));
+        fs::create_dir(&dir).unwrap();
+        for (name, source) in files {
+            fs::copy(source, dir.join(name)).unwrap();
+        }
+        std::os::unix::fs::symlink(format!("..{version}"), root.join("..data_tmp")).unwrap();
+        fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        for (name, _) in files {
+            let link = root.join(name);
+            if fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+            }
+        }
+    };
+    publish("2026_11_25_v1", &[("counter.wasm", guest("counter")), ("other.wasm", guest("counter"))]);
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    assert_eq!(label(&client.get(&report_path("p")).await.json), "Counter");
+    daemon.socket("other").await;
+
+    // v2: counter changes, other is gone (the kubelet removes its link).
+    publish("2026_11_25_v2", &[("counter.wasm", guest("slow-report"))]);
+    fs::remove_file(root.join("other.wasm")).unwrap();
+    fs::remove_dir_all(root.join("..2026_11_25_v1")).unwrap();
+    poll_until_label(&mut client, "Slow report").await;
+    daemon.socket_gone("other").await;
+}

@@ -130,8 +130,8 @@ struct Common {
     /// How often a polled plugin's report is refreshed in the background [default: 1000].
     #[arg(long)]
     refresh_ms: Option<u64>,
-    /// The host name used in node IDs (default: the system's).
-    #[arg(long)]
+    /// The host name used in node IDs (default: the system's); it must match the probe's.
+    #[arg(long, env = "SCOPE_WASM_HOSTNAME")]
     hostname: Option<String>,
     /// The Docker Engine's socket, for plugins granted `docker` [default: /var/run/docker.sock].
     #[arg(long, env = "SCOPE_WASM_DOCKER_SOCKET")]
