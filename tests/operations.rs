@@ -191,3 +191,15 @@ fn new_creates_a_rust_plugin_that_builds_and_passes_check() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("label:       disk probe") && stdout.contains("\"id\": \"disk-probe\""), "{stdout}");
 }
+
+#[test]
+fn the_operators_guide_carries_the_default_config() {
+    let (ok, default, _) = run(&["config", "default"]);
+    assert!(ok);
+    let guide = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operators.md")).unwrap();
+    // The guide shows the defaults as root; the directories differ for other users.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    for line in default.lines().filter(|l| as_root || !l.contains('/')) {
+        assert!(guide.lines().any(|g| g == line), "docs/operators.md lacks {line:?}: regenerate it with `scope-wasm config default`");
+    }
+}
