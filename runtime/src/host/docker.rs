@@ -37,12 +37,7 @@ impl DockerCtx {
     fn grant(&mut self) -> Result<DockerGrant, DockerError> {
         match &self.grant {
             Some(grant) => Ok(grant.clone()),
-            None => {
-                if !std::mem::replace(&mut self.denial_logged, true) {
-                    tracing::warn!(plugin = %self.plugin, "docker is not granted to this plugin; its calls are denied");
-                }
-                Err(DockerError::Denied(format!("plugin {}: docker is not granted", self.plugin)))
-            }
+            None => Err(DockerError::Denied(super::not_granted(&self.plugin, "docker", &mut self.denial_logged))),
         }
     }
 }

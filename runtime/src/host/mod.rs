@@ -50,6 +50,15 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
     Ok(())
 }
 
+/// A call to a capability the plugin was not granted: logged once per plugin
+/// (not on every poll), and the message the guest gets in its `denied` error.
+pub(crate) fn not_granted(plugin: &crate::plugin_id::PluginId, capability: &str, logged: &mut bool) -> String {
+    if !std::mem::replace(logged, true) {
+        tracing::warn!(plugin = %plugin, "{capability} is not granted to this plugin; its calls are denied");
+    }
+    format!("plugin {plugin}: {capability} is not granted")
+}
+
 /// The capability an import names (`scope:plugin/docker@0.1.0` is `docker`),
 /// or `None` for WASI and other imports.
 pub fn capability_of_import(import: &str) -> Option<&str> {

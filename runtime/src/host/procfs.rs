@@ -138,10 +138,7 @@ impl ProcfsCtx {
     }
 
     fn not_granted(&mut self) -> ProcfsError {
-        if !std::mem::replace(&mut self.denial_logged, true) {
-            tracing::warn!(plugin = %self.plugin, "procfs is not granted to this plugin; its calls are denied");
-        }
-        ProcfsError::Denied(format!("plugin {}: procfs is not granted", self.plugin))
+        ProcfsError::Denied(super::not_granted(&self.plugin, "procfs", &mut self.denial_logged))
     }
 }
 

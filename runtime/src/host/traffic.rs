@@ -47,10 +47,7 @@ impl TrafficCtx {
         if self.granted {
             return Ok(());
         }
-        if !std::mem::replace(&mut self.denial_logged, true) {
-            tracing::warn!(plugin = %self.plugin, "traffic is not granted to this plugin; its calls are denied");
-        }
-        Err(TrafficError::Denied(format!("plugin {}: traffic is not granted", self.plugin)))
+        Err(TrafficError::Denied(super::not_granted(&self.plugin, "traffic", &mut self.denial_logged)))
     }
 }
 
