@@ -1,4 +1,5 @@
 # scope-wasm: build, run and test. `make run` and `make test` install what they need.
+SHELL := /bin/bash
 CARGO ?= cargo
 TARGET_DIR ?= $(CURDIR)/target
 # Plugins shipped by default, built into target/plugins/<id>.wasm.
@@ -42,17 +43,21 @@ run: build guests
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 ## and a private Docker Engine (installed from Debian if missing, started and stopped here)
 test: guests zoo
-	$(CARGO) build -p scope-wasm --tests
+	$(CARGO) build -p scope-wasm --tests --benches
 	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
-	SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock $(CARGO) test; \
+	export SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock; \
+	$(CARGO) test && SCOPE_WASM_BENCH_SMOKE=1 $(CARGO) test -p scope-wasm --benches; \
 	status=$$?; SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh stop; exit $$status
 
-## bench: benchmarks (release build), printed as ratios measured in the same run
+## bench: benchmarks (release build), printed as ratios measured in the same run, into docs/benchmarks.md
+## (SCOPE_WASM_BENCH_SMOKE=1 for tiny counts; `make test` runs them so)
+BENCHES := versus zoo_neighbour hot_plug host_calls
 bench: guests zoo
 	$(CARGO) build --release -p scope-wasm --benches
 	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
-	SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock \
-	  $(CARGO) bench -p scope-wasm --bench zoo_neighbour --bench hot_plug --bench host_calls; \
+	set -o pipefail; { tests/bench/header.sh; \
+	  SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock \
+	  $(CARGO) bench -q -p scope-wasm $(addprefix --bench ,$(BENCHES)); } | tee docs/benchmarks.md; \
 	status=$$?; SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh stop; exit $$status
 
 clean:

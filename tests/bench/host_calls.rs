@@ -20,7 +20,9 @@ use hyperlocal::{UnixClientExt, UnixConnector};
 use support::docker::{Containers, Engine};
 use support::{Client, Daemon, attempt, guest, report_path};
 
-const ROUNDS: usize = 15;
+fn rounds() -> usize {
+    support::bench_count(15, 2)
+}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -30,7 +32,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 /// Per-call time inside the guest: `n` calls timed by the guest, median of rounds.
 async fn in_guest(client: &mut Client, what: &str, path: &str, n: u32) -> Duration {
     let mut samples = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let result = attempt(client, "repeat", &[("what", what), ("path", path), ("n", &n.to_string())]).await;
         let total_ns: u64 = result.strip_prefix("ok:").unwrap_or_else(|| panic!("{result}")).parse().unwrap();
         samples.push(Duration::from_nanos(total_ns / u64::from(n)));
@@ -40,7 +42,7 @@ async fn in_guest(client: &mut Client, what: &str, path: &str, n: u32) -> Durati
 
 fn native_read(path: &str, n: u32) -> Duration {
     let mut samples = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let started = Instant::now();
         for _ in 0..n {
             std::hint::black_box(std::fs::read_to_string(path).unwrap());
@@ -54,7 +56,7 @@ async fn native_list(engine: &Engine, n: u32) -> Duration {
     let client: HttpClient<UnixConnector, Empty<Bytes>> = HttpClient::unix();
     let uri: hyper::Uri = hyperlocal::Uri::new(&engine.socket, "/v1.41/containers/json?all=1").into();
     let mut samples = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let started = Instant::now();
         for _ in 0..n {
             let body = client.get(uri.clone()).await.unwrap().into_body().collect().await.unwrap().to_bytes();
@@ -91,7 +93,7 @@ async fn main() {
     assert_eq!(client.get(&report_path("bench")).await.status, 200);
     let daemon_pid = daemon.pid();
 
-    println!("Host capability call vs the same work natively (median per call, {ROUNDS} rounds)");
+    println!("## Host capability calls vs the same work natively (median per call, {} rounds)\n", rounds());
     println!("| call | guest µs | native µs | ratio |");
     println!("|---|---|---|---|");
     let status = format!("{daemon_pid}/status");

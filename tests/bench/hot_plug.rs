@@ -18,8 +18,13 @@ use std::time::{Duration, Instant};
 
 use support::{Client, Daemon, guest, report_path};
 
-const DROP_ROUNDS: usize = 5;
-const COPIES: [usize; 4] = [1, 10, 100, 500];
+fn drop_rounds() -> usize {
+    support::bench_count(5, 1)
+}
+
+fn copies() -> Vec<usize> {
+    if support::bench_smoke() { vec![1, 3] } else { vec![1, 10, 100, 500] }
+}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -70,7 +75,7 @@ async fn start_up(n: usize, cache_dir: &Path) -> (Duration, u64) {
     }
     let took = started.elapsed();
     // Let the refreshers go idle (5 s without polls), then read the idle footprint.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(support::bench_count(6, 0) as u64)).await;
     (took, rss_kib(daemon.pid()))
 }
 
@@ -78,28 +83,30 @@ async fn start_up(n: usize, cache_dir: &Path) -> (Duration, u64) {
 async fn main() {
     let mut cold = Vec::new();
     let mut cached = Vec::new();
-    for _ in 0..DROP_ROUNDS {
+    for _ in 0..drop_rounds() {
         let cache = tempfile::tempdir().unwrap();
         cold.push(drop_to_first_report(cache.path()).await);
         cached.push(drop_to_first_report(cache.path()).await);
     }
     let (cold, cached) = (median(cold), median(cached));
-    println!("drop -> first good report (median of {DROP_ROUNDS}):");
-    println!("  cold compile  {:8.1} ms", ms(cold));
-    println!("  cache hit     {:8.1} ms   ratio cached/cold = {:.2}", ms(cached), cached.as_secs_f64() / cold.as_secs_f64());
+    println!("## Cold start: a plugin file dropped in, to its first good report (median of {})\n", drop_rounds());
+    println!("| compile | ms | × cold |\n|---|---|---|");
+    println!("| cold (Cranelift) | {:.1} | 1.00 |", ms(cold));
+    println!("| cache hit | {:.1} | {:.2} |", ms(cached), cached.as_secs_f64() / cold.as_secs_f64());
 
     let cache = tempfile::tempdir().unwrap();
     start_up(1, cache.path()).await; // warm the cache
-    println!("start-up with N copies of counter.wasm (warm cache), and idle RSS:");
+    println!("\n## Start-up with N copies of counter.wasm (warm cache), and idle RSS\n");
+    println!("| N | start-up ms | × N=1 | RSS MiB | × N=1 |\n|---|---|---|---|---|");
     let mut results = Vec::new();
-    for n in COPIES {
+    for n in copies() {
         let (took, rss) = start_up(n, cache.path()).await;
         results.push((n, took, rss));
     }
     let (_, one_took, one_rss) = results[0];
     for (n, took, rss) in &results {
         println!(
-            "  N={n:<4} start-up {:8.1} ms (x{:6.1} of N=1)   RSS {:7.1} MiB (x{:5.1} of N=1)",
+            "| {n} | {:.1} | {:.1} | {:.1} | {:.1} |",
             ms(*took),
             took.as_secs_f64() / one_took.as_secs_f64(),
             *rss as f64 / 1024.0,
@@ -108,5 +115,5 @@ async fn main() {
     }
     let (n_max, _, rss_max) = results[results.len() - 1];
     let per_plugin = (rss_max.saturating_sub(one_rss)) as f64 / (n_max - 1) as f64;
-    println!("idle memory per plugin: {per_plugin:.0} KiB (RSS slope from N=1 to N={n_max})");
+    println!("\nIdle memory per plugin: {per_plugin:.0} KiB (RSS slope from N=1 to N={n_max}).\n");
 }

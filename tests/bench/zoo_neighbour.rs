@@ -22,7 +22,9 @@ const ZOO: [&str; 9] = [
     "slow-report",
     "fail-after-first",
 ];
-const REQUESTS: usize = 3000;
+fn requests() -> usize {
+    support::bench_count(3000, 30)
+}
 
 struct Stats {
     p50: Duration,
@@ -40,11 +42,11 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
 /// Polls the healthy plugin `REQUESTS` times on one keep-alive connection, as the probe does.
 async fn measure(daemon: &Daemon) -> Vec<Duration> {
     let mut client = Client::connect(&daemon.socket("counter").await).await;
-    for _ in 0..300 {
+    for _ in 0..requests() / 10 {
         client.get(&report_path("bench")).await; // warm up
     }
-    let mut samples = Vec::with_capacity(REQUESTS);
-    for _ in 0..REQUESTS {
+    let mut samples = Vec::with_capacity(requests());
+    for _ in 0..requests() {
         let reply = client.get(&report_path("bench")).await;
         assert_eq!(reply.status, 200);
         samples.push(reply.elapsed);
@@ -102,15 +104,15 @@ async fn main() {
     alone.extend(measure(&alone_daemon).await);
     let alone = stats(alone);
 
-    println!("First GET /report of each zoo guest");
+    println!("## Deadline: the first GET /report of each fault-zoo guest\n");
     println!("| guest | status | ms | answer |");
     println!("|---|---|---|---|");
     for (id, status, elapsed, error) in &first_answers {
         println!("| {id} | {status} | {} | {} |", ms(*elapsed), error.chars().take(90).collect::<String>());
     }
     println!();
-    println!("GET /report of a healthy plugin, sequential requests on one keep-alive connection");
-    println!("(alone: {} requests before and after the zoo run; beside the zoo: {REQUESTS})", 2 * REQUESTS);
+    println!("## A healthy neighbour's GET /report while the zoo runs\n");
+    println!("Sequential requests on one keep-alive connection (alone: {} requests before and after the zoo run; beside the zoo: {}).\n", 2 * requests(), requests());
     println!("| run | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
     for (name, s) in [("alone", &alone), ("beside the zoo", &with_zoo)] {

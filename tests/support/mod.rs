@@ -210,7 +210,14 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(socket: &Path) -> Client {
-        let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        // A full listen backlog refuses at once (EAGAIN on UNIX sockets): retry.
+        let stream = loop {
+            match tokio::net::UnixStream::connect(socket).await {
+                Ok(stream) => break stream,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => tokio::task::yield_now().await,
+                Err(err) => panic!("connecting to {}: {err}", socket.display()),
+            }
+        };
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
         Client { sender }
@@ -265,4 +272,15 @@ pub async fn attempt(client: &mut Client, control: &str, args: &[(&str, &str)]) 
 /// A tokio stream as hyper's I/O.
 pub fn io<T>(stream: T) -> TokioIo<T> {
     TokioIo::new(stream)
+}
+
+/// Benchmarks run with tiny counts when `SCOPE_WASM_BENCH_SMOKE` is set, so
+/// `make test` runs them (in the test profile) and they never rot.
+pub fn bench_smoke() -> bool {
+    std::env::var_os("SCOPE_WASM_BENCH_SMOKE").is_some()
+}
+
+/// `full` normally, `smoke` in a smoke run.
+pub fn bench_count(full: usize, smoke: usize) -> usize {
+    if bench_smoke() { smoke } else { full }
 }

@@ -1,0 +1,376 @@
+//! Benchmark (not a test): the daemon against what Scope users run today, side
+//! by side in one run, as ratios.
+//!
+//! The same plugin three ways, serving the same report bytes:
+//! - native: a plain Rust hyper server on a UNIX socket, one process per plugin
+//!   (this benchmark re-runs itself with `--serve-native`): the practical floor;
+//! - python: the official plugins' style (`tests/bench/reference/plugin.py`):
+//!   `http10` as volume-count.py (HTTP/1.0, a new connection per request) and
+//!   `threaded` as http-statistics (keep-alive, a thread per connection);
+//! - wasm: the counter guest in one scope-wasm daemon.
+//!
+//! `SCOPE_WASM_BENCH_SMOKE=1` shrinks every count so CI runs it in seconds.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use support::{Client, Daemon, guest, report_path};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-native") {
+        serve_native(Path::new(&args[2]), Path::new(&args[3]));
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run());
+}
+
+/// The native reference: one current-thread process per plugin, keep-alive.
+fn serve_native(socket: &Path, body_file: &Path) {
+    let body = Bytes::from(std::fs::read(body_file).unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let _ = std::fs::remove_file(socket);
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    let mut response = hyper::Response::new(Full::new(body.clone()));
+                    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Native,
+    PythonHttp10,
+    PythonThreaded,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Native => "native (Rust hyper)",
+            Kind::PythonHttp10 => "python HTTP/1.0 (volume-count style)",
+            Kind::PythonThreaded => "python keep-alive (threaded)",
+        }
+    }
+
+    fn keep_alive(self) -> bool {
+        self != Kind::PythonHttp10
+    }
+}
+
+/// Reference plugin processes, killed on drop.
+struct References {
+    children: Vec<Child>,
+    sockets: Vec<PathBuf>,
+}
+
+impl Drop for References {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn start_references(kind: Kind, n: usize, dir: &Path, body_file: &Path) -> References {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bench/reference/plugin.py");
+    let mut refs = References { children: Vec::new(), sockets: Vec::new() };
+    for i in 0..n {
+        let socket = dir.join(format!("ref-{i}.sock"));
+        let mut command = match kind {
+            Kind::Native => {
+                let mut c = Command::new(std::env::current_exe().unwrap());
+                c.arg("--serve-native");
+                c
+            }
+            Kind::PythonHttp10 | Kind::PythonThreaded => {
+                let mut c = Command::new("python3");
+                c.arg(&script).arg(if kind == Kind::PythonHttp10 { "http10" } else { "threaded" });
+                c
+            }
+        };
+        let child = command.arg(&socket).arg(body_file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        refs.children.push(child);
+        refs.sockets.push(socket);
+    }
+    for socket in &refs.sockets {
+        let started = Instant::now();
+        while tokio::net::UnixStream::connect(socket).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "{} never came up", socket.display());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    refs
+}
+
+/// One request on a fresh connection, read to the end (HTTP/1.0 style).
+async fn one_shot(socket: &Path) -> Duration {
+    let started = Instant::now();
+    // A single-threaded server with a backlog of 5 (socketserver's default)
+    // refuses connections past it: retry, as a client would.
+    let stream = loop {
+        match tokio::net::UnixStream::connect(socket).await {
+            Ok(stream) => break stream,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => tokio::task::yield_now().await,
+            Err(err) => panic!("connecting to {}: {err}", socket.display()),
+        }
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let request = Request::get(report_path("bench")).header("host", "plugin").body(Empty::<Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    started.elapsed()
+}
+
+/// A poller like the probe's: keep-alive where the plugin allows it.
+enum Poller {
+    KeepAlive(Client),
+    OneShot(PathBuf),
+}
+
+impl Poller {
+    async fn new(kind_keep_alive: bool, socket: &Path) -> Self {
+        if kind_keep_alive { Poller::KeepAlive(Client::connect(socket).await) } else { Poller::OneShot(socket.to_owned()) }
+    }
+
+    async fn poll(&mut self) -> Duration {
+        match self {
+            Poller::KeepAlive(client) => {
+                let reply = client.get(&report_path("bench")).await;
+                assert_eq!(reply.status, 200);
+                reply.elapsed
+            }
+            Poller::OneShot(socket) => one_shot(socket).await,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap() }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn sequential(mut poller: Poller, n: usize) -> Stats {
+    for _ in 0..n / 10 {
+        poller.poll().await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(poller.poll().await);
+    }
+    stats(samples)
+}
+
+/// Requests per second over `connections` concurrent clients.
+async fn throughput(keep_alive: bool, socket: &Path, connections: usize, run_for: Duration) -> f64 {
+    let until = Instant::now() + run_for;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let socket = socket.to_owned();
+            tokio::spawn(async move {
+                let mut poller = Poller::new(keep_alive, &socket).await;
+                let mut done = 0u64;
+                while Instant::now() < until {
+                    poller.poll().await;
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total as f64 / run_for.as_secs_f64()
+}
+
+/// The probe's tick: every plugin polled once, one after another. Median of `rounds`.
+async fn probe_tick(keep_alive: bool, sockets: &[PathBuf], rounds: usize) -> Duration {
+    let mut pollers = Vec::new();
+    for socket in sockets {
+        pollers.push(Poller::new(keep_alive, socket).await);
+    }
+    let mut ticks = Vec::new();
+    for _ in 0..rounds + 1 {
+        let started = Instant::now();
+        for poller in &mut pollers {
+            poller.poll().await;
+        }
+        ticks.push(started.elapsed());
+    }
+    ticks.remove(0); // warm-up
+    ticks.sort();
+    ticks[ticks.len() / 2]
+}
+
+/// (RSS, PSS) in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// A daemon serving `n` copies of the counter guest; their sockets.
+async fn wasm_daemon(n: usize) -> (Daemon, Vec<PathBuf>) {
+    let names: Vec<String> = (0..n).map(|i| format!("counter-{i}.wasm")).collect();
+    let files: Vec<(&str, PathBuf)> = names.iter().map(|name| (name.as_str(), guest("counter"))).collect();
+    let daemon = Daemon::start(&files, &[]);
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        sockets.push(daemon.socket(&format!("counter-{i}")).await);
+    }
+    (daemon, sockets)
+}
+
+async fn run() {
+    let smoke = support::bench_smoke();
+    let requests = if smoke { 50 } else { 5000 };
+    let run_for = Duration::from_millis(if smoke { 100 } else { 2000 });
+    let tick_sizes: &[usize] = if smoke { &[2] } else { &[10, 100] };
+    let rounds = if smoke { 2 } else { 15 };
+    let dir = tempfile::tempdir().unwrap();
+
+    // The report every variant serves: the wasm guest's own, as the probe gets it.
+    let (daemon, sockets) = wasm_daemon(1).await;
+    let body = Client::connect(&sockets[0]).await.get(&report_path("bench")).await.json.to_string();
+    let body_file = dir.path().join("report.json");
+    std::fs::write(&body_file, &body).unwrap();
+    println!("Every plugin serves the same {}-byte report.\n", body.len());
+
+    println!("## GET /report: latency (sequential, as the probe polls) and throughput (8 connections)\n");
+    println!("| plugin | p50 µs | p90 µs | p99 µs | max µs | p50 × native | p50 × python | req/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for kind in [Kind::Native, Kind::PythonHttp10, Kind::PythonThreaded] {
+        let refs = start_references(kind, 1, dir.path(), &body_file).await;
+        let latency = sequential(Poller::new(kind.keep_alive(), &refs.sockets[0]).await, requests).await;
+        let rate = throughput(kind.keep_alive(), &refs.sockets[0], 8, run_for).await;
+        rows.push((kind.name().to_owned(), latency, rate));
+    }
+    let served = sequential(Poller::new(true, &sockets[0]).await, requests).await;
+    let served_rate = throughput(true, &sockets[0], 8, run_for).await;
+    rows.push(("wasm, served report (scope-wasm)".to_owned(), served, served_rate));
+    // A fresh guest call on every request: the `reset` control runs the guest
+    // and encodes its shortcut report.
+    let mut client = Client::connect(&sockets[0]).await;
+    let reset = serde_json::json!({"AppID": "b", "NodeID": "test-host;<host>", "Control": "reset", "ControlArgs": null}).to_string();
+    let mut fresh = Vec::new();
+    for i in 0..requests + requests / 10 {
+        let reply = client.post("/control", reset.clone()).await;
+        assert_eq!(reply.status, 200);
+        if i >= requests / 10 {
+            fresh.push(reply.elapsed);
+        }
+    }
+    rows.push(("wasm, fresh guest call (control)".to_owned(), stats(fresh), f64::NAN));
+    let native_p50 = rows[0].1.p50;
+    let python_p50 = rows[1].1.p50;
+    for (name, s, rate) in &rows {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+            us(s.p50),
+            us(s.p90),
+            us(s.p99),
+            us(s.max),
+            s.p50.as_secs_f64() / native_p50.as_secs_f64(),
+            s.p50.as_secs_f64() / python_p50.as_secs_f64(),
+            if rate.is_nan() { "-".to_owned() } else { format!("{rate:.0}") }
+        );
+    }
+    drop(daemon);
+
+    println!("\n## A probe tick (every plugin polled once, one after another) and memory\n");
+    println!("| plugins | plugin | tick ms | tick × native | RSS MiB | PSS MiB | RSS per plugin MiB |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut goals_tick = Vec::new();
+    for &n in tick_sizes {
+        let mut native_tick = Duration::ZERO;
+        for kind in [Kind::Native, Kind::PythonHttp10] {
+            let refs = start_references(kind, n, dir.path(), &body_file).await;
+            let tick = probe_tick(kind.keep_alive(), &refs.sockets, rounds).await;
+            let (rss, pss) = refs.children.iter().map(|c| memory_kib(c.id())).fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
+            if kind == Kind::Native {
+                native_tick = tick;
+            }
+            println!(
+                "| {n} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
+                kind.name(),
+                tick.as_secs_f64() * 1e3,
+                tick.as_secs_f64() / native_tick.as_secs_f64(),
+                mib(rss),
+                mib(pss),
+                mib(rss) / n as f64
+            );
+        }
+        let (daemon, sockets) = wasm_daemon(n).await;
+        let tick = probe_tick(true, &sockets, rounds).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (rss, pss) = memory_kib(daemon.pid());
+        println!(
+            "| {n} | wasm (one daemon) | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            tick.as_secs_f64() * 1e3,
+            tick.as_secs_f64() / native_tick.as_secs_f64(),
+            mib(rss),
+            mib(pss),
+            mib(rss) / n as f64
+        );
+        goals_tick.push((n, tick.as_secs_f64() / native_tick.as_secs_f64()));
+    }
+
+    let served_ratio = served.p50.as_secs_f64() / native_p50.as_secs_f64();
+    let fresh_ratio = rows[4].1.p50.as_secs_f64() / native_p50.as_secs_f64();
+    let vs_python = python_p50.as_secs_f64() / served.p50.as_secs_f64();
+    println!("\n## Goals (ratios from this run)\n");
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!("- served report p50 ≤ 1.1× native: {served_ratio:.2}× ({})", verdict(served_ratio <= 1.1));
+    println!("- fresh guest call p50 ≤ 1.5× native: {fresh_ratio:.2}× ({})", verdict(fresh_ratio <= 1.5));
+    println!("- ≥ 4× faster than the official Python style: {vs_python:.2}× ({})", verdict(vs_python >= 4.0));
+    for (n, ratio) in goals_tick {
+        println!("- probe tick over {n} plugins ≤ 1.0× native processes: {ratio:.2}× ({})", verdict(ratio <= 1.0));
+    }
+}
