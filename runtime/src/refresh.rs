@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -36,9 +37,43 @@ pub struct ReportCache {
     wake: Notify,
 }
 
+/// How many probes' renderings of one report are kept (a host has one probe).
+const RENDERINGS_KEPT: usize = 4;
+
+/// A report that passed validation, and its JSON as each probe gets it: the
+/// probe polls every second with the same `probe_id`, and the bytes change
+/// only when the report does, so a poll is answered without encoding.
+pub struct GoodReport {
+    pub report: Report,
+    /// When the guest made it: the time of its latest values without a timestamp.
+    pub made_ms: u64,
+    rendered: Mutex<Vec<(Option<String>, Bytes)>>,
+}
+
+impl GoodReport {
+    fn new(report: Report) -> Self {
+        let made_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        Self { report, made_ms, rendered: Mutex::new(Vec::new()) }
+    }
+
+    /// The JSON for `probe_id`, encoded by `encode` the first time only.
+    pub fn rendered(&self, probe_id: Option<&str>, encode: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Bytes, String> {
+        if let Some((_, body)) = self.rendered.lock().unwrap().iter().find(|(id, _)| id.as_deref() == probe_id) {
+            return Ok(body.clone());
+        }
+        let body = Bytes::from(encode()?);
+        let mut rendered = self.rendered.lock().unwrap();
+        if rendered.len() == RENDERINGS_KEPT {
+            rendered.remove(0);
+        }
+        rendered.push((probe_id.map(str::to_owned), body.clone()));
+        Ok(body)
+    }
+}
+
 #[derive(Default)]
 struct CacheState {
-    good: Option<(Arc<Report>, Instant)>,
+    good: Option<(Arc<GoodReport>, Instant)>,
     failure: Option<(CallError, Instant)>,
     last_poll: Option<Instant>,
     refresher_idle: bool,
@@ -63,7 +98,7 @@ impl ReportCache {
     /// The report to answer a poll with: the latest good one while it is fresh,
     /// else the latest error while that is fresh, else the next attempt's
     /// outcome if it comes by `deadline`.
-    pub async fn latest(&self, plugin: &PluginHandle, deadline: Instant) -> Result<Arc<Report>, CallError> {
+    pub async fn latest(&self, plugin: &PluginHandle, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
         let mut attempts = self.attempts.subscribe();
         self.mark_polled();
         loop {
@@ -79,7 +114,7 @@ impl ReportCache {
         }
     }
 
-    fn usable(&self) -> Option<Result<Arc<Report>, CallError>> {
+    fn usable(&self) -> Option<Result<Arc<GoodReport>, CallError>> {
         let state = self.state.lock().unwrap();
         let fresh = |at: &Instant| at.elapsed() < self.fresh_for();
         if let Some((report, _)) = state.good.as_ref().filter(|(_, at)| fresh(at)) {
@@ -115,7 +150,7 @@ impl ReportCache {
         let now = Instant::now();
         match result {
             Ok(report) => {
-                state.good = Some((Arc::new(report), now));
+                state.good = Some((Arc::new(GoodReport::new(report)), now));
                 state.failure = None;
             }
             Err(err) => state.failure = Some((err, now)),
@@ -177,5 +212,28 @@ pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) 
                 _ = cache.wake.notified() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_encoded_once_per_probe() {
+        let good = GoodReport::new(Report { topologies: Vec::new() });
+        let mut encodes = 0;
+        for probe in [Some("a"), Some("a"), None, Some("b"), Some("a")] {
+            let body = good
+                .rendered(probe, || {
+                    encodes += 1;
+                    Ok(format!("{probe:?}").into_bytes())
+                })
+                .unwrap();
+            assert_eq!(body, Bytes::from(format!("{probe:?}")));
+        }
+        assert_eq!(encodes, 3, "a, none and b");
+        assert!(good.rendered(Some("c"), || Err("bad".into())).is_err(), "errors are not kept");
+        assert!(good.rendered(Some("c"), || Ok(b"ok".to_vec())).is_ok());
     }
 }

@@ -88,13 +88,16 @@ async fn handle(req: Request<Incoming>, plugin: Arc<PluginHandle>) -> Result<Res
 }
 
 async fn report(plugin: &PluginHandle, probe_id: Option<String>, deadline: Instant) -> Response<Full<Bytes>> {
-    let report = match plugin.cache.latest(plugin, deadline).await {
-        Ok(report) => report,
+    let good = match plugin.cache.latest(plugin, deadline).await {
+        Ok(good) => good,
         Err(err) => return call_error(err),
     };
-    let ctx = render_context(plugin, probe_id.as_deref());
-    match scope_json::encode_report(&ctx, &report, plugin.limits.max_report_bytes) {
-        Ok(body) => body_response(StatusCode::OK, body.into()),
+    let rendered = good.rendered(probe_id.as_deref(), || {
+        let ctx = RenderContext { plugin: &plugin.id, info: &plugin.info, probe_id: probe_id.as_deref(), now_ms: good.made_ms };
+        scope_json::encode_report(&ctx, &good.report, plugin.limits.max_report_bytes)
+    });
+    match rendered {
+        Ok(body) => body_response(StatusCode::OK, body),
         Err(detail) => invalid_output(plugin, detail),
     }
 }
