@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod grants;
 pub mod guest_log;
+pub mod guest_runtime;
 pub mod health;
 pub mod host;
 pub mod instance;

@@ -94,7 +94,7 @@ impl PluginHandle {
         let PluginPolicy { limits, grants } = policy;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
-        tokio::spawn(run_worker(instance, queue, load.clone(), stats.clone()));
+        crate::guest_runtime::handle().spawn(run_worker(instance, queue, load.clone(), stats.clone()));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },

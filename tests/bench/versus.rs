@@ -30,7 +30,8 @@ fn main() {
         serve_native(Path::new(&args[2]), Path::new(&args[3]));
         return;
     }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run());
+    // One thread: the client adds as little as it can to what is measured.
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run());
 }
 
 /// The native reference: one current-thread process per plugin, keep-alive.
