@@ -5,7 +5,7 @@
 //! per distinct stack limit (normally just one).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -111,15 +111,53 @@ fn new_engine(max_wasm_stack: usize) -> Result<Engine> {
     Ok(engine)
 }
 
+/// Guest calls running now, across all engines. The tickers sleep while there
+/// are none: an idle daemon does not wake 500 times a second.
+static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Held for the length of a guest call: the epoch ticks while any is held.
+pub struct GuestRunning(());
+
+impl GuestRunning {
+    pub fn start() -> Self {
+        let mut running = RUNNING.0.lock().unwrap();
+        *running += 1;
+        if *running == 1 {
+            RUNNING.1.notify_all();
+        }
+        GuestRunning(())
+    }
+}
+
+impl Drop for GuestRunning {
+    fn drop(&mut self) {
+        *RUNNING.0.lock().unwrap() -= 1;
+    }
+}
+
+/// How long a sleeping ticker waits before checking that its engine still exists.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// Ticks on a plain thread, not a tokio task: a busy async runtime must not be able
 /// to starve the very clock that interrupts guests. The thread holds only a weak
-/// reference and ends when the engine is dropped.
+/// reference and ends when the engine is dropped. Epoch deadlines are relative to
+/// the epoch when a call starts, so pausing between calls changes nothing.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     thread::Builder::new()
         .name("epoch-ticker".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+            loop {
+                {
+                    let mut running = RUNNING.0.lock().unwrap();
+                    while *running == 0 {
+                        running = RUNNING.1.wait_timeout(running, IDLE_CHECK).unwrap().0;
+                        if weak.upgrade().is_none() {
+                            return;
+                        }
+                    }
+                }
+                let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
                 drop(engine);
                 thread::sleep(EPOCH_TICK);

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
+use crate::engine::GuestRunning;
 use crate::error::CallError;
 use crate::guest_log::GuestLog;
 use crate::host::HostServices;
@@ -71,6 +72,7 @@ impl PluginInstance {
         if Instant::now() >= deadline {
             return Err(CallError::Busy { plugin: self.id.clone() });
         }
+        let _ticking = GuestRunning::start();
         let result = match self.live.as_mut() {
             Some(live) => invoke(live, call, deadline).await,
             None => match instantiate(&self.pre, self.new_state(), deadline).await {

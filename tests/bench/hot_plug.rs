@@ -55,14 +55,18 @@ async fn drop_to_first_report(cache_dir: &Path) -> Duration {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+/// (RSS, PSS) in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = rollup.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("Rss:"), field("Pss:"))
 }
 
 /// Starts a daemon with `n` copies already in place; times spawn -> all answering.
-async fn start_up(n: usize, cache_dir: &Path) -> (Duration, u64) {
+async fn start_up(n: usize, cache_dir: &Path) -> (Duration, (u64, u64)) {
     let names: Vec<String> = (0..n).map(|i| format!("copy-{i}.wasm")).collect();
     let source = guest("counter");
     let files: Vec<(&str, std::path::PathBuf)> = names.iter().map(|name| (name.as_str(), source.clone())).collect();
@@ -76,7 +80,7 @@ async fn start_up(n: usize, cache_dir: &Path) -> (Duration, u64) {
     let took = started.elapsed();
     // Let the refreshers go idle (5 s without polls), then read the idle footprint.
     tokio::time::sleep(Duration::from_secs(support::bench_count(6, 0) as u64)).await;
-    (took, rss_kib(daemon.pid()))
+    (took, memory_kib(daemon.pid()))
 }
 
 #[tokio::main]
@@ -97,23 +101,28 @@ async fn main() {
     let cache = tempfile::tempdir().unwrap();
     start_up(1, cache.path()).await; // warm the cache
     println!("\n## Start-up with N copies of counter.wasm (warm cache), and idle RSS\n");
-    println!("| N | start-up ms | × N=1 | RSS MiB | × N=1 |\n|---|---|---|---|---|");
+    println!("| N | start-up ms | × N=1 | RSS MiB | PSS MiB | × N=1 (RSS) |\n|---|---|---|---|---|---|");
     let mut results = Vec::new();
     for n in copies() {
         let (took, rss) = start_up(n, cache.path()).await;
         results.push((n, took, rss));
     }
-    let (_, one_took, one_rss) = results[0];
-    for (n, took, rss) in &results {
+    let (_, one_took, (one_rss, one_pss)) = results[0];
+    for (n, took, (rss, pss)) in &results {
         println!(
-            "| {n} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {n} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             ms(*took),
             took.as_secs_f64() / one_took.as_secs_f64(),
             *rss as f64 / 1024.0,
+            *pss as f64 / 1024.0,
             *rss as f64 / one_rss as f64
         );
     }
-    let (n_max, _, rss_max) = results[results.len() - 1];
-    let per_plugin = (rss_max.saturating_sub(one_rss)) as f64 / (n_max - 1) as f64;
-    println!("\nIdle memory per plugin: {per_plugin:.0} KiB (RSS slope from N=1 to N={n_max}).\n");
+    let (n_max, _, (rss_max, pss_max)) = results[results.len() - 1];
+    let slope = |max: u64, one: u64| max.saturating_sub(one) as f64 / (n_max - 1) as f64;
+    println!(
+        "\nIdle memory per extra plugin (slope from N=1 to N={n_max}): {:.0} KiB RSS, {:.0} KiB PSS.\n",
+        slope(rss_max, one_rss),
+        slope(pss_max, one_pss)
+    );
 }
