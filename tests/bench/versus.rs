@@ -185,17 +185,6 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn sequential(mut poller: Poller, n: usize) -> Stats {
-    for _ in 0..n / 10 {
-        poller.poll().await;
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        samples.push(poller.poll().await);
-    }
-    stats(samples)
-}
-
 /// Requests per second over `connections` concurrent clients.
 async fn throughput(keep_alive: bool, socket: &Path, connections: usize, run_for: Duration) -> f64 {
     let until = Instant::now() + run_for;
@@ -218,25 +207,6 @@ async fn throughput(keep_alive: bool, socket: &Path, connections: usize, run_for
         total += task.await.unwrap();
     }
     total as f64 / run_for.as_secs_f64()
-}
-
-/// The probe's tick: every plugin polled once, one after another. Median of `rounds`.
-async fn probe_tick(keep_alive: bool, sockets: &[PathBuf], rounds: usize) -> Duration {
-    let mut pollers = Vec::new();
-    for socket in sockets {
-        pollers.push(Poller::new(keep_alive, socket).await);
-    }
-    let mut ticks = Vec::new();
-    for _ in 0..rounds + 1 {
-        let started = Instant::now();
-        for poller in &mut pollers {
-            poller.poll().await;
-        }
-        ticks.push(started.elapsed());
-    }
-    ticks.remove(0); // warm-up
-    ticks.sort();
-    ticks[ticks.len() / 2]
 }
 
 /// (RSS, PSS) in KiB.
@@ -268,104 +238,160 @@ async fn wasm_daemon(n: usize) -> (Daemon, Vec<PathBuf>) {
     (daemon, sockets)
 }
 
+/// Latency samples of several pollers, measured in interleaved chunks so that
+/// the machine's drift (these VMs are noisy) falls on all of them alike.
+async fn interleaved(pollers: &mut [Poller], total: usize, chunks: usize) -> Vec<Stats> {
+    let mut samples: Vec<Vec<Duration>> = pollers.iter().map(|_| Vec::with_capacity(total)).collect();
+    for poller in pollers.iter_mut() {
+        for _ in 0..total / 10 {
+            poller.poll().await; // warm-up
+        }
+    }
+    for _ in 0..chunks {
+        for (poller, samples) in pollers.iter_mut().zip(&mut samples) {
+            for _ in 0..total / chunks {
+                samples.push(poller.poll().await);
+            }
+        }
+    }
+    samples.into_iter().map(stats).collect()
+}
+
 async fn run() {
     let smoke = support::bench_smoke();
-    let requests = if smoke { 50 } else { 5000 };
+    let requests = if smoke { 50 } else { 6000 };
+    let chunks = if smoke { 2 } else { 20 };
     let run_for = Duration::from_millis(if smoke { 100 } else { 2000 });
     let tick_sizes: &[usize] = if smoke { &[2] } else { &[10, 100] };
-    let rounds = if smoke { 2 } else { 15 };
+    let rounds = if smoke { 2 } else { 31 };
     let dir = tempfile::tempdir().unwrap();
+    let max_plugins = *tick_sizes.last().unwrap();
 
     // The report every variant serves: the wasm guest's own, as the probe gets it.
-    let (daemon, sockets) = wasm_daemon(1).await;
+    let (daemon, sockets) = wasm_daemon(max_plugins).await;
     let body = Client::connect(&sockets[0]).await.get(&report_path("bench")).await.json.to_string();
     let body_file = dir.path().join("report.json");
     std::fs::write(&body_file, &body).unwrap();
-    println!("Every plugin serves the same {}-byte report.\n", body.len());
+    println!("Every plugin serves the same {}-byte report. Latencies and ticks are measured interleaved.\n", body.len());
+
+    let kinds = [Kind::Native, Kind::PythonHttp10, Kind::PythonThreaded];
+    let mut refs = Vec::new();
+    for kind in kinds {
+        let sub = dir.path().join(format!("{}", refs.len()));
+        std::fs::create_dir(&sub).unwrap();
+        refs.push(start_references(kind, 1, &sub, &body_file).await);
+    }
+    let mut pollers = Vec::new();
+    for (kind, r) in kinds.iter().zip(&refs) {
+        pollers.push(Poller::new(kind.keep_alive(), &r.sockets[0]).await);
+    }
+    pollers.push(Poller::new(true, &sockets[0]).await);
+    let mut latencies = interleaved(&mut pollers, requests, chunks).await;
+    drop(pollers);
+
+    // A fresh guest call on every request: the `reset` control runs the guest
+    // and encodes its shortcut report. Interleaved with the native reference.
+    let mut native = Poller::new(true, &refs[0].sockets[0]).await;
+    let mut client = Client::connect(&sockets[1.min(sockets.len() - 1)]).await;
+    let reset = serde_json::json!({"AppID": "b", "NodeID": "test-host;<host>", "Control": "reset", "ControlArgs": null}).to_string();
+    let (mut fresh, mut native_again) = (Vec::new(), Vec::new());
+    for _ in 0..requests / 10 {
+        client.post("/control", reset.clone()).await;
+    }
+    for _ in 0..chunks {
+        for _ in 0..requests / chunks {
+            let reply = client.post("/control", reset.clone()).await;
+            assert_eq!(reply.status, 200);
+            fresh.push(reply.elapsed);
+        }
+        for _ in 0..requests / chunks {
+            native_again.push(native.poll().await);
+        }
+    }
+    let fresh = stats(fresh);
+    let native_again = stats(native_again);
+
+    let mut rates = Vec::new();
+    for (kind, r) in kinds.iter().zip(&refs) {
+        rates.push(throughput(kind.keep_alive(), &r.sockets[0], 8, run_for).await);
+    }
+    rates.push(throughput(true, &sockets[0], 8, run_for).await);
+    drop(refs);
 
     println!("## GET /report: latency (sequential, as the probe polls) and throughput (8 connections)\n");
     println!("| plugin | p50 µs | p90 µs | p99 µs | max µs | p50 × native | p50 × python | req/s |");
     println!("|---|---|---|---|---|---|---|---|");
-    let mut rows = Vec::new();
-    for kind in [Kind::Native, Kind::PythonHttp10, Kind::PythonThreaded] {
-        let refs = start_references(kind, 1, dir.path(), &body_file).await;
-        let latency = sequential(Poller::new(kind.keep_alive(), &refs.sockets[0]).await, requests).await;
-        let rate = throughput(kind.keep_alive(), &refs.sockets[0], 8, run_for).await;
-        rows.push((kind.name().to_owned(), latency, rate));
-    }
-    let served = sequential(Poller::new(true, &sockets[0]).await, requests).await;
-    let served_rate = throughput(true, &sockets[0], 8, run_for).await;
-    rows.push(("wasm, served report (scope-wasm)".to_owned(), served, served_rate));
-    // A fresh guest call on every request: the `reset` control runs the guest
-    // and encodes its shortcut report.
-    let mut client = Client::connect(&sockets[0]).await;
-    let reset = serde_json::json!({"AppID": "b", "NodeID": "test-host;<host>", "Control": "reset", "ControlArgs": null}).to_string();
-    let mut fresh = Vec::new();
-    for i in 0..requests + requests / 10 {
-        let reply = client.post("/control", reset.clone()).await;
-        assert_eq!(reply.status, 200);
-        if i >= requests / 10 {
-            fresh.push(reply.elapsed);
-        }
-    }
-    rows.push(("wasm, fresh guest call (control)".to_owned(), stats(fresh), f64::NAN));
+    let served = latencies.pop().unwrap();
+    let mut rows: Vec<(String, Stats, f64)> =
+        kinds.iter().zip(latencies).zip(&rates).map(|((k, s), r)| (k.name().to_owned(), s, *r)).collect();
+    rows.push(("wasm, served report (scope-wasm)".to_owned(), served, rates[3]));
     let native_p50 = rows[0].1.p50;
     let python_p50 = rows[1].1.p50;
     for (name, s, rate) in &rows {
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
-            us(s.p50),
-            us(s.p90),
-            us(s.p99),
-            us(s.max),
-            s.p50.as_secs_f64() / native_p50.as_secs_f64(),
-            s.p50.as_secs_f64() / python_p50.as_secs_f64(),
-            if rate.is_nan() { "-".to_owned() } else { format!("{rate:.0}") }
-        );
+        print_row(name, s, native_p50, python_p50, Some(*rate));
     }
-    drop(daemon);
+    print_row("wasm, fresh guest call (control)", &fresh, native_again.p50, python_p50, None);
+    println!("\n(The fresh call is compared with native polls interleaved with it: p50 {:.0} µs.)", us(native_again.p50));
 
     println!("\n## A probe tick (every plugin polled once, one after another) and memory\n");
+    println!("Median of {rounds} ticks, the three variants interleaved tick by tick.\n");
     println!("| plugins | plugin | tick ms | tick × native | RSS MiB | PSS MiB | RSS per plugin MiB |");
     println!("|---|---|---|---|---|---|---|");
     let mut goals_tick = Vec::new();
     for &n in tick_sizes {
-        let mut native_tick = Duration::ZERO;
+        let mut tick_refs = Vec::new();
+        let mut tick_pollers: Vec<Vec<Poller>> = Vec::new();
         for kind in [Kind::Native, Kind::PythonHttp10] {
-            let refs = start_references(kind, n, dir.path(), &body_file).await;
-            let tick = probe_tick(kind.keep_alive(), &refs.sockets, rounds).await;
-            let (rss, pss) = refs.children.iter().map(|c| memory_kib(c.id())).fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
-            if kind == Kind::Native {
-                native_tick = tick;
+            let sub = dir.path().join(format!("tick-{n}-{}", tick_refs.len()));
+            std::fs::create_dir(&sub).unwrap();
+            let r = start_references(kind, n, &sub, &body_file).await;
+            let mut ps = Vec::new();
+            for socket in &r.sockets {
+                ps.push(Poller::new(kind.keep_alive(), socket).await);
             }
+            tick_pollers.push(ps);
+            tick_refs.push(r);
+        }
+        let mut ps = Vec::new();
+        for socket in &sockets[..n] {
+            ps.push(Poller::new(true, socket).await);
+        }
+        tick_pollers.push(ps);
+        let mut ticks: Vec<Vec<Duration>> = vec![Vec::new(); 3];
+        for round in 0..rounds + 1 {
+            for (variant, pollers) in tick_pollers.iter_mut().enumerate() {
+                let started = Instant::now();
+                for poller in pollers.iter_mut() {
+                    poller.poll().await;
+                }
+                if round > 0 {
+                    ticks[variant].push(started.elapsed());
+                }
+            }
+        }
+        let medians: Vec<Duration> = ticks.into_iter().map(|t| stats(t).p50).collect();
+        let mut memories: Vec<(u64, u64)> = tick_refs
+            .iter()
+            .map(|r| r.children.iter().map(|c| memory_kib(c.id())).fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1)))
+            .collect();
+        memories.push(memory_kib(daemon.pid()));
+        let names = [Kind::Native.name(), Kind::PythonHttp10.name(), "wasm (one daemon, all plugins loaded)"];
+        for ((name, tick), (rss, pss)) in names.iter().zip(&medians).zip(&memories) {
             println!(
-                "| {n} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
-                kind.name(),
+                "| {n} | {name} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
                 tick.as_secs_f64() * 1e3,
-                tick.as_secs_f64() / native_tick.as_secs_f64(),
-                mib(rss),
-                mib(pss),
-                mib(rss) / n as f64
+                tick.as_secs_f64() / medians[0].as_secs_f64(),
+                mib(*rss),
+                mib(*pss),
+                mib(*rss) / n as f64
             );
         }
-        let (daemon, sockets) = wasm_daemon(n).await;
-        let tick = probe_tick(true, &sockets, rounds).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (rss, pss) = memory_kib(daemon.pid());
-        println!(
-            "| {n} | wasm (one daemon) | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
-            tick.as_secs_f64() * 1e3,
-            tick.as_secs_f64() / native_tick.as_secs_f64(),
-            mib(rss),
-            mib(pss),
-            mib(rss) / n as f64
-        );
-        goals_tick.push((n, tick.as_secs_f64() / native_tick.as_secs_f64()));
+        goals_tick.push((n, medians[2].as_secs_f64() / medians[0].as_secs_f64()));
     }
 
-    let served_ratio = served.p50.as_secs_f64() / native_p50.as_secs_f64();
-    let fresh_ratio = rows[4].1.p50.as_secs_f64() / native_p50.as_secs_f64();
-    let vs_python = python_p50.as_secs_f64() / served.p50.as_secs_f64();
+    let served_ratio = rows[3].1.p50.as_secs_f64() / native_p50.as_secs_f64();
+    let fresh_ratio = fresh.p50.as_secs_f64() / native_again.p50.as_secs_f64();
+    let vs_python = python_p50.as_secs_f64() / rows[3].1.p50.as_secs_f64();
     println!("\n## Goals (ratios from this run)\n");
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!("- served report p50 ≤ 1.1× native: {served_ratio:.2}× ({})", verdict(served_ratio <= 1.1));
@@ -374,4 +400,18 @@ async fn run() {
     for (n, ratio) in goals_tick {
         println!("- probe tick over {n} plugins ≤ 1.0× native processes: {ratio:.2}× ({})", verdict(ratio <= 1.0));
     }
+    println!();
+}
+
+fn print_row(name: &str, s: &Stats, native_p50: Duration, python_p50: Duration, rate: Option<f64>) {
+    println!(
+        "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+        us(s.p50),
+        us(s.p90),
+        us(s.p99),
+        us(s.max),
+        s.p50.as_secs_f64() / native_p50.as_secs_f64(),
+        s.p50.as_secs_f64() / python_p50.as_secs_f64(),
+        rate.map_or("-".to_owned(), |r| format!("{r:.0}"))
+    );
 }
