@@ -170,6 +170,15 @@ async fn the_second_file_with_an_id_is_refused_until_the_first_goes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(served.is_some(), "team-b's file never took over; log:\n{}", daemon.log());
+    // ...and the status no longer lists it as refused.
+    let out = std::process::Command::new(support::binary())
+        .args(["status", "--json", "--admin-socket", daemon.admin_socket().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let statuses: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let states: Vec<(&str, &str)> =
+        statuses.as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap(), s["state"].as_str().unwrap())).collect();
+    assert_eq!(states, [("counter", "serving")], "{statuses}");
 }
 
 #[tokio::test]

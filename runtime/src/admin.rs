@@ -15,31 +15,58 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
 
 use crate::health::{HealthBoard, PluginStatus};
 
+/// Open admin connections at most; past this, new ones are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+/// A client that has not sent its request headers by then is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves connections from `listener` until the task is aborted.
 pub async fn serve_unix(listener: tokio::net::UnixListener, health: Arc<HealthBoard>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        if let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(stream, health.clone()));
+        match listener.accept().await {
+            Ok((stream, _)) => spawn_connection(stream, &slots, &health),
+            Err(err) => accept_failed(err).await,
         }
     }
 }
 
 pub async fn serve_tcp(listener: tokio::net::TcpListener, health: Arc<HealthBoard>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        if let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(stream, health.clone()));
+        match listener.accept().await {
+            Ok((stream, _)) => spawn_connection(stream, &slots, &health),
+            Err(err) => accept_failed(err).await,
         }
     }
 }
 
-async fn serve_connection(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, health: Arc<HealthBoard>) {
-    let service = service_fn(move |req| answer(req, health.clone()));
-    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+/// E.g. out of file descriptors: say so and pause, rather than spin.
+pub(crate) async fn accept_failed(err: std::io::Error) {
+    tracing::warn!(error = %err, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn spawn_connection(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, slots: &Arc<Semaphore>, health: &Arc<HealthBoard>) {
+    let Ok(slot) = slots.clone().try_acquire_owned() else { return };
+    let health = health.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let service = service_fn(move |req| answer(req, health.clone()));
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
 }
 
 async fn answer(req: Request<Incoming>, health: Arc<HealthBoard>) -> Result<Response<Full<Bytes>>, Infallible> {

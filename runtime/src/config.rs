@@ -1,7 +1,8 @@
 //! The daemon's configuration: one TOML file (`--config`) holds the daemon's
 //! settings at the top level and the limits and grants of plugins in
 //! `[defaults]` and `[plugins.<id or glob>]`. Flags override the file, the
-//! file overrides the built-in defaults. Unknown keys and bad values stop the
+//! file overrides the built-in defaults; limit flags go over `[defaults]`, and a
+//! plugin's own section still goes over them (see `policy`). Unknown keys and bad values stop the
 //! daemon with the file, the line or section, and the key named.
 
 use std::collections::BTreeMap;

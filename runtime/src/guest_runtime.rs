@@ -1,15 +1,14 @@
-//! Guest code runs on a runtime of its own, whose threads run at a lower CPU
-//! priority (nice 10). Answering the probe from memory (server, report cache)
-//! then always wins over a busy guest, so one plugin burning its whole budget
-//! does not show in its neighbours' latency. Deadlines stay wall-clock: the
-//! epoch ticker and the callers waiting for answers run at normal priority.
+//! Guest code runs on a runtime of its own, whose threads are scheduled as
+//! batch work (`SCHED_BATCH`): they keep their fair share of the CPU, so
+//! deadlines hold on a busy host, but a thread that wakes to answer the probe
+//! from memory (server, report cache) is never held back behind a busy guest.
+//! One plugin burning its whole budget then does not show in its neighbours'
+//! latency. The epoch ticker and the callers waiting for answers are ordinary
+//! threads.
 
 use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle, Runtime};
-
-/// How much lower guest threads run than the rest of the daemon.
-const GUEST_NICENESS: i32 = 10;
 
 static GUESTS: OnceLock<Runtime> = OnceLock::new();
 
@@ -20,7 +19,7 @@ pub fn handle() -> Handle {
             Builder::new_multi_thread()
                 .thread_name("guest")
                 .enable_all()
-                .on_thread_start(lower_priority)
+                .on_thread_start(schedule_as_batch)
                 .build()
                 .expect("starting the guest runtime")
         })
@@ -28,12 +27,11 @@ pub fn handle() -> Handle {
         .clone()
 }
 
-fn lower_priority() {
-    // SAFETY: gettid and setpriority only read their arguments; on Linux the
-    // "process" priority of a thread ID is that thread's own.
+fn schedule_as_batch() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param`; thread ID 0 is the calling thread.
     unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, GUEST_NICENESS);
+        libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
     }
 }
 
@@ -42,14 +40,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guest_threads_run_at_a_lower_priority() {
-        let niceness = std::sync::mpsc::channel();
-        let sender = niceness.0;
+    fn guest_threads_are_batch_threads() {
+        let (sender, policy) = std::sync::mpsc::channel();
         handle().spawn(async move {
-            // SAFETY: as above, for this thread.
-            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-            sender.send(nice).unwrap();
+            // SAFETY: reads the calling thread's policy.
+            sender.send(unsafe { libc::sched_getscheduler(0) }).unwrap();
         });
-        assert_eq!(niceness.1.recv().unwrap(), GUEST_NICENESS);
+        assert_eq!(policy.recv().unwrap(), libc::SCHED_BATCH);
     }
 }

@@ -89,8 +89,10 @@ impl HealthBoard {
         })
     }
 
-    pub fn serving(&self, id: &PluginId, file: &Path, label: &str, budget: Duration) {
+    /// `stats`: the counters the serving version records into.
+    pub fn serving(&self, id: &PluginId, file: &Path, label: &str, budget: Duration, stats: &Arc<PluginStats>) {
         self.with_entry(id.as_str(), file, |entry| {
+            entry.stats = stats.clone();
             if entry.state == "serving" {
                 entry.reloads += 1;
             }
@@ -100,6 +102,13 @@ impl HealthBoard {
             entry.loaded_at = Some(SystemTime::now());
             entry.budget = budget;
         });
+    }
+
+    /// The file is back to the version serving: nothing to report any more.
+    pub fn clear_detail(&self, id: &PluginId) {
+        if let Some(entry) = self.entries.lock().unwrap().get_mut(id.as_str()) {
+            entry.detail.clear();
+        }
     }
 
     /// A load failed: a plugin that serves keeps serving, with the reason noted.

@@ -41,6 +41,8 @@ const COLUMNS: [(&str, &str); 7] = [
     ("memory", "Memory MiB"),
 ];
 const MAX_REPORT_BYTES: usize = 4 << 20;
+/// Open connections at most (the probe keeps one or two).
+const MAX_CONNECTIONS: usize = 64;
 
 fn info() -> PluginInfo {
     PluginInfo {
@@ -100,12 +102,25 @@ pub fn report(hostname: &str, plugins: &[PluginStatus]) -> Report {
 
 /// Serves `GET /report` on the plugin's socket until the task is aborted.
 pub async fn serve(listener: tokio::net::UnixListener, hostname: Arc<str>, health: Arc<HealthBoard>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                crate::admin::accept_failed(err).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
         let (hostname, health) = (hostname.clone(), health.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| answer(req, hostname.clone(), health.clone()));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -194,7 +194,10 @@ impl Supervisor {
                     self.refuse(&file.path, reason);
                 }
             }
-            self.refused.remove(&files[winner].path);
+            if self.refused.remove(&files[winner].path).is_some() {
+                // Refused before (e.g. its ID was taken): no longer.
+                self.health.remove(&files[winner].path.display().to_string());
+            }
             self.consider(id, &files[winner], now);
         }
 
@@ -254,6 +257,7 @@ impl Supervisor {
             Ok(Loaded::Unchanged) => {
                 if let Some(served) = self.served.get_mut(&id).filter(|_| serving_this_file) {
                     served.stamp = stamp;
+                    self.health.clear_detail(&id);
                 }
             }
             Ok(Loaded::Started { handle, hash, origin, took }) => {
@@ -264,7 +268,7 @@ impl Supervisor {
                 }
                 if let Some(served) = self.served.get_mut(&id) {
                     if serving_this_file {
-                        self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget);
+                        self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget, &handle.stats);
                         served.current.send_replace(handle);
                         served.stamp = stamp;
                         served.hash = hash;
@@ -324,7 +328,7 @@ impl Supervisor {
             "serving on {0}; try: curl --unix-socket {0} http://plugin/report",
             socket.display()
         );
-        self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget);
+        self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget, &handle.stats);
         let (current, receiver) = watch::channel(handle);
         let server = tokio::spawn(server::serve(listener, receiver));
         self.served.insert(id, Served { path, stamp, hash, current, socket, server });
@@ -344,6 +348,9 @@ impl Supervisor {
         if let Some(path) = self.loading.iter().find(|(_, (_, id))| *id == task).map(|(path, _)| path.clone()) {
             let (stamp, _) = self.loading.remove(&path).expect("just found");
             tracing::error!(file = %path.display(), "loading crashed: {err}");
+            if let Ok(id) = PluginId::from_wasm_path(&path) {
+                self.health.failed(&id, &path, &format!("loading crashed: {err}"));
+            }
             self.failed.insert(path, stamp);
         }
     }

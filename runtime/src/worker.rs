@@ -105,7 +105,9 @@ impl PluginHandle {
             jobs,
             load,
         };
-        let info = match handle.call(Call::Describe, handle.deadline()).await? {
+        // Not counted in the stats: they belong to the version serving, and
+        // this one may never serve.
+        let info = match handle.queue_call(Call::Describe, handle.deadline()).await? {
             Answer::Describe(info) => info,
             _ => unreachable!("describe answers with plugin info"),
         };

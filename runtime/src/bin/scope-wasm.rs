@@ -165,7 +165,8 @@ impl DaemonFlags {
             socket_mode: self.socket_mode.clone(),
             socket_group: self.socket_group.clone(),
             cache_dir: self.cache_dir.clone(),
-            no_cache: self.no_cache.then_some(true),
+            // Either flag beats the file's `no_cache`.
+            no_cache: if self.no_cache { Some(true) } else { self.cache_dir.as_ref().map(|_| false) },
             docker_socket: common.docker_socket.clone(),
             hostname: common.hostname.clone(),
             rescan_ms: self.rescan_ms,
