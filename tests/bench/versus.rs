@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use support::{Client, Daemon, guest, report_path};
+use support::{Client, Daemon, Stats, guest, report_path, stats};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -165,20 +165,6 @@ impl Poller {
             Poller::OneShot(socket) => one_shot(socket).await,
         }
     }
-}
-
-#[derive(Clone, Copy)]
-struct Stats {
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    Stats { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap() }
 }
 
 fn us(d: Duration) -> f64 {

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Client, Daemon, guest, report_path};
+use support::{Client, Daemon, guest, report_path, stats};
 
 const ZOO: [&str; 9] = [
     "loop-forever",
@@ -24,19 +24,6 @@ const ZOO: [&str; 9] = [
 ];
 fn requests() -> usize {
     support::bench_count(3000, 30)
-}
-
-struct Stats {
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    Stats { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap() }
 }
 
 /// Polls the healthy plugin `REQUESTS` times on one keep-alive connection, as the probe does.

@@ -284,3 +284,18 @@ pub fn bench_smoke() -> bool {
 pub fn bench_count(full: usize, smoke: usize) -> usize {
     if bench_smoke() { smoke } else { full }
 }
+
+/// Latency percentiles of a benchmark's samples.
+#[derive(Clone, Copy)]
+pub struct Stats {
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+pub fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap() }
+}

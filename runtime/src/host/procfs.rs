@@ -81,10 +81,11 @@ pub fn resolve(path: &str, grant: &ProcfsGrant) -> Result<ProcPath, ProcfsError>
     if parts.iter().any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains('\0')) {
         return denied("empty, `.` and `..` components are not allowed");
     }
-    if let Some(why) = parts.iter().find_map(|p| known_refusal(p)) {
-        if !(grant.environ && parts.last() == Some(&"environ") && parts.len() == 2) {
-            return denied(why);
-        }
+    // A granted `<pid>/environ` is the one known refusal that may pass.
+    if let Some(why) = parts.iter().find_map(|p| known_refusal(p))
+        && !(grant.environ && parts.last() == Some(&"environ") && parts.len() == 2)
+    {
+        return denied(why);
     }
     let pid = parts[0].parse::<u32>().ok();
     let allowed = match (pid, parts.as_slice()) {
