@@ -125,12 +125,15 @@ impl ConfigFile {
             if self.no_cache == Some(true) { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         config.docker_socket = self.docker_socket.clone().unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.into());
         config.hostname = self.hostname.clone();
-        let rescan_ms = self.rescan_ms.unwrap_or(2000);
-        ensure!(rescan_ms >= 100, "{origin}: rescan_ms = {rescan_ms}: must be at least 100");
-        config.rescan_interval = Duration::from_millis(rescan_ms);
-        let settle_ms = self.settle_ms.unwrap_or(1000);
-        ensure!(settle_ms <= 60_000, "{origin}: settle_ms = {settle_ms}: must be at most 60000");
-        config.settle = Duration::from_millis(settle_ms);
+        // Unset keys keep `RunConfig::new`'s defaults.
+        if let Some(ms) = self.rescan_ms {
+            ensure!(ms >= 100, "{origin}: rescan_ms = {ms}: must be at least 100");
+            config.rescan_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.settle_ms {
+            ensure!(ms <= 60_000, "{origin}: settle_ms = {ms}: must be at most 60000");
+            config.settle = Duration::from_millis(ms);
+        }
         config.admin_socket = match &self.admin_socket {
             Some(path) if path.as_os_str().is_empty() => None,
             Some(path) => Some(path.clone()),
@@ -149,7 +152,7 @@ impl ConfigFile {
             Some(addr) => Some(addr.parse().with_context(|| format!("{origin}: admin_tcp = {addr:?}: not an address like 127.0.0.1:9464"))?),
             None => None,
         };
-        config.self_plugin = self.self_plugin.unwrap_or(true);
+        config.self_plugin = self.self_plugin.unwrap_or(config.self_plugin);
         config.policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin)?;
         Ok(config)
     }

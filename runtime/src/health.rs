@@ -32,6 +32,23 @@ pub struct PluginStatus {
     pub stats: StatsSnapshot,
 }
 
+/// A plugin or file not yet known to be serving, failed or refused: `failed`
+/// until a load says otherwise.
+impl Default for Entry {
+    fn default() -> Self {
+        Self {
+            file: String::new(),
+            state: "failed",
+            label: String::new(),
+            detail: String::new(),
+            loaded_at: None,
+            reloads: 0,
+            budget: Duration::ZERO,
+            stats: Arc::default(),
+        }
+    }
+}
+
 struct Entry {
     file: String,
     state: &'static str,
@@ -51,42 +68,15 @@ pub struct HealthBoard {
 impl HealthBoard {
     fn with_entry(&self, key: &str, file: &Path, update: impl FnOnce(&mut Entry)) {
         let mut entries = self.entries.lock().unwrap();
-        let entry = entries.entry(key.to_owned()).or_insert_with(|| Entry {
-            file: String::new(),
-            state: "failed",
-            label: String::new(),
-            detail: String::new(),
-            loaded_at: None,
-            reloads: 0,
-            budget: Duration::ZERO,
-            stats: Arc::default(),
-        });
+        let entry = entries.entry(key.to_owned()).or_default();
         entry.file = file.display().to_string();
         update(entry);
     }
 
-    /// The counters a plugin's versions share, kept across reloads.
+    /// The counters a plugin's versions share, kept across reloads. Until its
+    /// file is known (`with_entry`), the entry is hidden from the snapshot.
     pub fn stats_for(&self, id: &PluginId) -> Arc<PluginStats> {
-        let entries = self.entries.lock().unwrap();
-        entries.get(id.as_str()).map(|e| e.stats.clone()).unwrap_or_else(|| {
-            drop(entries);
-            let mut entries = self.entries.lock().unwrap();
-            let stats = Arc::new(PluginStats::default());
-            entries.insert(
-                id.to_string(),
-                Entry {
-                    file: String::new(),
-                    state: "failed",
-                    label: String::new(),
-                    detail: "loading".into(),
-                    loaded_at: None,
-                    reloads: 0,
-                    budget: Duration::ZERO,
-                    stats: stats.clone(),
-                },
-            );
-            stats
-        })
+        self.entries.lock().unwrap().entry(id.to_string()).or_default().stats.clone()
     }
 
     /// `stats`: the counters the serving version records into.

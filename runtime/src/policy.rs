@@ -181,17 +181,16 @@ impl Policy {
         flags: &Overrides,
         origin: &str,
     ) -> Result<Self> {
-        let parsed_defaults = file_defaults;
         let mut defaults = PluginPolicy::default();
-        parsed_defaults
+        file_defaults
             .check_options()
-            .and_then(|()| parsed_defaults.apply(&mut defaults))
+            .and_then(|()| file_defaults.apply(&mut defaults))
             .and_then(|()| flags.apply(&mut defaults))
             .and_then(|()| defaults.limits.validate())
             .with_context(|| format!("{origin}: [defaults]"))?;
 
         let mut sections = Vec::new();
-        for (key, overrides) in plugins.clone() {
+        for (key, overrides) in plugins {
             let place = || format!("{origin}: [plugins.{key:?}]");
             let pattern = if key.contains(['*', '?', '[']) {
                 Some(glob::Pattern::new(&key).with_context(|| format!("{}: not a valid glob", place()))?)
@@ -206,7 +205,7 @@ impl Policy {
                 .and_then(|()| overrides.apply(&mut check))
                 .and_then(|()| check.limits.validate())
                 .with_context(place)?;
-            sections.push(Section { key, pattern, overrides });
+            sections.push(Section { key: key.clone(), pattern, overrides: overrides.clone() });
         }
         sections.sort_by_key(|s| (s.specificity(), s.key.clone()));
         Ok(Self { defaults, sections })

@@ -249,6 +249,12 @@ impl Supervisor {
     }
 
     async fn apply(&mut self, outcome: LoadOutcome) {
+        self.apply_outcome(outcome).await;
+        // Whatever happened, code no served version uses can go.
+        self.forget_unused_code();
+    }
+
+    async fn apply_outcome(&mut self, outcome: LoadOutcome) {
         let LoadOutcome { id, path, stamp, result } = outcome;
         self.loading.remove(&path);
         let serving_this_file = self.served.get(&id).is_some_and(|served| served.path == path);
@@ -263,7 +269,6 @@ impl Supervisor {
             Ok(Loaded::Started { handle, hash, origin, took }) => {
                 self.failed.remove(&path);
                 if !path.exists() {
-                    self.forget_unused_code();
                     return; // deleted while it loaded; the next scan sees to the rest
                 }
                 if let Some(served) = self.served.get_mut(&id) {
@@ -276,17 +281,14 @@ impl Supervisor {
                             plugin = %id, file = %path.display(), ?origin, took_ms = took.as_millis() as u64,
                             "reloaded: the new version serves from now on"
                         );
-                        self.forget_unused_code();
                     }
                     // Otherwise another file took the ID meanwhile; this load is dropped.
-                    self.forget_unused_code();
                     return;
                 }
                 self.open_socket(id, path, stamp, hash, handle, origin, took).await;
             }
             Err(err) => {
                 self.failed.insert(path.clone(), stamp);
-                self.forget_unused_code();
                 self.health.failed(&id, &path, &format!("{err:#}"));
                 if serving_this_file {
                     tracing::error!(
@@ -318,7 +320,6 @@ impl Supervisor {
                 tracing::error!(plugin = %id, file = %path.display(), "{err:#}");
                 self.health.failed(&id, &path, &format!("{err:#}"));
                 self.failed.insert(path, stamp);
-                self.forget_unused_code();
                 return;
             }
         };

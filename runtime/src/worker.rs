@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, PluginInfo, Report};
 use crate::error::CallError;
 use crate::instance::{Answer, Call, PluginInstance};
-use crate::grants::Grants;
 use crate::host::HostServices;
 use crate::limits::Limits;
 use crate::policy::PluginPolicy;
@@ -43,7 +42,6 @@ pub struct PluginHandle {
     pub id: PluginId,
     pub info: PluginInfo,
     pub limits: Limits,
-    pub grants: Grants,
     pub cache: Arc<ReportCache>,
     pub stats: Arc<PluginStats>,
     jobs: mpsc::Sender<Job>,
@@ -91,7 +89,7 @@ impl PluginHandle {
     ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
         let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services, policy.clone());
-        let PluginPolicy { limits, grants } = policy;
+        let limits = policy.limits;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
         crate::guest_runtime::handle().spawn(run_worker(instance, queue, load.clone(), stats.clone()));
@@ -100,7 +98,6 @@ impl PluginHandle {
             info: PluginInfo { label: String::new(), description: String::new() },
             cache: Arc::new(ReportCache::new(limits.refresh_interval)),
             limits,
-            grants,
             stats,
             jobs,
             load,

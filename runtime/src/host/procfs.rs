@@ -197,13 +197,23 @@ impl procfs::Host for ProcfsView<'_> {
     }
 }
 
+/// /proc, opened once: every read starts from this handle.
+fn proc_dir() -> Result<&'static File, ProcfsError> {
+    static PROC: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    if let Some(dir) = PROC.get() {
+        return Ok(dir);
+    }
+    let dir = File::open("/proc").map_err(|err| ProcfsError::Io(format!("opening /proc: {err}")))?;
+    Ok(PROC.get_or_init(|| dir))
+}
+
 /// Reads a resolved path. A process's files are read through one handle on
 /// `/proc/<pid>`, so its cgroup (checked for tenants) and the file read belong
 /// to the same process even if the PID is reused in between.
 fn read_target(target: &ProcPath, visible: Option<&HashSet<String>>) -> Result<String, ProcfsError> {
-    let proc_dir = File::open("/proc").map_err(|err| ProcfsError::Io(format!("opening /proc: {err}")))?;
-    let Some(pid) = target.pid else { return read_beneath(&proc_dir, &target.relative) };
-    let process = File::from(openat2_beneath(&proc_dir, &pid.to_string(), libc::O_PATH | libc::O_DIRECTORY)?);
+    let proc_dir = proc_dir()?;
+    let Some(pid) = target.pid else { return read_beneath(proc_dir, &target.relative) };
+    let process = File::from(openat2_beneath(proc_dir, &pid.to_string(), libc::O_PATH | libc::O_DIRECTORY)?);
     if let Some(visible) = visible
         && let Some(container) = container_id_in(&read_beneath(&process, "cgroup")?)
         && !visible.contains(&container)
@@ -275,8 +285,7 @@ fn list_pids() -> Result<Vec<u32>, ProcfsError> {
 /// planted by a process, can lead the read outside /proc.
 #[cfg(test)]
 fn read_beneath_proc(relative: &str) -> Result<String, ProcfsError> {
-    let proc_dir = File::open("/proc").map_err(|err| ProcfsError::Io(format!("opening /proc: {err}")))?;
-    read_beneath(&proc_dir, relative)
+    read_beneath(proc_dir()?, relative)
 }
 
 /// Reads `relative` beneath `dir` (/proc or a process's directory in it).
@@ -331,8 +340,7 @@ fn io_error(relative: &str, err: std::io::Error) -> ProcfsError {
 /// The container a process runs in, from its cgroup path (Docker puts the
 /// 64-hex-digit container ID there, with both cgroup drivers).
 pub fn container_of(pid: u32) -> Option<String> {
-    let proc_dir = File::open("/proc").ok()?;
-    container_id_in(&read_beneath(&proc_dir, &format!("{pid}/cgroup")).ok()?)
+    container_id_in(&read_beneath(proc_dir().ok()?, &format!("{pid}/cgroup")).ok()?)
 }
 
 fn container_id_in(cgroup: &str) -> Option<String> {
