@@ -16,7 +16,7 @@ use crate::policy::Policy;
 use crate::sockets::{self, SocketAccess};
 use crate::supervisor::Supervisor;
 use crate::plugin_id::PluginId;
-use crate::{admin, plugin_dir, self_plugin, watcher};
+use crate::{admin, self_plugin, watcher};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -73,8 +73,10 @@ pub fn system_hostname() -> String {
 /// Serves until `shutdown` completes, then removes the sockets it created.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     raise_open_file_limit();
-    // Fail at once on a wrong path rather than wait for plugins that never come.
-    plugin_dir::scan(&config.plugin_dir)?;
+    // Fail at once on a wrong path rather than wait for plugins that never come;
+    // the supervisor's first scan reads what is in it.
+    std::fs::metadata(&config.plugin_dir)
+        .with_context(|| format!("reading plugin directory {}", config.plugin_dir.display()))?;
     sockets::prepare_dir(&config.socket_dir, &config.socket_access)?;
     let cache = config.cache_dir.as_deref().and_then(|dir| match CompileCache::open(dir) {
         Ok(cache) => Some(cache),
@@ -84,13 +86,9 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         }
     });
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
-    let hints = match watcher::watch(&config.plugin_dir) {
-        Ok((watcher, hints)) => Some((watcher, hints)),
-        Err(err) => {
-            tracing::warn!("{err:#}; relying on the periodic rescan alone");
-            None
-        }
-    };
+    let hints = watcher::watch(&config.plugin_dir)
+        .map_err(|err| tracing::warn!("{err:#}; relying on the periodic rescan alone"))
+        .ok();
     tracing::info!(
         dir = %config.plugin_dir.display(),
         cache = %cache.as_ref().map_or("none".into(), |c| c.dir().display().to_string()),
