@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TARGET_DIR ?= $(CURDIR)/target
 # Plugins shipped by default, built into target/plugins/<id>.wasm.
-GUESTS := counter iowait volume-count traffic-control
+GUESTS := counter iowait volume-count traffic-control http-statistics
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
 ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist chatty
 

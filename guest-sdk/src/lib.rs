@@ -28,6 +28,7 @@
 mod builders;
 pub mod docker;
 pub mod host;
+pub mod http_traffic;
 pub mod ids;
 pub mod procfs;
 pub mod traffic;

@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
         "scope:plugin/procfs": async | trappable,
         "scope:plugin/docker": async | trappable,
         "scope:plugin/traffic": async | trappable,
+        "scope:plugin/http-traffic": async | trappable,
         default: trappable,
     },
     exports: { default: async },

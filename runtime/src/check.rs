@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::daemon::system_hostname;
 use crate::engine::Runtime;
+use crate::host::http_probe::ProbeError;
 use crate::host::{self, HostServices};
 use crate::loader::PluginSource;
 use crate::policy::Policy;
@@ -20,6 +22,8 @@ use crate::worker::PluginHandle;
 
 /// The `probe_id` shown in the report, as a probe would pass it.
 const CHECK_PROBE_ID: &str = "scope-wasm-check";
+/// How long `check` waits for the `http-traffic` eBPF programs to load.
+const HTTP_PROBE_LOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// Returns the text to print; any failure is an error naming its cause.
 pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docker_socket: &Path) -> Result<String> {
@@ -43,14 +47,27 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docke
     let imports: Vec<&str> = ty.imports(engine).map(|(name, _)| name).collect();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
 
-    let capabilities: Vec<String> = imports
-        .iter()
-        .filter_map(|import| host::capability_of_import(import))
-        .map(|cap| format!("{cap} ({})", if policy.grants.allows(cap) { "granted" } else { "NOT granted: calls are denied" }))
-        .collect();
-
     let hostname: Arc<str> = hostname.unwrap_or_else(system_hostname).into();
     let services = Arc::new(HostServices::new(hostname, docker_socket));
+    let mut capabilities = Vec::new();
+    // Held through the report call, so the guest finds the programs attached.
+    let mut http_probe = None;
+    for cap in imports.iter().filter_map(|import| host::capability_of_import(import)) {
+        if !policy.grants.allows(cap) {
+            capabilities.push(format!("{cap} (NOT granted: calls are denied)"));
+        } else if cap == "http-traffic" {
+            let probe = services.http_probes.acquire();
+            let state = match probe.ready(Instant::now() + HTTP_PROBE_LOAD_WAIT).await {
+                Ok(()) => "eBPF programs attached".to_owned(),
+                Err(ProbeError::Timeout) => "eBPF programs still loading".to_owned(),
+                Err(ProbeError::Unavailable(why)) => format!("UNAVAILABLE on this host: {why}"),
+            };
+            capabilities.push(format!("{cap} (granted; {state})"));
+            http_probe = Some(probe);
+        } else {
+            capabilities.push(format!("{cap} (granted)"));
+        }
+    }
     let handle = PluginHandle::start(&compiled, services, policy, Default::default()).await.map_err(|e| anyhow!(e))?;
     let started = Instant::now();
     let report = handle
@@ -76,5 +93,6 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docke
     writeln!(out, "report call: {:.1} ms", elapsed.as_secs_f64() * 1e3)?;
     writeln!(out, "GET /report?api_version=1&probe_id={CHECK_PROBE_ID} answers:")?;
     writeln!(out, "{}", serde_json::to_string_pretty(&json).context("printing the report")?)?;
+    drop(http_probe);
     Ok(out)
 }

@@ -204,7 +204,7 @@ refresh_ms = {refresh}            # 50..=60000: background report refresh while 
 max_table_elements = {tables}
 max_instances = {instances}
 max_wasm_stack_kib = {stack}      # 64..=16384
-grants = ["procfs"]           # host always; also "docker", "traffic"
+grants = ["procfs"]           # host always; also "docker", "traffic", "http-traffic"
 procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
 
 # Per plugin ID or glob, over [defaults]; the most specific applies last.

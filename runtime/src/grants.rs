@@ -1,7 +1,8 @@
 //! Which host capabilities a plugin may use, as the operator granted them.
 //!
 //! `host` is always granted. The safe `procfs` subset is granted by default;
-//! `docker`, and `environ` files under procfs, only when the operator says so.
+//! `docker`, `traffic`, `http-traffic`, and `environ` files under procfs, only
+//! when the operator says so.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +17,13 @@ pub struct Grants {
     pub docker: Option<DockerGrant>,
     /// Traffic shaping inside containers' network namespaces.
     pub traffic: bool,
+    /// HTTP counters per process from the host's eBPF programs.
+    pub http_traffic: bool,
 }
 
 impl Default for Grants {
     fn default() -> Self {
-        Self { procfs: Some(ProcfsGrant::default()), docker: None, traffic: false }
+        Self { procfs: Some(ProcfsGrant::default()), docker: None, traffic: false, http_traffic: false }
     }
 }
 
@@ -48,18 +51,19 @@ impl DockerGrant {
 }
 
 /// Capability names as the operator writes them, after the WIT interfaces.
-pub const CAPABILITIES: [&str; 4] = ["host", "procfs", "docker", "traffic"];
+pub const CAPABILITIES: [&str; 5] = ["host", "procfs", "docker", "traffic", "http-traffic"];
 
 impl Grants {
     /// Grants exactly the named capabilities (with default options).
     pub fn from_names(names: &[String]) -> Result<Self> {
-        let mut grants = Grants { procfs: None, docker: None, traffic: false };
+        let mut grants = Grants { procfs: None, docker: None, traffic: false, http_traffic: false };
         for name in names {
             match name.as_str() {
                 "host" => {}
                 "procfs" => grants.procfs = Some(ProcfsGrant::default()),
                 "docker" => grants.docker = Some(DockerGrant::default()),
                 "traffic" => grants.traffic = true,
+                "http-traffic" => grants.http_traffic = true,
                 other => bail!("unknown capability {other:?}; known: {}", CAPABILITIES.join(", ")),
             }
         }
@@ -73,6 +77,7 @@ impl Grants {
             "procfs" => self.procfs.is_some(),
             "docker" => self.docker.is_some(),
             "traffic" => self.traffic,
+            "http-traffic" => self.http_traffic,
             _ => false,
         }
     }

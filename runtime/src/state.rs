@@ -12,6 +12,7 @@ use crate::guest_log::GuestLog;
 use crate::host::HostServices;
 use crate::host::docker::{DockerCtx, TenantScope};
 use crate::host::host_info::HostInfo;
+use crate::host::http_traffic::HttpTrafficCtx;
 use crate::host::procfs::ProcfsCtx;
 use crate::host::traffic::TrafficCtx;
 use crate::limits::StoreBudget;
@@ -25,6 +26,7 @@ pub struct PluginState {
     pub procfs: ProcfsCtx,
     pub docker: DockerCtx,
     pub traffic: TrafficCtx,
+    pub http_traffic: HttpTrafficCtx,
     pub budget: StoreBudget,
     /// When the current call must be answered. Host capability calls give up
     /// at it: epoch interruption only reaches wasm code, never host code.
@@ -52,9 +54,10 @@ impl PluginState {
             wasi: sandboxed_wasi(&log),
             table: ResourceTable::new(),
             host_info: HostInfo { hostname: services.hostname.clone(), log },
-            procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant),
+            procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant.clone()),
             docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone()),
             traffic: TrafficCtx::new(plugin.clone(), services.docker.clone(), grants.traffic, grants.docker.clone()),
+            http_traffic: HttpTrafficCtx::new(plugin.clone(), services.http_probes.clone(), grants.http_traffic, tenant),
             budget: StoreBudget::new(&policy.limits),
             deadline: Instant::now(),
         }

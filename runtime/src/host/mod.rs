@@ -4,6 +4,8 @@
 pub mod docker;
 pub mod docker_engine;
 pub mod host_info;
+pub mod http_probe;
+pub mod http_traffic;
 pub mod procfs;
 pub mod traffic;
 
@@ -13,7 +15,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::scope::plugin::{docker as docker_wit, host, procfs as procfs_wit, traffic as traffic_wit, types};
+use crate::bindings::scope::plugin::{
+    docker as docker_wit, host, http_traffic as http_traffic_wit, procfs as procfs_wit, traffic as traffic_wit, types,
+};
 use crate::state::PluginState;
 
 /// What the capabilities of every plugin share.
@@ -21,11 +25,17 @@ pub struct HostServices {
     /// The host name used in node IDs.
     pub hostname: Arc<str>,
     pub docker: Arc<docker_engine::DockerEngine>,
+    /// The eBPF programs behind `http-traffic`, loaded while a plugin uses them.
+    pub http_probes: Arc<http_probe::HttpProbes>,
 }
 
 impl HostServices {
     pub fn new(hostname: Arc<str>, docker_socket: &Path) -> Self {
-        Self { hostname, docker: Arc::new(docker_engine::DockerEngine::new(docker_socket)) }
+        Self {
+            hostname,
+            docker: Arc::new(docker_engine::DockerEngine::new(docker_socket)),
+            http_probes: Arc::default(),
+        }
     }
 }
 
@@ -46,6 +56,10 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
     traffic_wit::add_to_linker::<_, traffic::Traffic>(linker, |s| traffic::TrafficView {
         deadline: s.host_call_deadline(),
         ctx: &mut s.traffic,
+    })?;
+    http_traffic_wit::add_to_linker::<_, http_traffic::HttpTraffic>(linker, |s| http_traffic::HttpTrafficView {
+        deadline: s.host_call_deadline(),
+        ctx: &mut s.http_traffic,
     })?;
     Ok(())
 }

@@ -227,7 +227,7 @@ fn read_target(target: &ProcPath, visible: Option<&HashSet<String>>) -> Result<S
 }
 
 /// For a tenant: a process on the host itself, or in one of its own containers.
-fn may_see(pid: u32, visible: &HashSet<String>) -> bool {
+pub(crate) fn may_see(pid: u32, visible: &HashSet<String>) -> bool {
     match container_of(pid) {
         Some(container) => visible.contains(&container),
         None => true,

@@ -1,0 +1,339 @@
+//! The eBPF programs behind `http-traffic`: one set for the whole host, shared
+//! by every plugin holding the grant. They are loaded when the first such plugin
+//! asks for counters and detached when the last lease on them is dropped (its
+//! instance went: the plugin was removed or replaced).
+//!
+//! The programs (`runtime/bpf/http_traffic.bpf.c`, built by `build.rs`) count
+//! into a bounded BPF hash map keyed by (tgid, kind, code); this module reads it,
+//! and drops the entries of processes that exited. aya loads the object: a pure
+//! Rust loader (no libbpf or kernel headers on the host), and the object needs no
+//! relocation since it only reads the syscall tracepoints' context, whose layout
+//! (kernel ABI) is checked against tracefs before loading.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use aya::Ebpf;
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::programs::TracePoint;
+use tokio::sync::watch;
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http_traffic.bpf.o"));
+
+/// Request methods, in the order of the eBPF program's `request_method`.
+pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
+
+const KIND_REQUEST: u16 = 0;
+const KIND_RESPONSE: u16 = 1;
+
+/// (program in the object, syscall tracepoint it attaches to).
+const PROGRAMS: [(&str, &str); 6] = [
+    ("enter_read", "sys_enter_read"),
+    ("exit_read", "sys_exit_read"),
+    ("enter_recvfrom", "sys_enter_recvfrom"),
+    ("exit_recvfrom", "sys_exit_recvfrom"),
+    ("enter_write", "sys_enter_write"),
+    ("enter_sendto", "sys_enter_sendto"),
+];
+
+/// Where tracefs is looked for (aya attaches through the first that is mounted).
+const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Reads in flight of threads that died mid-read are swept this often.
+const SWEEP_READS_EVERY: Duration = Duration::from_secs(10);
+
+/// One process's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessCounts {
+    /// Requests read, by method.
+    pub requests: BTreeMap<&'static str, u64>,
+    /// Responses written, by status code.
+    pub responses: BTreeMap<u16, u64>,
+}
+
+/// Hands out leases on the one loaded probe.
+#[derive(Default)]
+pub struct HttpProbes {
+    current: Mutex<Weak<HttpProbe>>,
+}
+
+impl HttpProbes {
+    /// A lease on the running probe, starting it (in the background) if none runs.
+    pub fn acquire(&self) -> Arc<HttpProbe> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(probe) = current.upgrade() {
+            return probe;
+        }
+        let (sender, outcome) = watch::channel(None);
+        // A thread of its own: the kernel's verifier takes its time, and no
+        // caller's deadline should cut a load short (the next caller uses it).
+        std::thread::Builder::new()
+            .name("http-probe-load".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let loaded = load().map(|ebpf| Loaded { ebpf: Mutex::new(ebpf), reads_swept: Mutex::new(Instant::now()) });
+                match &loaded {
+                    Ok(_) => tracing::info!("http-traffic: eBPF programs attached in {:?}", started.elapsed()),
+                    Err(why) => tracing::warn!("http-traffic is unavailable: {why}"),
+                }
+                let _ = sender.send(Some(Arc::new(loaded)));
+            })
+            .expect("spawning a thread");
+        let probe = Arc::new(HttpProbe { outcome });
+        *current = Arc::downgrade(&probe);
+        probe
+    }
+
+    /// Whether a probe is loaded now (for status pages).
+    pub fn is_running(&self) -> bool {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).strong_count() > 0
+    }
+}
+
+/// A lease on the loaded programs: they stay attached while one is held.
+pub struct HttpProbe {
+    outcome: watch::Receiver<Option<Arc<Result<Loaded, String>>>>,
+}
+
+struct Loaded {
+    ebpf: Mutex<Ebpf>,
+    reads_swept: Mutex<Instant>,
+}
+
+/// Why counters could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    Unavailable(String),
+    Timeout,
+}
+
+impl HttpProbe {
+    /// Waits (until `deadline` at most) for the programs to be loaded and attached.
+    pub async fn ready(&self, deadline: tokio::time::Instant) -> Result<(), ProbeError> {
+        self.loaded(deadline).await.map(drop)
+    }
+
+    /// Every live process's counters, waiting for the programs to load until
+    /// `deadline` at most.
+    pub async fn counters(&self, deadline: tokio::time::Instant) -> Result<BTreeMap<u32, ProcessCounts>, ProbeError> {
+        let loaded = self.loaded(deadline).await?;
+        let read = tokio::task::spawn_blocking(move || loaded.as_ref().as_ref().map_err(Clone::clone).and_then(Loaded::read));
+        match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => Err(ProbeError::Timeout),
+            Ok(Err(join)) => Err(ProbeError::Unavailable(format!("reading the counters failed: {join}"))),
+            Ok(Ok(result)) => result.map_err(ProbeError::Unavailable),
+        }
+    }
+
+    async fn loaded(&self, deadline: tokio::time::Instant) -> Result<Arc<Result<Loaded, String>>, ProbeError> {
+        let mut outcome = self.outcome.clone();
+        let loaded = tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some))
+            .await
+            .map_err(|_| ProbeError::Timeout)?
+            .map_err(|_| ProbeError::Unavailable("the eBPF loader stopped".into()))?
+            .clone()
+            .expect("waited for Some");
+        match loaded.as_ref() {
+            Err(why) => Err(ProbeError::Unavailable(why.clone())),
+            Ok(_) => Ok(loaded),
+        }
+    }
+}
+
+impl Loaded {
+    fn read(&self) -> Result<BTreeMap<u32, ProcessCounts>, String> {
+        let mut ebpf = self.ebpf.lock().unwrap_or_else(|e| e.into_inner());
+        let map = ebpf.map_mut("HTTP_COUNTERS").ok_or("the eBPF object has no HTTP_COUNTERS map")?;
+        let mut counters: BpfHashMap<&mut MapData, [u8; 8], u64> =
+            BpfHashMap::try_from(map).map_err(|err| format!("HTTP_COUNTERS: {}", chain(&err)))?;
+        let mut by_pid: BTreeMap<u32, ProcessCounts> = BTreeMap::new();
+        let mut exited = Vec::new();
+        for entry in counters.iter() {
+            let (key, count) = entry.map_err(|err| format!("reading HTTP_COUNTERS: {}", chain(&err)))?;
+            let (tgid, kind, code) = decode_key(key);
+            if !process_alive(tgid) {
+                exited.push(key);
+                continue;
+            }
+            let counts = by_pid.entry(tgid).or_default();
+            match kind {
+                KIND_REQUEST => {
+                    if let Some(method) = METHODS.get(usize::from(code)) {
+                        *counts.requests.entry(method).or_default() += count;
+                    }
+                }
+                KIND_RESPONSE => *counts.responses.entry(code).or_default() += count,
+                _ => {}
+            }
+        }
+        for key in exited {
+            // Already gone (a concurrent sweep) is fine.
+            let _ = counters.remove(&key);
+        }
+        self.sweep_reads(&mut ebpf);
+        Ok(by_pid)
+    }
+
+    /// Drops the reads in flight of threads that exited mid-read, so the map
+    /// (bounded) keeps room for live ones.
+    fn sweep_reads(&self, ebpf: &mut Ebpf) {
+        let mut swept = self.reads_swept.lock().unwrap_or_else(|e| e.into_inner());
+        if swept.elapsed() < SWEEP_READS_EVERY {
+            return;
+        }
+        *swept = Instant::now();
+        let Some(map) = ebpf.map_mut("READS_IN_FLIGHT") else { return };
+        let Ok(mut reads) = BpfHashMap::<&mut MapData, u64, u64>::try_from(map) else { return };
+        let dead: Vec<u64> = reads
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|pid_tgid| {
+                let (tgid, tid) = ((pid_tgid >> 32) as u32, *pid_tgid as u32);
+                !Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+            })
+            .collect();
+        for key in dead {
+            let _ = reads.remove(&key);
+        }
+    }
+}
+
+fn decode_key(key: [u8; 8]) -> (u32, u16, u16) {
+    let tgid = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]);
+    let kind = u16::from_ne_bytes([key[4], key[5]]);
+    let code = u16::from_ne_bytes([key[6], key[7]]);
+    (tgid, kind, code)
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Checks what the programs need, loads them and attaches them.
+fn load() -> Result<Ebpf, String> {
+    if OBJECT.is_empty() {
+        return Err("this scope-wasm was built without its eBPF program (clang was missing at build time)".into());
+    }
+    let tracefs = tracefs()?;
+    check_tracepoint_layout(&tracefs)?;
+    let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
+    for (program, tracepoint) in PROGRAMS {
+        let program: &mut TracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
+            .try_into()
+            .map_err(|err| format!("{program}: {}", chain(&err)))?;
+        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
+        program
+            .attach("syscalls", tracepoint)
+            .map_err(|err| privilege_hint(format!("attaching to syscalls:{tracepoint}: {}", chain(&err))))?;
+    }
+    Ok(ebpf)
+}
+
+/// The mounted tracefs; mounts it at its usual place if it is not (as root).
+fn tracefs() -> Result<PathBuf, String> {
+    let mounted = |dir: &Path| dir.join("events").is_dir();
+    if let Some(found) = TRACEFS.iter().map(Path::new).find(|dir| mounted(dir)) {
+        return Ok(found.to_owned());
+    }
+    let target = Path::new(TRACEFS[0]);
+    match nix::mount::mount(Some("tracefs"), target, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>) {
+        Ok(()) if mounted(target) => {
+            tracing::info!("http-traffic: mounted tracefs at {}", target.display());
+            Ok(target.to_owned())
+        }
+        Ok(()) => Err(format!("tracefs mounted at {} has no events", target.display())),
+        Err(errno) => Err(format!(
+            "tracefs is not mounted (looked in {}) and mounting it at {} failed: {errno} \
+             (mount it: `mount -t tracefs tracefs {}`)",
+            TRACEFS.join(", "),
+            target.display(),
+            target.display()
+        )),
+    }
+}
+
+/// The programs read the syscall tracepoints' context as
+/// `{ u64 common; i32 nr; u32 pad; u64 args[6] }` on entry and
+/// `{ u64 common; i32 nr; u32 pad; i64 ret }` on exit: make sure this kernel agrees.
+fn check_tracepoint_layout(tracefs: &Path) -> Result<(), String> {
+    for (_, tracepoint) in PROGRAMS {
+        let path = tracefs.join("events/syscalls").join(tracepoint).join("format");
+        let format = std::fs::read_to_string(&path).map_err(|err| {
+            format!("this kernel has no syscall tracepoint {tracepoint} ({}: {err})", path.display())
+        })?;
+        let offsets = syscall_field_offsets(&format);
+        let expected: &[usize] = if tracepoint.starts_with("sys_enter") { &[16, 24, 32] } else { &[16] };
+        if !offsets.starts_with(expected) {
+            return Err(format!("syscalls:{tracepoint} has an unexpected layout (argument offsets {offsets:?})"));
+        }
+    }
+    Ok(())
+}
+
+/// Offsets of the fields after `__syscall_nr` in a tracepoint's `format` file.
+fn syscall_field_offsets(format: &str) -> Vec<usize> {
+    format
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("field:"))
+        .skip_while(|field| !field.contains("__syscall_nr;"))
+        .skip(1)
+        .filter_map(|field| field.split(';').find_map(|part| part.trim().strip_prefix("offset:")?.parse().ok()))
+        .collect()
+}
+
+/// Adds what to do about a permission error.
+fn privilege_hint(message: String) -> String {
+    if message.contains("Operation not permitted") || message.contains("EPERM") {
+        format!("{message}: the daemon needs root, or CAP_BPF and CAP_PERFMON, to load eBPF programs")
+    } else {
+        message
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYS_ENTER_READ: &str = "name: sys_enter_read\nID: 1\nformat:\n\
+        \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+        \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+        \tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
+        \tfield:unsigned int fd;\toffset:16;\tsize:8;\tsigned:0;\n\
+        \tfield:char * buf;\toffset:24;\tsize:8;\tsigned:0;\n\
+        \tfield:size_t count;\toffset:32;\tsize:8;\tsigned:0;\n\nprint fmt: \"\"\n";
+
+    #[test]
+    fn the_tracepoint_layout_is_read_from_its_format_file() {
+        assert_eq!(syscall_field_offsets(SYS_ENTER_READ), vec![16, 24, 32]);
+        assert_eq!(syscall_field_offsets("field:int x; offset:0;"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn keys_decode_as_the_program_writes_them() {
+        let mut key = [0u8; 8];
+        key[..4].copy_from_slice(&4242u32.to_ne_bytes());
+        key[4..6].copy_from_slice(&KIND_RESPONSE.to_ne_bytes());
+        key[6..].copy_from_slice(&404u16.to_ne_bytes());
+        assert_eq!(decode_key(key), (4242, KIND_RESPONSE, 404));
+    }
+}
