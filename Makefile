@@ -16,11 +16,14 @@ RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDI
 
 all: build guests
 
-## setup: install the wasm32-wasip2 Rust target (once).
+## setup: install the wasm32-wasip2 Rust target, and clang for the daemon's eBPF program (once).
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@command -v clang-19 >/dev/null || { echo "installing clang-19 (builds the http-traffic eBPF program)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-19 >/dev/null; }
 
-build:
+build: setup
 	$(CARGO) build -p scope-wasm
 
 ## guests: every shipped plugin into target/plugins/<id>.wasm

@@ -46,6 +46,8 @@ pub struct Daemon {
     pub socket_dir: PathBuf,
     pub cache_dir: PathBuf,
     extra_args: Vec<String>,
+    /// A command the daemon runs under (e.g. `setpriv` dropping capabilities).
+    wrapper: Vec<String>,
     log_path: PathBuf,
     _tmp: TempDir,
 }
@@ -58,6 +60,12 @@ impl Daemon {
 
     /// Like `start`, with sockets in `socket_dir` instead of a fresh temp dir.
     pub fn start_with_socket_dir(files: &[(&str, PathBuf)], socket_dir: Option<&Path>, extra_args: &[&str]) -> Daemon {
+        Self::start_under(&[], files, socket_dir, extra_args)
+    }
+
+    /// Like `start_with_socket_dir`, with the daemon run by `wrapper` (a command
+    /// and its arguments, the daemon's command line appended).
+    pub fn start_under(wrapper: &[&str], files: &[(&str, PathBuf)], socket_dir: Option<&Path>, extra_args: &[&str]) -> Daemon {
         let tmp = tempfile::tempdir().unwrap();
         let plugin_dir = tmp.path().join("plugins");
         let socket_dir = socket_dir.map(Path::to_owned).unwrap_or_else(|| tmp.path().join("sockets"));
@@ -75,14 +83,15 @@ impl Daemon {
         }
         let log_path = tmp.path().join("daemon.log");
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        let child = spawn(&plugin_dir, &socket_dir, &cache_dir, &extra_args, &log_path);
-        Daemon { child, plugin_dir, socket_dir, cache_dir, extra_args, log_path, _tmp: tmp }
+        let wrapper: Vec<String> = wrapper.iter().map(|a| a.to_string()).collect();
+        let child = spawn(&wrapper, &plugin_dir, &socket_dir, &cache_dir, &extra_args, &log_path);
+        Daemon { child, plugin_dir, socket_dir, cache_dir, extra_args, wrapper, log_path, _tmp: tmp }
     }
 
     /// SIGTERM, wait, and start again on the same directories (the log goes on).
     pub fn restart(&mut self) {
         assert!(self.terminate().success());
-        self.child = spawn(&self.plugin_dir, &self.socket_dir, &self.cache_dir, &self.extra_args, &self.log_path);
+        self.child = spawn(&self.wrapper, &self.plugin_dir, &self.socket_dir, &self.cache_dir, &self.extra_args, &self.log_path);
     }
 
     pub fn admin_socket(&self) -> PathBuf {
@@ -167,9 +176,16 @@ fn admin_socket_of(cache_dir: &Path) -> PathBuf {
     cache_dir.with_file_name("admin.sock")
 }
 
-fn spawn(plugin_dir: &Path, socket_dir: &Path, cache_dir: &Path, extra_args: &[String], log_path: &Path) -> Child {
+fn spawn(wrapper: &[String], plugin_dir: &Path, socket_dir: &Path, cache_dir: &Path, extra_args: &[String], log_path: &Path) -> Child {
     let log = fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
-    let mut command = Command::new(binary());
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    };
     command.arg("run").arg("--plugin-dir").arg(plugin_dir).arg("--socket-dir").arg(socket_dir);
     if !extra_args.iter().any(|a| a == "--cache-dir" || a == "--no-cache") {
         command.arg("--cache-dir").arg(cache_dir);
