@@ -1,0 +1,119 @@
+//! `scope-guest-build`: the two steps of building a scope-wasm guest in C or Go
+//! that would otherwise need the `wit-bindgen` and `wasm-tools` CLIs.
+//!
+//! ```text
+//! scope-guest-build bindings --lang c|go --out DIR [--wit DIR]
+//! scope-guest-build component CORE.wasm -o PLUGIN.wasm [--wit DIR] [--embed]
+//! ```
+//!
+//! `bindings` generates the language's bindings for the `plugin` world of
+//! `wit/`. `component` turns a core module built with WASI preview 1 into a
+//! component: it embeds the world's type information if asked (Go's toolchain
+//! does not), and adapts preview 1 to WASI 0.2 with the reactor adapter that
+//! wasmtime ships (the one that lets Go pause its clock inside `cabi_realloc`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+};
+use wit_bindgen_core::wit_parser::{Resolve, WorldId};
+use wit_bindgen_core::{Files, WorldGenerator};
+use wit_component::{ComponentEncoder, StringEncoding};
+
+const WORLD: &str = "plugin";
+
+#[derive(Parser)]
+#[command(version, about = "Builds scope-wasm guests in C and Go")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generates bindings for the `plugin` world.
+    Bindings {
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// Where the generated files go (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The WIT package.
+        #[arg(long, default_value = "wit")]
+        wit: PathBuf,
+    },
+    /// Makes a component of a core wasm module (WASI preview 1, reactor).
+    Component {
+        core: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Embeds the `plugin` world's type information first.
+        #[arg(long)]
+        embed: bool,
+        #[arg(long, default_value = "wit")]
+        wit: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Lang {
+    C,
+    Go,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Bindings { lang, out, wit } => bindings(lang, &out, &wit),
+        Command::Component { core, output, embed, wit } => component(&core, &output, embed.then_some(wit.as_path())),
+    }
+}
+
+fn load_world(wit: &Path) -> Result<(Resolve, WorldId)> {
+    let mut resolve = Resolve::default();
+    let (package, _) = resolve.push_path(wit).with_context(|| format!("reading WIT from {}", wit.display()))?;
+    let world = resolve.select_world(&[package], Some(WORLD))?;
+    Ok((resolve, world))
+}
+
+fn bindings(lang: Lang, out: &Path, wit: &Path) -> Result<()> {
+    let (mut resolve, world) = load_world(wit)?;
+    let mut generator: Box<dyn WorldGenerator> = match lang {
+        Lang::C => wit_bindgen_c::Opts::default().build(),
+        Lang::Go => wit_bindgen_go::Opts::default().build(),
+    };
+    let mut files = Files::default();
+    generator.generate(&mut resolve, world, &mut files)?;
+    for (name, contents) in files.iter() {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn component(core: &Path, output: &Path, embed_from: Option<&Path>) -> Result<()> {
+    let mut module = std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
+    if !module.starts_with(b"\0asm\x01\0\0\0") {
+        bail!("{} is not a core wasm module", core.display());
+    }
+    if let Some(wit) = embed_from {
+        let (resolve, world) = load_world(wit)?;
+        wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8, false)?;
+    }
+    let component = ComponentEncoder::default()
+        .module(&module)?
+        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
+        // The adapter allocates its own state with memory.grow, not through
+        // the guest's `cabi_realloc` (Go's may not run before its runtime starts).
+        .realloc_via_memory_grow(true)
+        .validate(true)
+        .encode()
+        .with_context(|| format!("making a component of {}", core.display()))?;
+    std::fs::write(output, component).with_context(|| format!("writing {}", output.display()))?;
+    Ok(())
+}
