@@ -1,0 +1,168 @@
+// Write Weave Scope plugins in JavaScript, as WebAssembly components for scope-wasm.
+//
+//   import { exportPlugin, node, topology, report, ids } from './scope-plugin.js';
+//
+//   export const handler = exportPlugin({
+//     describe: () => ({ label: 'Hello', description: 'Says hello on the host node' }),
+//     report() {
+//       return report(topology('host', { nodes: [node(ids.thisHost(), { latest: { greeting: 'hello' } })] }));
+//     },
+//   });
+//
+// Build: componentize-js app.js --wit wit --world-name plugin -d http -d fetch-event -o app.wasm
+//
+// The values are plain objects shaped as the types generated from wit/ (see
+// `types/` after `make js-types`: camelCase fields, kebab-case enum strings,
+// variants as { tag, val }, u64 as BigInt). These helpers fill in defaults.
+// Errors are exceptions: throw anything from report() and its message becomes
+// the plugin's status; throw a ControlError from control(). Host capabilities
+// throw HostError, whose `kind` is the WIT case ('denied', 'not-found', ...).
+
+import * as host from 'scope:plugin/host@0.1.0';
+import * as procfsWit from 'scope:plugin/procfs@0.1.0';
+
+export class ControlError extends Error {
+  /** kind: 'unknown-control' | 'unknown-node' | 'invalid-argument' | 'failed' */
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+export const unknownControl = (message) => new ControlError('unknown-control', message);
+export const unknownNode = (message) => new ControlError('unknown-node', message);
+export const invalidArgument = (message) => new ControlError('invalid-argument', message);
+export const controlFailed = (message) => new ControlError('failed', message);
+
+export class HostError extends Error {
+  constructor(kind, message) {
+    super(message ? `${kind}: ${message}` : kind);
+    this.kind = kind;
+    this.detail = message ?? '';
+  }
+}
+
+/** Calls a capability import; its typed error is thrown as a HostError. */
+export function call(fn, ...args) {
+  try {
+    return fn(...args);
+  } catch (error) {
+    const payload = error?.payload;
+    if (payload && typeof payload.tag === 'string') {
+      throw new HostError(payload.tag, typeof payload.val === 'string' ? payload.val : '');
+    }
+    throw error;
+  }
+}
+
+/** The `handler` export, running `plugin` (an object with describe, report and control). */
+export function exportPlugin(plugin) {
+  return {
+    describe: () => plugin.describe(),
+    report() {
+      try {
+        return plugin.report();
+      } catch (error) {
+        throw errorText(error);
+      }
+    },
+    control(request) {
+      if (!plugin.control) throw { tag: 'unknown-control', val: request.control };
+      try {
+        return plugin.control(request);
+      } catch (error) {
+        if (error instanceof ControlError) throw { tag: error.kind, val: error.message };
+        throw { tag: 'failed', val: errorText(error) };
+      }
+    },
+  };
+}
+
+function errorText(error) {
+  return error instanceof Error ? error.message || error.name : String(error);
+}
+
+export const report = (...topologies) => ({ topologies });
+
+export function topology(kind, { nodes = [], controls = [], metadataTemplates = [], metricTemplates = [], tableTemplates = [] } = {}) {
+  return { kind, nodes, controls, metadataTemplates, metricTemplates, tableTemplates };
+}
+
+/** A node; `latest` values are observed now, `sets` and `parents` map a key to a list. */
+export function node(id, { latest = {}, metrics = [], sets = {}, parents = {}, activeControls = [] } = {}) {
+  return {
+    id,
+    latest: Object.entries(latest).map(([key, value]) => ({ key, value: String(value), timestamp: undefined })),
+    metrics,
+    sets: Object.entries(sets).map(([key, values]) => ({ key, values })),
+    parents: Object.entries(parents).map(([topology, ids]) => ({ topology, ids })),
+    activeControls,
+  };
+}
+
+/** A time series of [timestamp ms, value] pairs, drawn between min and max. */
+export function metric(key, samples, { min, max }) {
+  return { key, samples: samples.map(([timestamp, value]) => ({ timestamp: BigInt(timestamp), value: Number(value) })), min, max };
+}
+
+export function control(id, human, icon, { rank = 0, confirmation = undefined } = {}) {
+  return { id, human, icon, confirmation, rank };
+}
+
+export function metadataTemplate(id, label, { priority = 0, dataType = 'text', from = 'latest', truncate = 0 } = {}) {
+  return { id, label, truncate, dataType, priority, from };
+}
+
+export function metricTemplate(id, label, { format = 'number', group = '', priority = 0 } = {}) {
+  return { id, label, format, group, priority };
+}
+
+/** Key/value rows from the `latest` entries that start with `prefix`. */
+export function propertyList(id, label, prefix, { fixedRows = [] } = {}) {
+  return { id, label, prefix, type: 'property-list', columns: [], fixedRows };
+}
+
+/** Rows and columns from the `latest` entries `<prefix><row>___<column>`. */
+export function multicolumnTable(id, label, prefix, { columns = [], fixedRows = [] } = {}) {
+  return {
+    id, label, prefix, type: 'multicolumn-table',
+    columns: columns.map(([cid, clabel]) => ({ id: cid, label: clabel, dataType: 'text' })),
+    fixedRows,
+  };
+}
+
+/** A control's answer that the probe merges at once. */
+export const shortcut = (report) => ({ shortcutReport: report });
+export const done = () => ({ shortcutReport: undefined });
+
+/** The value of a control argument, or undefined. */
+export function arg(request, key) {
+  const found = request.args.find(([k]) => k === key);
+  return found ? found[1] : undefined;
+}
+
+export const ids = {
+  hostNode: (hostname) => `${hostname};<host>`,
+  thisHost: () => `${host.hostname()};<host>`,
+  container: (id) => `${id};<container>`,
+  containerIdOf: (nodeId) => (nodeId.endsWith(';<container>') ? nodeId.slice(0, -';<container>'.length) : undefined),
+  containerImage: (name) => `${name};<container_image>`,
+  process: (hostname, pid) => `${hostname};${pid}`,
+  pod: (uid) => `${uid};<pod>`,
+};
+
+export const hostInfo = {
+  hostname: () => host.hostname(),
+  /** Milliseconds since the Unix epoch, as a BigInt. */
+  now: () => host.now(),
+  log: (level, message) => host.log(level, message),
+  info: (message) => host.log('info', message),
+  warn: (message) => host.log('warn', message),
+  error: (message) => host.log('error', message),
+};
+
+export const procfs = {
+  /** A file relative to /proc; throws HostError ('denied', 'not-found', 'too-large', 'io'). */
+  read: (path) => call(procfsWit.read, path),
+  pids: () => call(procfsWit.listPids),
+};
