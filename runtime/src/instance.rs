@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
 use crate::engine::GuestRunning;
@@ -101,16 +101,36 @@ impl PluginInstance {
         if let Some(exhausted) = err.downcast_ref::<MemoryExhausted>() {
             return CallError::OutOfMemory { plugin, limit_bytes: exhausted.limit_bytes };
         }
-        let detail = match err.downcast_ref::<Trap>() {
+        let mut detail = match err.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),
             None => format!("{:#}", err.root_cause()),
         };
+        if let Some(frames) = err.downcast_ref::<WasmBacktrace>().and_then(innermost_frames) {
+            detail = format!("{detail} (in {frames})");
+        }
         if err.downcast_ref::<InstantiateFailed>().is_some() {
             CallError::Instantiate { plugin, detail }
         } else {
             CallError::Trap { plugin, detail }
         }
     }
+}
+
+/// The innermost named frames of a trap, so the plugin's author sees where it was.
+fn innermost_frames(backtrace: &WasmBacktrace) -> Option<String> {
+    let names: Vec<String> = backtrace
+        .frames()
+        .iter()
+        .filter_map(|frame| {
+            let name = frame.func_name()?;
+            Some(match frame.module().name() {
+                Some(module) => format!("{module}!{name}"),
+                None => name.to_owned(),
+            })
+        })
+        .take(4)
+        .collect();
+    (!names.is_empty()).then(|| names.join(" < "))
 }
 
 async fn instantiate(pre: &PluginPre<PluginState>, state: PluginState, deadline: Instant) -> Result<Live, wasmtime::Error> {

@@ -53,6 +53,10 @@ enum Command {
         /// Embeds the `plugin` world's type information first.
         #[arg(long)]
         embed: bool,
+        /// The adapter allocates its state with memory.grow instead of the
+        /// module's `cabi_realloc` (for modules whose allocator cannot run yet).
+        #[arg(long)]
+        realloc_via_memory_grow: bool,
         #[arg(long, default_value = "wit")]
         wit: PathBuf,
     },
@@ -67,7 +71,9 @@ enum Lang {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Bindings { lang, out, wit } => bindings(lang, &out, &wit),
-        Command::Component { core, output, embed, wit } => component(&core, &output, embed.then_some(wit.as_path())),
+        Command::Component { core, output, embed, wit, realloc_via_memory_grow } => {
+            component(&core, &output, embed.then_some(wit.as_path()), realloc_via_memory_grow)
+        }
     }
 }
 
@@ -96,7 +102,7 @@ fn bindings(lang: Lang, out: &Path, wit: &Path) -> Result<()> {
     Ok(())
 }
 
-fn component(core: &Path, output: &Path, embed_from: Option<&Path>) -> Result<()> {
+fn component(core: &Path, output: &Path, embed_from: Option<&Path>, realloc_via_memory_grow: bool) -> Result<()> {
     let mut module = std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
     if !module.starts_with(b"\0asm\x01\0\0\0") {
         bail!("{} is not a core wasm module", core.display());
@@ -108,9 +114,7 @@ fn component(core: &Path, output: &Path, embed_from: Option<&Path>) -> Result<()
     let component = ComponentEncoder::default()
         .module(&module)?
         .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
-        // The adapter allocates its own state with memory.grow, not through
-        // the guest's `cabi_realloc` (Go's may not run before its runtime starts).
-        .realloc_via_memory_grow(true)
+        .realloc_via_memory_grow(realloc_via_memory_grow)
         .validate(true)
         .encode()
         .with_context(|| format!("making a component of {}", core.display()))?;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds one guest written in Python, JavaScript, C or Go into a component,
+# with the toolchains that guest-sdk/toolchains.sh installs.
+#
+#   guest-sdk/build.sh LANG SOURCE_DIR OUT.wasm
+#
+# python: SOURCE_DIR/app.py defines `Handler` (scope_plugin.export(...))
+# js:     SOURCE_DIR/app.js exports `handler` (exportPlugin(...))
+# c:      every SOURCE_DIR/*.c, implementing plugin_describe/report/control
+# go:     every SOURCE_DIR/*.go, package main, calling scope.Export in init()
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LANG_=${1:?usage: build.sh LANG SOURCE_DIR OUT.wasm}
+SRC=$(cd "${2:?source dir}" && pwd)
+OUT=$(realpath -m "${3:?output .wasm}")
+TOOLS=${SCOPE_WASM_TOOLS:-$ROOT/target/tools}
+WIT=$ROOT/wit
+SDK=$ROOT/guest-sdk
+GUEST_BUILD=${SCOPE_GUEST_BUILD:-$ROOT/target/debug/scope-guest-build}
+WORK=$ROOT/target/guest-build/$LANG_-$(basename "$SRC")
+GO_PKG_VERSION=v0.2.1
+mkdir -p "$(dirname "$OUT")"
+
+"$SDK/toolchains.sh" "$LANG_"
+need_guest_build() {
+    [ -x "$GUEST_BUILD" ] || cargo build -q -p scope-guest-build --manifest-path "$ROOT/Cargo.toml"
+}
+
+case $LANG_ in
+python)
+    "$TOOLS/py/bin/componentize-py" -d "$WIT" -w plugin componentize app -p "$SRC" -p "$SDK/python" -o "$OUT" >/dev/null
+    ;;
+js)
+    # StarlingMonkey without its HTTP server and fetch: the host offers no wasi:http.
+    "$TOOLS/js/node_modules/.bin/componentize-js" "$SRC/app.js" --wit "$WIT" --world-name plugin \
+        -d http -d fetch-event -o "$OUT" >/dev/null
+    ;;
+c)
+    need_guest_build
+    rm -rf "$WORK" && mkdir -p "$WORK"
+    "$GUEST_BUILD" bindings --lang c --out "$WORK" --wit "$WIT"
+    clang-19 --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Werror -Wno-unused-function \
+        -I "$WORK" -I "$SDK/c" -o "$WORK/core.wasm" \
+        "$SRC"/*.c "$SDK/c/scope_plugin.c" "$WORK/plugin.c" "$WORK/plugin_component_type.o"
+    "$GUEST_BUILD" component "$WORK/core.wasm" -o "$OUT"
+    ;;
+go)
+    need_guest_build
+    rm -rf "$WORK" && mkdir -p "$WORK"
+    # One module, `wit_component`: the generated bindings, the SDK's packages
+    # and the plugin's package main.
+    "$GUEST_BUILD" bindings --lang go --out "$WORK" --wit "$WIT"
+    cp -r "$SDK/go/scope" "$SDK/go/export_scope_plugin_handler" "$WORK/"
+    cp "$SRC"/*.go "$WORK/"
+    # -checklinkname=0: the runtime package reaches runtime.sbrk, to allocate
+    # before Go's runtime has started. The newest go.bytecodealliance.org/pkg
+    # the Go proxy serves here is v0.2.1; the SDK
+    # keeps Go's collector out of cabi_realloc itself (see scope/gc.go).
+    (cd "$WORK" && go mod edit -require=go.bytecodealliance.org/pkg@$GO_PKG_VERSION && go mod tidy &&
+        GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags=-checklinkname=0 -o core.wasm .)
+    # No --realloc-via-memory-grow: the runtime package allocates with sbrk
+    # until Go has started, so the adapter may use cabi_realloc from the start.
+    "$GUEST_BUILD" component "$WORK/core.wasm" --embed --wit "$WIT" -o "$OUT"
+    ;;
+*)
+    echo "unknown language $LANG_ (python, js, c, go)" >&2
+    exit 2
+    ;;
+esac
