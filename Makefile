@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 TARGET_DIR ?= $(CURDIR)/target
-# Plugins shipped by default, built into target/plugins/<id>.wasm.
-GUESTS := counter iowait volume-count traffic-control http-statistics
+# Plugins shipped by default, built into target/plugins/<id>.wasm, with the
+# conformance plugin in Rust and in every other SDK language (guest-sdk/build.sh).
+GUESTS := counter iowait volume-count traffic-control http-statistics conformance-rust
+SDK_LANGS := python js c go
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
 ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist chatty
 
@@ -31,6 +33,7 @@ guests: setup
 	$(CARGO) build --profile guest --target wasm32-wasip2 $(addprefix -p ,$(GUESTS))
 	@mkdir -p $(TARGET_DIR)/plugins
 	@for g in $(GUESTS); do cp $(WASM_OUT)/$$(echo $$g | tr - _).wasm $(TARGET_DIR)/plugins/$$g.wasm; done
+	@for l in $(SDK_LANGS); do guest-sdk/build.sh $$l guests/conformance-$$l $(TARGET_DIR)/plugins/conformance-$$l.wasm || exit 1; done
 	@ls -l $(TARGET_DIR)/plugins
 
 ## zoo: the fault zoo into target/zoo/<id>.wasm

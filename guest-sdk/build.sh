@@ -23,8 +23,14 @@ mkdir -p "$(dirname "$OUT")"
 
 "$SDK/toolchains.sh" "$LANG_"
 need_guest_build() {
-    [ -x "$GUEST_BUILD" ] || cargo build -q -p scope-guest-build --manifest-path "$ROOT/Cargo.toml"
+    cargo build -q -p scope-guest-build --manifest-path "$ROOT/Cargo.toml"
 }
+
+# Up to date: nothing it is built from is newer than it.
+case $LANG_ in python) SDK_LANG=python ;; *) SDK_LANG=$LANG_ ;; esac
+if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$SDK_LANG" "$WIT" "$0" -newer "$OUT" -type f -print -quit)" ]; then
+    exit 0
+fi
 
 case $LANG_ in
 python)

@@ -68,22 +68,11 @@ async fn mixed_daemon(extra: &[&str]) -> Daemon {
     daemon
 }
 
-async fn admin_get(daemon: &Daemon, path: &str) -> String {
-    let stream = tokio::net::UnixStream::connect(daemon.admin_socket()).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(support::io(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let request = hyper::Request::get(path).header("host", "admin").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
-}
-
 #[tokio::test]
 async fn the_admin_endpoint_and_status_show_every_plugin() {
     let daemon = mixed_daemon(&[]).await;
 
-    let metrics = admin_get(&daemon, "/metrics").await;
+    let metrics = daemon.admin_get("/metrics").await;
     assert!(metrics.contains("# TYPE scope_wasm_plugin_calls_total counter"), "{metrics}");
     assert!(metrics.contains("scope_wasm_plugin_up{plugin=\"counter\",state=\"serving\",health=\"ok\"} 1"), "{metrics}");
     assert!(metrics.contains("scope_wasm_plugin_errors_total{plugin=\"loop-forever\",cause=\"deadline\"}"), "{metrics}");

@@ -156,6 +156,18 @@ impl Daemon {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// GET on the admin socket (`/metrics`, `/status`, `/healthz`): the body.
+    pub async fn admin_get(&self, path: &str) -> String {
+        let stream = tokio::net::UnixStream::connect(self.admin_socket()).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let request = Request::get(path).header("host", "admin").body(Full::new(Bytes::new())).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
     /// SIGTERM, then wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         // SAFETY: signalling our own child by its PID.
@@ -214,6 +226,8 @@ impl Drop for Daemon {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: hyper::HeaderMap,
+    /// The body exactly as sent.
+    pub body: Bytes,
     pub json: Value,
     pub elapsed: Duration,
 }
@@ -264,7 +278,7 @@ impl Client {
         let elapsed = started.elapsed();
         let json = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&body)));
-        Reply { status, headers, json, elapsed }
+        Reply { status, headers, body, json, elapsed }
     }
 }
 
