@@ -150,7 +150,9 @@ async fn conforms(lang: &str) {
         memory(&before),
         memory(&after)
     );
-    // And the report path still answers as the reference does.
+    // And it still answers as the reference does (on a new connection: the
+    // daemon closed the idle one during the soak).
+    let mut reference = Client::connect(&daemon.socket("reference").await).await;
     let (expected, got) = (reference.post("/control", control("reset", HOST_NODE, &[])).await, plugin.post("/control", control("reset", HOST_NODE, &[])).await);
     assert_eq!(normalized(&got.body, "conformance"), normalized(&expected.body, "reference"), "{lang}: after the soak");
 }

@@ -182,6 +182,25 @@ fn new_creates_a_rust_plugin_that_builds_and_passes_check() {
 }
 
 #[test]
+fn new_creates_plugins_in_every_sdk_language_that_build_and_pass_check() {
+    let bin_dir = std::path::Path::new(binary()).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    for lang in ["python", "js", "c", "go"] {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{lang}-probe");
+        let project = dir.path().join(&name);
+        let (ok, out, err) = run(&["new", &name, "--lang", lang, "--dir", project.to_str().unwrap()]);
+        assert!(ok, "{lang}: {out}{err}");
+        let out = Command::new("make").arg("check").current_dir(&project).env("PATH", &path).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{lang}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let label = format!("label:       {lang} probe");
+        assert!(stdout.contains(&label) && stdout.contains(&format!("\"id\": \"{name}\"")), "{lang}: {stdout}");
+        assert!(stdout.contains(&format!("\"{lang}_probe_polls\"")), "{lang}: {stdout}");
+    }
+}
+
+#[test]
 fn the_operators_guide_carries_the_default_config() {
     let (ok, default, _) = run(&["config", "default"]);
     assert!(ok);

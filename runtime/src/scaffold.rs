@@ -7,11 +7,27 @@ use anyhow::{Context, Result, ensure};
 
 use crate::plugin_id::PluginId;
 
-/// The languages a project can be created in. (Rust today; the other SDKs
-/// add theirs here.)
+/// The languages a project can be created in, one per SDK in `guest-sdk/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    Python,
+    Js,
+    C,
+    Go,
+}
+
+impl Lang {
+    /// As `guest-sdk/build.sh` names it.
+    fn build_name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+            Lang::C => "c",
+            Lang::Go => "go",
+        }
+    }
 }
 
 /// The Rust guest SDK of the source tree this binary was built from.
@@ -20,10 +36,8 @@ pub fn bundled_sdk() -> PathBuf {
     sdk.canonicalize().unwrap_or(sdk)
 }
 
-pub fn build_hint(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Rust => "make check   # builds target/plugin.wasm and runs `scope-wasm check` on it",
-    }
+pub fn build_hint(_lang: Lang) -> &'static str {
+    "make check   # builds target/plugin.wasm and runs `scope-wasm check` on it"
 }
 
 /// Writes the project into `dir`, which must not exist yet or be empty.
@@ -37,6 +51,7 @@ pub fn create(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
     ensure!(sdk.join("Cargo.toml").is_file(), "no guest SDK at {} (use --sdk PATH)", sdk.display());
     match lang {
         Lang::Rust => rust(name, dir, sdk),
+        other => sdk_project(name, other, dir, sdk),
     }
 }
 
@@ -156,4 +171,230 @@ export_plugin!(Plugin_);
         ),
     )?;
     Ok(())
+}
+
+/// A project in a language that `guest-sdk/build.sh` builds: its Makefile
+/// calls that script (which installs the language's pinned toolchain once).
+fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
+    let snake = name.replace('-', "_");
+    let label = name.replace('-', " ");
+    let build = lang.build_name();
+    write(dir, ".gitignore", "/target\n")?;
+    write(
+        dir,
+        "Makefile",
+        &format!(
+            "# Build the plugin into target/plugin.wasm, named {name}.wasm when deployed.\n\
+             SDK ?= {sdk}\n\n\
+             build:\n\
+             \t$(SDK)/build.sh {build} . target/plugin.wasm\n\n\
+             check: build\n\
+             \tcp target/plugin.wasm target/{name}.wasm\n\
+             \tscope-wasm check target/{name}.wasm\n\n\
+             .PHONY: build check\n",
+            sdk = sdk.display()
+        ),
+    )?;
+    let (file, source) = match lang {
+        Lang::Python => ("app.py", python_template(name, &snake, &label)),
+        Lang::Js => {
+            // componentize-js reads modules only under the directory it runs
+            // in: the project carries its copy of the SDK's one file.
+            let module = sdk.join("js/scope-plugin.js");
+            fs::copy(&module, dir.join("scope-plugin.js")).with_context(|| format!("copying {}", module.display()))?;
+            ("app.js", js_template(name, &snake, &label))
+        }
+        Lang::C => ("plugin.c", c_template(name, &snake, &label)),
+        Lang::Go => ("plugin.go", go_template(name, &snake, &label)),
+        Lang::Rust => unreachable!("Rust projects are Cargo projects"),
+    };
+    write(dir, file, &source)?;
+    write(
+        dir,
+        "README.md",
+        &format!(
+            "# {name}\n\nA Weave Scope plugin for scope-wasm, in {build}.\n\n\
+             ```sh\nmake check                     # build, then run it once with `scope-wasm check`\n\
+             cp target/plugin.wasm /var/lib/scope-wasm/plugins/{name}.wasm   # deploy: the daemon picks it up\n```\n\n\
+             The plugin ID is the file name: keep `{name}.wasm`. The SDK: {sdk}.\n",
+            sdk = sdk.display()
+        ),
+    )
+}
+
+fn python_template(name: &str, snake: &str, label: &str) -> String {
+    format!(
+        r#""""{name}: a Weave Scope plugin for scope-wasm."""
+
+import scope_plugin as scope
+from scope_plugin import MetadataDataType, TopologyKind, ids
+
+
+class Plugin(scope.Plugin):
+    def __init__(self):
+        self.polls = 0
+
+    def describe(self):
+        return scope.plugin_info("{label}", "What {name} shows")
+
+    def render(self):
+        node = scope.node(ids.this_host(), latest={{"{snake}_polls": str(self.polls)}}, active_controls=["reset"])
+        return scope.report(
+            scope.topology(
+                TopologyKind.HOST,
+                nodes=[node],
+                controls=[scope.control("reset", "Reset the count", "fa-undo")],
+                metadata_templates=[scope.metadata_template("{snake}_polls", "Polls", data_type=MetadataDataType.NUMBER)],
+            )
+        )
+
+    def report(self):
+        self.polls += 1
+        return self.render()
+
+    def control(self, request):
+        if request.control != "reset":
+            raise scope.UnknownControl(request.control)
+        self.polls = 0
+        return scope.shortcut(self.render())
+
+
+Handler = scope.export(Plugin)
+"#
+    )
+}
+
+fn js_template(name: &str, snake: &str, label: &str) -> String {
+    format!(
+        r#"// {name}: a Weave Scope plugin for scope-wasm.
+import {{
+  exportPlugin, report, topology, node, control, metadataTemplate, shortcut, ids, unknownControl,
+}} from './scope-plugin.js';
+
+let polls = 0;
+
+function render() {{
+  const host = node(ids.thisHost(), {{ latest: {{ {snake}_polls: String(polls) }}, activeControls: ['reset'] }});
+  return report(topology('host', {{
+    nodes: [host],
+    controls: [control('reset', 'Reset the count', 'fa-undo')],
+    metadataTemplates: [metadataTemplate('{snake}_polls', 'Polls', {{ dataType: 'number' }})],
+  }}));
+}}
+
+export const handler = exportPlugin({{
+  describe: () => ({{ label: '{label}', description: 'What {name} shows' }}),
+  report() {{
+    polls += 1;
+    return render();
+  }},
+  control(request) {{
+    if (request.control !== 'reset') throw unknownControl(request.control);
+    polls = 0;
+    return shortcut(render());
+  }},
+}});
+"#
+    )
+}
+
+fn c_template(name: &str, snake: &str, label: &str) -> String {
+    format!(
+        r#"/* {name}: a Weave Scope plugin for scope-wasm. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "scope_plugin.h"
+
+static unsigned long long polls;
+
+void plugin_describe(scope_plugin_info_t *info) {{
+    scope_info(info, "{label}", "What {name} shows");
+}}
+
+static void render(scope_report_t *report) {{
+    char *host = scope_this_host();
+    char text[24];
+    snprintf(text, sizeof text, "%llu", polls);
+    scope_topology_t *topology = scope_report_topology(report, SCOPE_PLUGIN_TYPES_TOPOLOGY_KIND_HOST);
+    scope_node_t *node = scope_topology_node(topology, host);
+    scope_node_latest(node, "{snake}_polls", text);
+    scope_node_active_control(node, "reset");
+    scope_topology_control(topology, "reset", "Reset the count", "fa-undo", 0, NULL);
+    scope_topology_metadata_template(topology, "{snake}_polls", "Polls", 0)->data_type =
+        SCOPE_PLUGIN_TYPES_METADATA_DATA_TYPE_NUMBER;
+    free(host);
+}}
+
+bool plugin_report(scope_report_t *report, scope_string_t *error) {{
+    (void)error;
+    polls++;
+    render(report);
+    return true;
+}}
+
+bool plugin_control(const scope_control_request_t *request, scope_control_response_t *response,
+                    scope_control_error_t *error) {{
+    if (!scope_string_eq(&request->control, "reset")) {{
+        scope_control_fail(error, SCOPE_UNKNOWN_CONTROL, "%.*s", (int)request->control.len, request->control.ptr);
+        return false;
+    }}
+    polls = 0;
+    render(scope_response_shortcut(response));
+    return true;
+}}
+"#
+    )
+}
+
+fn go_template(name: &str, snake: &str, label: &str) -> String {
+    format!(
+        r#"// {name}: a Weave Scope plugin for scope-wasm.
+package main
+
+import (
+	"strconv"
+
+	"wit_component/scope"
+	types "wit_component/scope_plugin_types"
+)
+
+type plugin struct {{
+	polls uint64
+}}
+
+func (p *plugin) Describe() types.PluginInfo {{
+	return types.PluginInfo{{Label: "{label}", Description: "What {name} shows"}}
+}}
+
+func (p *plugin) render() types.Report {{
+	node := types.Node{{
+		Id:             scope.ThisHost(),
+		Latest:         []types.LatestEntry{{scope.Latest("{snake}_polls", strconv.FormatUint(p.polls, 10))}},
+		ActiveControls: []string{{"reset"}},
+	}}
+	return scope.NewReport(types.Topology{{
+		Kind:              types.TopologyKind_Host,
+		Nodes:             []types.Node{{node}},
+		Controls:          []types.Control{{{{Id: "reset", Human: "Reset the count", Icon: "fa-undo"}}}},
+		MetadataTemplates: []types.MetadataTemplate{{{{Id: "{snake}_polls", Label: "Polls", DataType: types.MetadataDataType_Number}}}},
+	}})
+}}
+
+func (p *plugin) Report() (types.Report, error) {{
+	p.polls++
+	return p.render(), nil
+}}
+
+func (p *plugin) Control(request types.ControlRequest) (types.ControlResponse, error) {{
+	if request.Control != "reset" {{
+		return types.ControlResponse{{}}, scope.UnknownControl(request.Control)
+	}}
+	p.polls = 0
+	return scope.Shortcut(p.render()), nil
+}}
+
+func init() {{ scope.Export(&plugin{{}}) }}
+"#
+    )
 }

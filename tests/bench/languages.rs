@@ -1,0 +1,180 @@
+//! Benchmark (not a test): the conformance plugin in each SDK language, side by
+//! side in one run: component size, cold load (compile, instantiate,
+//! describe), load from the disk cache, instantiation alone, latency of a
+//! served report and of a control (a guest call) through the daemon, and the
+//! memory one more loaded instance costs.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scope_wasm::engine::Runtime;
+use scope_wasm::host::HostServices;
+use scope_wasm::loader::PluginSource;
+use scope_wasm::plugin_id::PluginId;
+use scope_wasm::worker::PluginHandle;
+use scope_wasm::{Overrides, Policy};
+use serde_json::{Value, json};
+use support::{Client, Daemon, guest, report_path, stats};
+
+const LANGS: [&str; 5] = ["rust", "c", "go", "python", "js"];
+/// Extra copies loaded to measure what one more instance costs.
+const COPIES: usize = 4;
+const MEMORY_MIB: &str = "256";
+
+fn requests() -> usize {
+    support::bench_count(2000, 20)
+}
+
+/// `took_ms` and `origin` of the daemon's "serving on" line for `id`.
+fn load_line(log: &str, id: &str) -> Option<(String, u64)> {
+    let line = log.lines().rev().find(|l| l.contains("serving on") && l.contains(&format!("plugin={id} ")))?;
+    let field = |name: &str| line.split(&format!("{name}=")).nth(1)?.split_whitespace().next().map(str::to_owned);
+    Some((field("origin")?, field("took_ms")?.parse().ok()?))
+}
+
+async fn wait_load_line(daemon: &Daemon, id: &str) -> (String, u64) {
+    daemon.socket(id).await;
+    let started = Instant::now();
+    loop {
+        if let Some(found) = load_line(&daemon.log(), id) {
+            return found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no load line for {id}:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn linear_memory(daemon: &Daemon, id: &str) -> u64 {
+    let status: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
+    let plugin = status.as_array().unwrap().iter().find(|p| p["id"] == id).unwrap();
+    plugin["stats"]["memory_bytes"].as_u64().unwrap()
+}
+
+/// Instantiation (and the `describe` call that follows it) in this process,
+/// the median of a few.
+async fn instantiate(file: &Path) -> Duration {
+    let id = PluginId::parse("conformance").unwrap();
+    let policy = Policy::load(None, &Overrides::default()).unwrap().for_plugin(&id);
+    let source = PluginSource::read(id, file).unwrap();
+    let (compiled, _) = Runtime::new(None).compile(&source, policy.limits.max_wasm_stack).await.unwrap();
+    let services = Arc::new(HostServices::new("bench".into(), Path::new("/nonexistent/docker.sock")));
+    let mut times = Vec::new();
+    for _ in 0..support::bench_count(9, 1) {
+        let started = Instant::now();
+        let handle = PluginHandle::start(&compiled, services.clone(), policy.clone(), Default::default()).await.unwrap();
+        times.push(started.elapsed());
+        drop(handle);
+    }
+    stats(times).p50
+}
+
+struct Row {
+    lang: &'static str,
+    size: u64,
+    cold: u64,
+    cached: u64,
+    instantiate: Duration,
+    report_p50: Duration,
+    control_p50: Duration,
+    linear_kib: u64,
+    rss_per_instance_kib: u64,
+}
+
+async fn measure(lang: &'static str) -> Row {
+    let file = guest(&format!("conformance-{lang}"));
+    let size = std::fs::metadata(&file).unwrap().len();
+    let mut daemon = Daemon::start(&[("conformance.wasm", file.clone())], &["--memory-mib", MEMORY_MIB]);
+    let (origin, cold) = wait_load_line(&daemon, "conformance").await;
+    assert_eq!(origin, "Compiled");
+
+    let mut client = Client::connect(&daemon.socket("conformance").await).await;
+    let mut served = Vec::new();
+    for _ in 0..requests() {
+        let reply = client.get(&report_path("bench")).await;
+        assert_eq!(reply.status, 200);
+        served.push(reply.elapsed);
+    }
+    let add = json!({ "AppID": "b", "NodeID": "test-host;<host>", "Control": "add", "ControlArgs": { "n": "1" } }).to_string();
+    let mut controls = Vec::new();
+    for _ in 0..requests() {
+        let reply = client.post("/control", add.clone()).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        controls.push(reply.elapsed);
+    }
+    let linear_kib = linear_memory(&daemon, "conformance").await / 1024;
+
+    // What more instances of the same plugin cost the daemon (code is shared).
+    let before = rss_kib(daemon.pid());
+    for copy in 0..COPIES {
+        std::fs::copy(&file, daemon.plugin_dir.join(format!("copy-{copy}.wasm"))).unwrap();
+    }
+    for copy in 0..COPIES {
+        let mut client = Client::connect(&daemon.socket(&format!("copy-{copy}")).await).await;
+        assert_eq!(client.get(&report_path("bench")).await.status, 200);
+    }
+    let rss_per_instance_kib = rss_kib(daemon.pid()).saturating_sub(before) / COPIES as u64;
+    for copy in 0..COPIES {
+        std::fs::remove_file(daemon.plugin_dir.join(format!("copy-{copy}.wasm"))).unwrap();
+    }
+
+    daemon.restart();
+    let (origin, cached) = wait_load_line(&daemon, "conformance").await;
+    assert_eq!(origin, "CacheHit", "{}", daemon.log());
+    drop(daemon);
+
+    Row {
+        lang,
+        size,
+        cold,
+        cached,
+        instantiate: instantiate(&file).await,
+        report_p50: stats(served).p50,
+        control_p50: stats(controls).p50,
+        linear_kib,
+        rss_per_instance_kib,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut rows = Vec::new();
+    for lang in LANGS {
+        rows.push(measure(lang).await);
+    }
+    let rust_control = rows[0].control_p50.as_secs_f64();
+    println!("## The conformance plugin in every SDK language ({} requests each)\n", requests());
+    println!(
+        "Cold load: compile, instantiate and `describe`, as the daemon logs it. Instantiate: a new instance and \
+         its `describe` call, in process. Report: `GET /report` over the socket, answered from memory. Control: \
+         `POST /control` (`add`), a guest call that renders a report. Memory: the instance's linear memory after \
+         the run, and the daemon's RSS for each of {COPIES} more instances of the same file.\n"
+    );
+    println!("| language | component | cold load | cache-hit load | instantiate | report p50 | control p50 | control vs Rust | linear memory | RSS per instance |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        println!(
+            "| {} | {:.1} MiB | {} ms | {} ms | {:.2} ms | {:.3} ms | {:.3} ms | ×{:.1} | {:.1} MiB | {:.1} MiB |",
+            row.lang,
+            row.size as f64 / 1048576.0,
+            row.cold,
+            row.cached,
+            row.instantiate.as_secs_f64() * 1e3,
+            row.report_p50.as_secs_f64() * 1e3,
+            row.control_p50.as_secs_f64() * 1e3,
+            row.control_p50.as_secs_f64() / rust_control,
+            row.linear_kib as f64 / 1024.0,
+            row.rss_per_instance_kib as f64 / 1024.0,
+        );
+    }
+    println!();
+}
