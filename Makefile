@@ -14,7 +14,7 @@ DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: all setup build guests zoo run test bench clean
+.PHONY: all setup build plugins guests zoo run test bench clean
 
 all: build guests
 
@@ -28,11 +28,14 @@ setup:
 build: setup
 	$(CARGO) build -p scope-wasm
 
-## guests: every shipped plugin into target/plugins/<id>.wasm
-guests: setup
+## plugins: the Rust plugins into target/plugins/<id>.wasm (all the container image needs)
+plugins: setup
 	$(CARGO) build --profile guest --target wasm32-wasip2 $(addprefix -p ,$(GUESTS))
 	@mkdir -p $(TARGET_DIR)/plugins
 	@for g in $(GUESTS); do cp $(WASM_OUT)/$$(echo $$g | tr - _).wasm $(TARGET_DIR)/plugins/$$g.wasm; done
+
+## guests: those, and the conformance plugin in every other SDK language
+guests: plugins
 	@for l in $(SDK_LANGS); do guest-sdk/build.sh $$l guests/conformance-$$l $(TARGET_DIR)/plugins/conformance-$$l.wasm || exit 1; done
 	@ls -l $(TARGET_DIR)/plugins
 
