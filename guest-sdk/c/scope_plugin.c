@@ -20,9 +20,9 @@ static void *checked(void *ptr) {
 
 void scope_string(scope_string_t *out, const char *text) {
     size_t len = strlen(text);
-    /* malloc(0) may return NULL: keep a real allocation for the host to free. */
-    out->ptr = checked(malloc(len ? len : 1));
-    memcpy(out->ptr, text, len);
+    /* The generated cleanup frees only non-empty strings: an empty one owns nothing. */
+    out->ptr = len ? checked(malloc(len)) : NULL;
+    if (len) memcpy(out->ptr, text, len);
     out->len = len;
 }
 
@@ -41,8 +41,12 @@ void scope_stringf(scope_string_t *out, const char *format, ...) {
     va_start(args, format);
     char *text = vformat(format, args);
     va_end(args);
-    out->ptr = (uint8_t *)text; /* the NUL is not part of the string */
     out->len = strlen(text);
+    if (out->len == 0) {
+        free(text); /* see scope_string */
+        text = NULL;
+    }
+    out->ptr = (uint8_t *)text; /* the NUL is not part of the string */
 }
 
 bool scope_string_eq(const scope_string_t *s, const char *text) {
@@ -182,7 +186,12 @@ void scope_control_fail(scope_control_error_t *error, uint8_t tag, const char *f
     va_end(args);
     error->tag = tag;
     /* Every case carries a string, at the same place. */
-    error->val.failed = (scope_string_t){(uint8_t *)text, strlen(text)};
+    size_t len = strlen(text);
+    if (len == 0) {
+        free(text); /* see scope_string */
+        text = NULL;
+    }
+    error->val.failed = (scope_string_t){(uint8_t *)text, len};
 }
 
 char *scope_control_arg(const scope_control_request_t *request, const char *key) {

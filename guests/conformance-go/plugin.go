@@ -64,7 +64,6 @@ func (c *conformance) render() types.Report {
 }
 
 func (c *conformance) Report() (types.Report, error) {
-	c.count++
 	return c.render(), nil
 }
 

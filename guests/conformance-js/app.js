@@ -34,10 +34,7 @@ function render() {
 
 export const handler = exportPlugin({
   describe: () => ({ label: 'Conformance', description: 'The same plugin in every language: a counter, a reset control, typed errors' }),
-  report() {
-    count += 1n;
-    return render();
-  },
+  report: () => render(),
   control(request) {
     if (request.nodeId !== ids.thisHost()) throw unknownNode(request.nodeId);
     switch (request.control) {
