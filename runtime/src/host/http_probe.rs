@@ -86,11 +86,6 @@ impl HttpProbes {
         *current = Arc::downgrade(&probe);
         probe
     }
-
-    /// Whether a probe is loaded now (for status pages).
-    pub fn is_running(&self) -> bool {
-        self.current.lock().unwrap_or_else(|e| e.into_inner()).strong_count() > 0
-    }
 }
 
 /// A lease on the loaded programs: they stay attached while one is held.
