@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use serde_json::Value;
-use support::{Client, Daemon, HOSTNAME, guest, report_path};
+use support::{Client, Daemon, HOSTNAME, bpf_programs_of, guest, report_path};
 
 /// The refresher's interval: the guest computes a rate every this often.
 const REFRESH_MS: &str = "300";
@@ -236,15 +236,6 @@ fn check_says_whether_the_programs_attach() {
     assert!(ok && text.contains("http-traffic (granted; eBPF programs attached)"), "{text}");
     let (ok, text) = check(&["setpriv", "--bounding-set", "-all", "--inh-caps", "-all"]);
     assert!(!ok && text.contains("HTTP statistics are unavailable on this host"), "{text}");
-}
-
-/// How many eBPF programs the process holds open.
-fn bpf_programs_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy() == "anon_inode:bpf-prog")
-        .count()
 }
 
 #[tokio::test]

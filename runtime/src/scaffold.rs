@@ -18,6 +18,16 @@ pub enum Lang {
 }
 
 impl Lang {
+    fn display_name(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+            Lang::C => "C",
+            Lang::Go => "Go",
+        }
+    }
+
     /// As `guest-sdk/build.sh` names it.
     fn build_name(self) -> &'static str {
         match self {
@@ -63,6 +73,30 @@ fn write(dir: &Path, file: &str, text: &str) -> Result<()> {
     fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The Makefile: the language's `build` rule (it leaves target/plugin.wasm),
+/// and `check`, the same in every language.
+fn write_makefile(dir: &Path, name: &str, build_rule: &str) -> Result<()> {
+    let text = format!(
+        "# Build the plugin into target/plugin.wasm, named {name}.wasm when deployed.\n\
+         {build_rule}\n\
+         check: build\n\
+         \tcp target/plugin.wasm target/{name}.wasm\n\
+         \tscope-wasm check target/{name}.wasm\n\n\
+         .PHONY: build check\n"
+    );
+    write(dir, "Makefile", &text)
+}
+
+fn write_readme(dir: &Path, name: &str, lang: &str, more: &str) -> Result<()> {
+    let text = format!(
+        "# {name}\n\nA Weave Scope plugin for scope-wasm, in {lang}.\n\n\
+         ```sh\nmake check                     # build, then run it once with `scope-wasm check`\n\
+         cp target/plugin.wasm /var/lib/scope-wasm/plugins/{name}.wasm   # deploy: the daemon picks it up\n```\n\n\
+         The plugin ID is the file name: keep `{name}.wasm`.{more}\n"
+    );
+    write(dir, "README.md", &text)
+}
+
 fn rust(name: &str, dir: &Path, sdk: &Path) -> Result<()> {
     let crate_file = name.replace('-', "_");
     let label = name.replace('-', " ");
@@ -97,24 +131,16 @@ strip = true
     )?;
     write(dir, ".cargo/config.toml", "[build]\ntarget = \"wasm32-wasip2\"\n")?;
     write(dir, ".gitignore", "/target\n")?;
-    write(
-        dir,
-        "Makefile",
-        &format!(
-            "# Build the plugin into target/plugin.wasm, named {name}.wasm when deployed.\n\
-             CARGO_TARGET_DIR ?= target\n\
-             export CARGO_TARGET_DIR\n\n\
-             build:\n\
-             \t@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2\n\
-             \tcargo build --release\n\
-             \tmkdir -p target\n\
-             \tcp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/{crate_file}.wasm target/plugin.wasm\n\n\
-             check: build\n\
-             \tcp target/plugin.wasm target/{name}.wasm\n\
-             \tscope-wasm check target/{name}.wasm\n\n\
-             .PHONY: build check\n"
-        ),
-    )?;
+    let build = format!(
+        "CARGO_TARGET_DIR ?= target\n\
+         export CARGO_TARGET_DIR\n\n\
+         build:\n\
+         \t@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2\n\
+         \tcargo build --release\n\
+         \tmkdir -p target\n\
+         \tcp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/{crate_file}.wasm target/plugin.wasm\n"
+    );
+    write_makefile(dir, name, &build)?;
     write(
         dir,
         "src/lib.rs",
@@ -160,16 +186,7 @@ export_plugin!(Plugin_);
 "#
         ),
     )?;
-    write(
-        dir,
-        "README.md",
-        &format!(
-            "# {name}\n\nA Weave Scope plugin for scope-wasm.\n\n\
-             ```sh\nmake check                     # build, then run it once with `scope-wasm check`\n\
-             cp target/plugin.wasm /var/lib/scope-wasm/plugins/{name}.wasm   # deploy: the daemon picks it up\n```\n\n\
-             The plugin ID is the file name: keep `{name}.wasm`.\n"
-        ),
-    )?;
+    write_readme(dir, name, Lang::Rust.display_name(), "")?;
     Ok(())
 }
 
@@ -180,21 +197,8 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
     let label = name.replace('-', " ");
     let build = lang.build_name();
     write(dir, ".gitignore", "/target\n")?;
-    write(
-        dir,
-        "Makefile",
-        &format!(
-            "# Build the plugin into target/plugin.wasm, named {name}.wasm when deployed.\n\
-             SDK ?= {sdk}\n\n\
-             build:\n\
-             \t$(SDK)/build.sh {build} . target/plugin.wasm\n\n\
-             check: build\n\
-             \tcp target/plugin.wasm target/{name}.wasm\n\
-             \tscope-wasm check target/{name}.wasm\n\n\
-             .PHONY: build check\n",
-            sdk = sdk.display()
-        ),
-    )?;
+    let build_rule = format!("SDK ?= {}\n\nbuild:\n\t$(SDK)/build.sh {build} . target/plugin.wasm\n", sdk.display());
+    write_makefile(dir, name, &build_rule)?;
     let (file, source) = match lang {
         Lang::Python => ("app.py", python_template(name, &snake, &label)),
         Lang::Js => {
@@ -209,17 +213,7 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
         Lang::Rust => unreachable!("Rust projects are Cargo projects"),
     };
     write(dir, file, &source)?;
-    write(
-        dir,
-        "README.md",
-        &format!(
-            "# {name}\n\nA Weave Scope plugin for scope-wasm, in {build}.\n\n\
-             ```sh\nmake check                     # build, then run it once with `scope-wasm check`\n\
-             cp target/plugin.wasm /var/lib/scope-wasm/plugins/{name}.wasm   # deploy: the daemon picks it up\n```\n\n\
-             The plugin ID is the file name: keep `{name}.wasm`. The SDK: {sdk}.\n",
-            sdk = sdk.display()
-        ),
-    )
+    write_readme(dir, name, lang.display_name(), &format!(" The SDK: {}.", sdk.display()))
 }
 
 fn python_template(name: &str, snake: &str, label: &str) -> String {

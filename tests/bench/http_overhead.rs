@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{Client, Daemon, HOSTNAME, guest, report_path};
+use support::{Client, Daemon, HOSTNAME, bpf_programs_of, guest, report_path};
 
 const CLIENTS: usize = 2;
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -75,14 +75,6 @@ fn load(addr: std::net::SocketAddr) -> f64 {
         .collect();
     let done: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     done as f64 / started.elapsed().as_secs_f64()
-}
-
-fn bpf_programs_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy() == "anon_inode:bpf-prog")
-        .count()
 }
 
 async fn wait_for_programs(daemon: &Daemon, attached: bool) {

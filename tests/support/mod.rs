@@ -282,6 +282,15 @@ impl Client {
     }
 }
 
+/// How many eBPF programs the process holds open.
+pub fn bpf_programs_of(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:bpf-prog")
+        .count()
+}
+
 /// The report path as the probe asks for it.
 pub fn report_path(probe_id: &str) -> String {
     format!("/report?api_version=1&probe_id={probe_id}")
