@@ -193,9 +193,9 @@ impl Policy {
         for (key, overrides) in plugins {
             let place = || format!("{origin}: [plugins.{key:?}]");
             let pattern = if key.contains(['*', '?', '[']) {
-                Some(glob::Pattern::new(&key).with_context(|| format!("{}: not a valid glob", place()))?)
+                Some(glob::Pattern::new(key).with_context(|| format!("{}: not a valid glob", place()))?)
             } else {
-                PluginId::parse(&key).with_context(place)?;
+                PluginId::parse(key).with_context(place)?;
                 None
             };
             // Each section must make sense on its own, over the defaults.

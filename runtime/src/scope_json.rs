@@ -197,13 +197,13 @@ fn render_node(
             return Err(format!("latest key {key:?} is reserved for the host"));
         }
         // The Scope app splits these keys on `___` and crashes on a key without it.
-        if let Some(prefix) = multicolumn_prefixes.iter().find(|p| key.starts_with(**p)) {
-            if !key[prefix.len()..].contains("___") {
-                return Err(format!(
-                    "latest key {key:?} starts with multicolumn table prefix {prefix:?} \
-                     but is not `<prefix><row>___<column>`"
-                ));
-            }
+        if let Some(prefix) = multicolumn_prefixes.iter().find(|p| key.starts_with(**p))
+            && !key[prefix.len()..].contains("___")
+        {
+            return Err(format!(
+                "latest key {key:?} starts with multicolumn table prefix {prefix:?} \
+                 but is not `<prefix><row>___<column>`"
+            ));
         }
         let at = match entry.timestamp {
             Some(ms) => timestamp(ms).map_err(|e| format!("latest {key:?}: {e}"))?,
