@@ -20,6 +20,9 @@
 
 import * as host from 'scope:plugin/host@0.1.0';
 import * as procfsWit from 'scope:plugin/procfs@0.1.0';
+import * as dockerWit from 'scope:plugin/docker@0.1.0';
+import * as trafficWit from 'scope:plugin/traffic@0.1.0';
+import * as httpTrafficWit from 'scope:plugin/http-traffic@0.1.0';
 
 export class ControlError extends Error {
   /** kind: 'unknown-control' | 'unknown-node' | 'invalid-argument' | 'failed' */
@@ -165,4 +168,27 @@ export const procfs = {
   /** A file relative to /proc; throws HostError ('denied', 'not-found', 'too-large', 'io'). */
   read: (path) => call(procfsWit.read, path),
   pids: () => call(procfsWit.listPids),
+};
+
+// The other capabilities, granted per plugin by the operator (a call without
+// the grant throws HostError 'denied').
+export const docker = {
+  /** Containers (running ones only unless `all`), as typed records. */
+  containers: (all = false) => call(dockerWit.listContainers, all),
+  inspect: (id) => call(dockerWit.inspectContainer, id),
+  images: () => call(dockerWit.listImages),
+  /** The Engine's JSON for an allow-listed read-only path (`/version`, ...). */
+  get: (path) => call(dockerWit.get, path),
+};
+
+export const traffic = {
+  status: (containerId) => call(trafficWit.status, containerId),
+  setDelayLoss: (containerId, latencyMs, lossPercent) => call(trafficWit.setDelayLoss, containerId, latencyMs, lossPercent),
+  setRate: (containerId, rateKbit) => call(trafficWit.setRate, containerId, BigInt(rateKbit)),
+  clear: (containerId) => call(trafficWit.clear, containerId),
+};
+
+export const httpTraffic = {
+  /** Every live process's counters ({ pid, requests, responses }); they only grow. */
+  counters: () => call(httpTrafficWit.counters),
 };

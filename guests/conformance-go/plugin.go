@@ -34,11 +34,22 @@ func (c *conformance) render() types.Report {
 			procfs = "other-error"
 		}
 	}
+	// Docker is not granted to it: the typed `denied` must come through.
+	docker := "ok"
+	if _, err := scope.Containers(false); err != nil {
+		var hostErr *scope.HostError
+		if errors.As(err, &hostErr) && hostErr.Kind == "denied" {
+			docker = "denied"
+		} else {
+			docker = "other-error"
+		}
+	}
 	node := types.Node{
 		Id: scope.ThisHost(),
 		Latest: []types.LatestEntry{
 			scope.Latest("conformance_count", strconv.FormatUint(c.count, 10)),
 			scope.Latest("conformance_procfs", procfs),
+			scope.Latest("conformance_docker", docker),
 		},
 		Metrics: []types.Metric{{
 			Key: "conformance_metric", Min: 0, Max: 1000,

@@ -2,7 +2,7 @@
 // guests/conformance-rust (see there).
 import {
   exportPlugin, report, topology, node, metric, control, metadataTemplate, metricTemplate, shortcut, arg,
-  ids, hostInfo, procfs, HostError, unknownNode, unknownControl, invalidArgument, controlFailed,
+  ids, hostInfo, procfs, docker, HostError, unknownNode, unknownControl, invalidArgument, controlFailed,
 } from '../../guest-sdk/js/scope-plugin.js';
 
 let count = 0n;
@@ -15,8 +15,15 @@ function render() {
   } catch (error) {
     procfsState = error instanceof HostError && error.kind === 'denied' ? 'denied' : 'other-error';
   }
+  // Docker is not granted to it: the typed `denied` must come through.
+  let dockerState = 'ok';
+  try {
+    docker.containers(false);
+  } catch (error) {
+    dockerState = error instanceof HostError && error.kind === 'denied' ? 'denied' : 'other-error';
+  }
   const hostNode = node(ids.thisHost(), {
-    latest: { conformance_count: count.toString(), conformance_procfs: procfsState },
+    latest: { conformance_count: count.toString(), conformance_procfs: procfsState, conformance_docker: dockerState },
     metrics: [metric('conformance_metric', [[hostInfo.now(), Number(count)]], { min: 0, max: 1000 })],
     sets: { conformance_set: ['alpha', 'beta'] },
     activeControls: ['reset', 'fail'],

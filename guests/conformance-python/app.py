@@ -2,7 +2,7 @@
 guests/conformance-rust (see there)."""
 
 import scope_plugin as scope
-from scope_plugin import HostError, ids, host, procfs
+from scope_plugin import HostError, docker, ids, host, procfs
 from scope_plugin import MetadataDataType, MetricFormat, TopologyKind
 
 
@@ -20,9 +20,15 @@ class Conformance(scope.Plugin):
             procfs_state = "ok"
         except HostError as error:
             procfs_state = "denied" if error.kind == "denied" else "other-error"
+        # Docker is not granted to it: the typed `denied` must come through.
+        try:
+            docker.containers(False)
+            docker_state = "ok"
+        except HostError as error:
+            docker_state = "denied" if error.kind == "denied" else "other-error"
         node = scope.node(
             ids.this_host(),
-            latest={"conformance_count": str(self.count), "conformance_procfs": procfs_state},
+            latest={"conformance_count": str(self.count), "conformance_procfs": procfs_state, "conformance_docker": docker_state},
             metrics=[scope.metric("conformance_metric", [(host.now(), self.count)], min=0, max=1000)],
             sets={"conformance_set": ["alpha", "beta"]},
             active_controls=["reset", "fail"],

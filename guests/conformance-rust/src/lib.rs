@@ -3,7 +3,8 @@
 //!
 //! - `report`: the host node shows the count (latest `conformance_count` and
 //!   metric `conformance_metric`), a string set, the typed error a denied
-//!   procfs read gives (`conformance_procfs`), two controls, a metadata and a
+//!   procfs read gives (`conformance_procfs`) and a denied Docker call
+//!   (`conformance_docker`), two controls, a metadata and a
 //!   metric template. Only controls change the count, so every answer is
 //!   exactly predictable however often the daemon refreshes the report.
 //! - controls on the host node: `reset` (count to 0, logs, answers with a
@@ -26,9 +27,16 @@ impl Conformance {
             Err(procfs::ProcfsError::Denied(_)) => "denied",
             Err(_) => "other-error",
         };
+        // Docker is not granted to it: the typed `denied` must come through.
+        let docker = match docker::containers(false) {
+            Ok(_) => "ok",
+            Err(docker::DockerError::Denied(_)) => "denied",
+            Err(_) => "other-error",
+        };
         let node = Node::new(ids::this_host())
             .latest("conformance_count", self.count.to_string())
             .latest("conformance_procfs", procfs)
+            .latest("conformance_docker", docker)
             .metric(Metric::new("conformance_metric", 0.0, 1000.0).sample(host::now(), self.count as f64))
             .set("conformance_set", vec!["alpha".into(), "beta".into()])
             .active_control("reset")
