@@ -27,8 +27,7 @@ need_guest_build() {
 }
 
 # Up to date: nothing it is built from is newer than it.
-case $LANG_ in python) SDK_LANG=python ;; *) SDK_LANG=$LANG_ ;; esac
-if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$SDK_LANG" "$WIT" "$0" -newer "$OUT" -type f -print -quit)" ]; then
+if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$LANG_" "$WIT" "$0" -newer "$OUT" -type f -print -quit)" ]; then
     exit 0
 fi
 

@@ -86,6 +86,19 @@ fn shortcut_count(reply: &Value) -> &str {
         .unwrap_or_else(|| panic!("no count in {reply}"))
 }
 
+/// The served report, once it shows `count` (the daemon refreshes it after a control).
+async fn served_with_count(client: &mut Client, count: &str) -> support::Reply {
+    let started = Instant::now();
+    loop {
+        let served = client.get(&report_path("probe-2")).await;
+        if served.json["Host"]["nodes"][HOST_NODE]["latest"]["conformance_count"]["value"] == count {
+            return served;
+        }
+        assert!(started.elapsed().as_secs() < 10, "the report never showed count {count}: {}", served.json);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn plugin_status(daemon: &Daemon) -> Value {
     let status: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
     status.as_array().unwrap().iter().find(|p| p["id"] == "conformance").cloned().unwrap()
@@ -120,19 +133,7 @@ async fn conforms(lang: &str) {
     }
     // The daemon refreshes the report after a control: the served report
     // shows the new count, byte for byte as the reference's.
-    let path = report_path("probe-2");
-    let mut served = plugin.get(&path).await;
-    let started = Instant::now();
-    while served.json["Host"]["nodes"][HOST_NODE]["latest"]["conformance_count"]["value"] != "123456789" {
-        assert!(started.elapsed().as_secs() < 10, "{lang}: the report never showed the new count: {}", served.json);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        served = plugin.get(&path).await;
-    }
-    let mut expected = reference.get(&path).await;
-    while expected.json["Host"]["nodes"][HOST_NODE]["latest"]["conformance_count"]["value"] != "123456789" {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        expected = reference.get(&path).await;
-    }
+    let (served, expected) = (served_with_count(&mut plugin, "123456789").await, served_with_count(&mut reference, "123456789").await);
     assert_eq!(normalized(&served.body, "conformance"), normalized(&expected.body, "reference"), "{lang}: served report");
 
     let failed = plugin.post("/control", control("fail", HOST_NODE, &[])).await;

@@ -221,15 +221,8 @@ fn check_says_whether_the_programs_attach() {
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), GRANTED).unwrap();
     let check = |wrapper: &[&str]| {
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(support::binary());
-                command
-            }
-            None => Command::new(support::binary()),
-        };
-        let output = command.arg("check").arg(guest("http-statistics")).arg("--config").arg(config.path()).output().unwrap();
+        let output = support::command_under(wrapper)
+            .arg("check").arg(guest("http-statistics")).arg("--config").arg(config.path()).output().unwrap();
         (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr))
     };
     let (ok, text) = check(&[]);

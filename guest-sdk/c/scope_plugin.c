@@ -36,17 +36,23 @@ static char *vformat(const char *format, va_list args) {
     return text;
 }
 
+/* A malloc'd NUL-terminated text as a string that owns it (the NUL is not
+ * part of the string; an empty text is freed, see scope_string). */
+static scope_string_t owned(char *text) {
+    size_t len = strlen(text);
+    if (len == 0) {
+        free(text);
+        text = NULL;
+    }
+    return (scope_string_t){(uint8_t *)text, len};
+}
+
 void scope_stringf(scope_string_t *out, const char *format, ...) {
     va_list args;
     va_start(args, format);
     char *text = vformat(format, args);
     va_end(args);
-    out->len = strlen(text);
-    if (out->len == 0) {
-        free(text); /* see scope_string */
-        text = NULL;
-    }
-    out->ptr = (uint8_t *)text; /* the NUL is not part of the string */
+    *out = owned(text);
 }
 
 bool scope_string_eq(const scope_string_t *s, const char *text) {
@@ -186,12 +192,7 @@ void scope_control_fail(scope_control_error_t *error, uint8_t tag, const char *f
     va_end(args);
     error->tag = tag;
     /* Every case carries a string, at the same place. */
-    size_t len = strlen(text);
-    if (len == 0) {
-        free(text); /* see scope_string */
-        text = NULL;
-    }
-    error->val.failed = (scope_string_t){(uint8_t *)text, len};
+    error->val.failed = owned(text);
 }
 
 char *scope_control_arg(const scope_control_request_t *request, const char *key) {

@@ -188,16 +188,22 @@ fn admin_socket_of(cache_dir: &Path) -> PathBuf {
     cache_dir.with_file_name("admin.sock")
 }
 
-fn spawn(wrapper: &[String], plugin_dir: &Path, socket_dir: &Path, cache_dir: &Path, extra_args: &[String], log_path: &Path) -> Child {
-    let log = fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
-    let mut command = match wrapper.split_first() {
+/// The `scope-wasm` binary as a command, run by `wrapper` (a command and its
+/// arguments) if there is one.
+pub fn command_under<S: AsRef<std::ffi::OsStr>>(wrapper: &[S]) -> Command {
+    match wrapper.split_first() {
         Some((program, args)) => {
             let mut command = Command::new(program);
             command.args(args).arg(binary());
             command
         }
         None => Command::new(binary()),
-    };
+    }
+}
+
+fn spawn(wrapper: &[String], plugin_dir: &Path, socket_dir: &Path, cache_dir: &Path, extra_args: &[String], log_path: &Path) -> Child {
+    let log = fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
+    let mut command = command_under(wrapper);
     command.arg("run").arg("--plugin-dir").arg(plugin_dir).arg("--socket-dir").arg(socket_dir);
     if !extra_args.iter().any(|a| a == "--cache-dir" || a == "--no-cache") {
         command.arg("--cache-dir").arg(cache_dir);

@@ -2,6 +2,7 @@
 
 import re
 
+from componentize_py_types import Err
 from wit_world.imports import types
 
 
@@ -51,8 +52,6 @@ class HostError(Exception):
 
 def call(function, *args):
     """Calls a capability import, raising its error as `HostError`."""
-    from componentize_py_types import Err
-
     try:
         return function(*args)
     except Err as error:

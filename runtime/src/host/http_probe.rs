@@ -10,7 +10,7 @@
 //! relocation since it only reads the syscall tracepoints' context, whose layout
 //! (kernel ABI) is checked against tracefs before loading.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -74,12 +74,12 @@ impl HttpProbes {
             .name("http-probe-load".into())
             .spawn(move || {
                 let started = Instant::now();
-                let loaded = load().map(|ebpf| Loaded { ebpf: Mutex::new(ebpf), reads_swept: Mutex::new(Instant::now()) });
+                let loaded = load().map(|ebpf| Arc::new(Loaded(Mutex::new(Maps { ebpf, reads_swept: Instant::now() }))));
                 match &loaded {
                     Ok(_) => tracing::info!("http-traffic: eBPF programs attached in {:?}", started.elapsed()),
                     Err(why) => tracing::warn!("http-traffic is unavailable: {why}"),
                 }
-                let _ = sender.send(Some(Arc::new(loaded)));
+                let _ = sender.send(Some(loaded));
             })
             .expect("spawning a thread");
         let probe = Arc::new(HttpProbe { outcome });
@@ -90,12 +90,16 @@ impl HttpProbes {
 
 /// A lease on the loaded programs: they stay attached while one is held.
 pub struct HttpProbe {
-    outcome: watch::Receiver<Option<Arc<Result<Loaded, String>>>>,
+    outcome: watch::Receiver<Option<Result<Arc<Loaded>, String>>>,
 }
 
-struct Loaded {
-    ebpf: Mutex<Ebpf>,
-    reads_swept: Mutex<Instant>,
+/// The attached programs and their maps, read by one caller at a time.
+struct Loaded(Mutex<Maps>);
+
+struct Maps {
+    ebpf: Ebpf,
+    /// When the reads in flight were last swept.
+    reads_swept: Instant,
 }
 
 /// Why counters could not be read.
@@ -115,7 +119,7 @@ impl HttpProbe {
     /// `deadline` at most.
     pub async fn counters(&self, deadline: tokio::time::Instant) -> Result<BTreeMap<u32, ProcessCounts>, ProbeError> {
         let loaded = self.loaded(deadline).await?;
-        let read = tokio::task::spawn_blocking(move || loaded.as_ref().as_ref().map_err(Clone::clone).and_then(Loaded::read));
+        let read = tokio::task::spawn_blocking(move || loaded.read());
         match tokio::time::timeout_at(deadline, read).await {
             Err(_) => Err(ProbeError::Timeout),
             Ok(Err(join)) => Err(ProbeError::Unavailable(format!("reading the counters failed: {join}"))),
@@ -123,33 +127,32 @@ impl HttpProbe {
         }
     }
 
-    async fn loaded(&self, deadline: tokio::time::Instant) -> Result<Arc<Result<Loaded, String>>, ProbeError> {
+    async fn loaded(&self, deadline: tokio::time::Instant) -> Result<Arc<Loaded>, ProbeError> {
         let mut outcome = self.outcome.clone();
-        let loaded = tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some))
+        tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some))
             .await
             .map_err(|_| ProbeError::Timeout)?
             .map_err(|_| ProbeError::Unavailable("the eBPF loader stopped".into()))?
             .clone()
-            .expect("waited for Some");
-        match loaded.as_ref() {
-            Err(why) => Err(ProbeError::Unavailable(why.clone())),
-            Ok(_) => Ok(loaded),
-        }
+            .expect("waited for Some")
+            .map_err(ProbeError::Unavailable)
     }
 }
 
 impl Loaded {
     fn read(&self) -> Result<BTreeMap<u32, ProcessCounts>, String> {
-        let mut ebpf = self.ebpf.lock().unwrap_or_else(|e| e.into_inner());
-        let map = ebpf.map_mut("HTTP_COUNTERS").ok_or("the eBPF object has no HTTP_COUNTERS map")?;
+        let mut maps = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let map = maps.ebpf.map_mut("HTTP_COUNTERS").ok_or("the eBPF object has no HTTP_COUNTERS map")?;
         let mut counters: BpfHashMap<&mut MapData, [u8; 8], u64> =
             BpfHashMap::try_from(map).map_err(|err| format!("HTTP_COUNTERS: {}", chain(&err)))?;
         let mut by_pid: BTreeMap<u32, ProcessCounts> = BTreeMap::new();
         let mut exited = Vec::new();
+        // A process has several keys (per method and code): look it up once.
+        let mut alive = HashMap::new();
         for entry in counters.iter() {
             let (key, count) = entry.map_err(|err| format!("reading HTTP_COUNTERS: {}", chain(&err)))?;
             let (tgid, kind, code) = decode_key(key);
-            if !process_alive(tgid) {
+            if !*alive.entry(tgid).or_insert_with(|| process_alive(tgid)) {
                 exited.push(key);
                 continue;
             }
@@ -168,19 +171,20 @@ impl Loaded {
             // Already gone (a concurrent sweep) is fine.
             let _ = counters.remove(&key);
         }
-        self.sweep_reads(&mut ebpf);
+        maps.sweep_reads();
         Ok(by_pid)
     }
+}
 
+impl Maps {
     /// Drops the reads in flight of threads that exited mid-read, so the map
     /// (bounded) keeps room for live ones.
-    fn sweep_reads(&self, ebpf: &mut Ebpf) {
-        let mut swept = self.reads_swept.lock().unwrap_or_else(|e| e.into_inner());
-        if swept.elapsed() < SWEEP_READS_EVERY {
+    fn sweep_reads(&mut self) {
+        if self.reads_swept.elapsed() < SWEEP_READS_EVERY {
             return;
         }
-        *swept = Instant::now();
-        let Some(map) = ebpf.map_mut("READS_IN_FLIGHT") else { return };
+        self.reads_swept = Instant::now();
+        let Some(map) = self.ebpf.map_mut("READS_IN_FLIGHT") else { return };
         let Ok(mut reads) = BpfHashMap::<&mut MapData, u64, u64>::try_from(map) else { return };
         let dead: Vec<u64> = reads
             .keys()
