@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::daemon::system_hostname;
@@ -17,7 +16,6 @@ use crate::host::{self, HostServices};
 use crate::loader::PluginSource;
 use crate::policy::Policy;
 use crate::plugin_id::PluginId;
-use crate::scope_json::{self, RenderContext};
 use crate::worker::PluginHandle;
 
 /// The `probe_id` shown in the report, as a probe would pass it.
@@ -70,16 +68,9 @@ pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docke
     }
     let handle = PluginHandle::start(&compiled, services, policy, Default::default()).await.map_err(|e| anyhow!(e))?;
     let started = Instant::now();
-    let report = handle
-        .report(handle.deadline())
-        .await
-        .map_err(|e| anyhow!(e))?
-        .map_err(|message| anyhow!("plugin {id}: report failed: {message}"))?;
+    let report = handle.report(handle.deadline()).await.map_err(|e| anyhow!(e))?;
     let elapsed = started.elapsed();
-    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-    let ctx = RenderContext { plugin: &id, info: &handle.info, probe_id: Some(CHECK_PROBE_ID), now_ms };
-    let body = scope_json::encode_report(&ctx, &report, handle.limits.max_report_bytes)
-        .map_err(|detail| anyhow!("plugin {id}: invalid report: {detail}"))?;
+    let body = report.body(Some(CHECK_PROBE_ID)).map_err(|detail| anyhow!("plugin {id}: invalid report: {detail}"))?;
     let json: serde_json::Value = serde_json::from_slice(&body).context("re-reading the report")?;
 
     writeln!(out, "plugin:      {id}")?;

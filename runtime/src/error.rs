@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
 use crate::plugin_id::PluginId;
 
 /// The cause of a failed guest call. Every variant renders as a sentence that
@@ -50,6 +51,19 @@ impl CallError {
         }
     }
 
+    pub fn plugin(&self) -> &PluginId {
+        match self {
+            CallError::Busy { plugin }
+            | CallError::BackingOff { plugin, .. }
+            | CallError::Deadline { plugin, .. }
+            | CallError::Trap { plugin, .. }
+            | CallError::OutOfMemory { plugin, .. }
+            | CallError::Instantiate { plugin, .. }
+            | CallError::Guest { plugin, .. }
+            | CallError::InvalidOutput { plugin, .. } => plugin,
+        }
+    }
+
     /// Whether the instance must be thrown away: after a trap or an interrupt
     /// its state is undefined (wasmtime poisons the instance).
     pub fn poisons_instance(&self) -> bool {
@@ -63,9 +77,20 @@ impl CallError {
     }
 }
 
+/// Every text is cut at `MAX_ERROR_TEXT_BYTES`: it goes to the probe on every
+/// poll and into the log, and its details come from the guest.
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
+        let text = self.untrimmed();
+        f.write_str(&bounded_text(&text, MAX_ERROR_TEXT_BYTES))
+    }
+}
+
+impl CallError {
+    fn untrimmed(&self) -> String {
+        let f = &mut String::new();
+        use std::fmt::Write;
+        let _ = match self {
             CallError::Busy { plugin } => {
                 write!(f, "plugin {plugin}: busy, earlier calls still running")
             }
@@ -88,7 +113,8 @@ impl std::fmt::Display for CallError {
             CallError::InvalidOutput { plugin, detail } => {
                 write!(f, "plugin {plugin}: invalid report: {detail}")
             }
-        }
+        };
+        std::mem::take(f)
     }
 }
 

@@ -68,7 +68,28 @@ impl PluginInstance {
     }
 
     /// Runs `call` in the guest, answering by `deadline` whatever the guest does.
+    /// A panic in the host's own code during the call (a bug, but one a guest
+    /// might find) fails this call alone: the instance, whose store it may have
+    /// left half-updated, is thrown away, and the worker goes on.
     pub async fn call(&mut self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
+        use futures_util::FutureExt;
+        match std::panic::AssertUnwindSafe(self.call_guest(call, deadline)).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                self.live = None;
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                let detail = format!("the host failed while serving this call (a bug in scope-wasm: {what})");
+                tracing::error!(plugin = %self.id, "{detail}");
+                Err(CallError::Trap { plugin: self.id.clone(), detail })
+            }
+        }
+    }
+
+    async fn call_guest(&mut self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
         if Instant::now() >= deadline {
             return Err(CallError::Busy { plugin: self.id.clone() });
         }

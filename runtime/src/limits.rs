@@ -1,4 +1,5 @@
-//! What one plugin may use. The isolation work will add per-plugin overrides.
+//! What one plugin may use, in the guest (time, memory) and in the host's work
+//! for it (report sizes, checked before the host renders anything).
 
 use std::time::Duration;
 
@@ -27,6 +28,55 @@ pub struct Limits {
     pub max_instances: usize,
     /// Native stack the guest's wasm code may use.
     pub max_wasm_stack: usize,
+    /// What one report may hold, counted before the host renders it.
+    pub report: ReportLimits,
+}
+
+/// Sizes of one report (or shortcut report), all topologies together. A guest
+/// can build a million-sample list cheaply in its own memory; rendering it is
+/// the host's work, so it is refused by count before any of that work starts.
+/// The defaults keep the host's transient memory for one render within a few
+/// MiB beyond the report's bytes, so hundreds of plugins fit a 512 MiB daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportLimits {
+    pub max_nodes: usize,
+    /// Metric samples.
+    pub max_samples: usize,
+    /// Latest entries, metrics, set values, parent IDs and active controls.
+    pub max_values: usize,
+    /// Controls, templates of every kind, table columns and fixed rows.
+    pub max_templates: usize,
+    /// Any one string: an ID, a key, a value, a label.
+    pub max_text_bytes: usize,
+}
+
+impl Default for ReportLimits {
+    fn default() -> Self {
+        Self { max_nodes: 20_000, max_samples: 100_000, max_values: 200_000, max_templates: 1_000, max_text_bytes: 64 << 10 }
+    }
+}
+
+/// The longest `probe_id` a request may carry: it is copied into every node
+/// with controls. Real probes send 16 hex digits.
+pub const MAX_PROBE_ID_BYTES: usize = 128;
+
+/// The longest error text sent to the probe or logged for a plugin; the rest is cut.
+pub const MAX_ERROR_TEXT_BYTES: usize = 4 << 10;
+
+/// How far ahead of the host's clock a guest's timestamp may be; later ones are
+/// clamped, so a plugin cannot win every merge of the probe's latest values.
+pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
+
+/// `text` cut to at most `max` bytes on a character boundary, saying how much was cut.
+pub fn bounded_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes cut)", &text[..end], text.len() - end).into()
 }
 
 impl Default for Limits {
@@ -40,6 +90,7 @@ impl Default for Limits {
             max_table_elements: 100_000,
             max_instances: 32,
             max_wasm_stack: 1 << 20,
+            report: ReportLimits::default(),
         }
     }
 }
@@ -68,6 +119,15 @@ impl Limits {
         ensure!(
             (Duration::from_millis(50)..=Duration::from_secs(60)).contains(&self.refresh_interval),
             "refresh interval must be between 50 ms and 60 s"
+        );
+        let r = &self.report;
+        ensure!((1..=1_000_000).contains(&r.max_nodes), "max_nodes must be between 1 and 1000000");
+        ensure!((1..=10_000_000).contains(&r.max_samples), "max_samples must be between 1 and 10000000");
+        ensure!((1..=10_000_000).contains(&r.max_values), "max_values must be between 1 and 10000000");
+        ensure!((1..=100_000).contains(&r.max_templates), "max_templates must be between 1 and 100000");
+        ensure!(
+            (256..=self.max_report_bytes).contains(&r.max_text_bytes),
+            "max_text_kib must be at least 1 and at most the report size limit"
         );
         Ok(())
     }

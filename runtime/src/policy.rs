@@ -40,6 +40,11 @@ pub struct Overrides {
     pub max_table_elements: Option<usize>,
     pub max_instances: Option<usize>,
     pub max_wasm_stack_kib: Option<usize>,
+    pub max_nodes: Option<usize>,
+    pub max_samples: Option<usize>,
+    pub max_values: Option<usize>,
+    pub max_templates: Option<usize>,
+    pub max_text_kib: Option<usize>,
     /// Capabilities by name; replaces the inherited list.
     pub grants: Option<Vec<String>>,
     pub procfs: Option<ProcfsOptions>,
@@ -66,13 +71,13 @@ impl Overrides {
             limits.call_budget = Duration::from_millis(ms);
         }
         if let Some(mib) = self.memory_mib {
-            limits.max_memory_bytes = mib << 20;
+            limits.max_memory_bytes = mib.saturating_mul(1 << 20);
         }
         if let Some(kib) = self.max_report_kib {
-            limits.max_report_bytes = kib << 10;
+            limits.max_report_bytes = kib.saturating_mul(1 << 10);
         }
         if let Some(kib) = self.max_control_body_kib {
-            limits.max_control_body_bytes = kib << 10;
+            limits.max_control_body_bytes = kib.saturating_mul(1 << 10);
         }
         if let Some(ms) = self.refresh_ms {
             limits.refresh_interval = Duration::from_millis(ms);
@@ -84,7 +89,21 @@ impl Overrides {
             limits.max_instances = n;
         }
         if let Some(kib) = self.max_wasm_stack_kib {
-            limits.max_wasm_stack = kib << 10;
+            limits.max_wasm_stack = kib.saturating_mul(1 << 10);
+        }
+        let report = &mut limits.report;
+        for (value, limit) in [
+            (self.max_nodes, &mut report.max_nodes),
+            (self.max_samples, &mut report.max_samples),
+            (self.max_values, &mut report.max_values),
+            (self.max_templates, &mut report.max_templates),
+        ] {
+            if let Some(n) = value {
+                *limit = n;
+            }
+        }
+        if let Some(kib) = self.max_text_kib {
+            report.max_text_bytes = kib.saturating_mul(1 << 10);
         }
         if let Some(names) = &self.grants {
             let inherited = std::mem::replace(&mut policy.grants, Grants::from_names(names).context("grants")?);

@@ -13,9 +13,8 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::bindings::Report;
 use crate::error::CallError;
-use crate::scope_json::{self, RenderContext};
+use crate::scope_json::RenderedReport;
 use crate::worker::PluginHandle;
 
 /// A report (or the error in its place) stays usable for this many intervals.
@@ -37,36 +36,36 @@ pub struct ReportCache {
     wake: Notify,
 }
 
-/// How many probes' renderings of one report are kept (a host has one probe).
-const RENDERINGS_KEPT: usize = 4;
+/// How many probes' bodies of one report are kept (a host has one probe).
+const BODIES_KEPT: usize = 2;
 
-/// A report that passed validation, and its JSON as each probe gets it: the
-/// probe polls every second with the same `probe_id`, and the bytes change
-/// only when the report does, so a poll is answered without encoding.
+/// A report that passed the host's checks, rendered once, and its body as each
+/// probe gets it: the probe polls every second with the same `probe_id`, and
+/// the bytes change only when the report does, so a poll is answered without
+/// any work but a pointer copy.
 pub struct GoodReport {
-    pub report: Report,
-    /// When the guest made it: the time of its latest values without a timestamp.
+    rendered: RenderedReport,
+    /// When it was rendered: the time of its latest values without a timestamp.
     pub made_ms: u64,
-    rendered: Mutex<Vec<(Option<String>, Bytes)>>,
+    bodies: Mutex<Vec<(Option<String>, Bytes)>>,
 }
 
 impl GoodReport {
-    fn new(report: Report) -> Self {
-        let made_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-        Self { report, made_ms, rendered: Mutex::new(Vec::new()) }
+    pub fn new(rendered: RenderedReport, made_ms: u64) -> Self {
+        Self { rendered, made_ms, bodies: Mutex::new(Vec::new()) }
     }
 
-    /// The JSON for `probe_id`, encoded by `encode` the first time only.
-    pub fn rendered(&self, probe_id: Option<&str>, encode: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Bytes, String> {
-        if let Some((_, body)) = self.rendered.lock().unwrap().iter().find(|(id, _)| id.as_deref() == probe_id) {
+    /// The body for `probe_id`, put together the first time only.
+    pub fn body(&self, probe_id: Option<&str>) -> Result<Bytes, String> {
+        if let Some((_, body)) = self.bodies.lock().unwrap().iter().find(|(id, _)| id.as_deref() == probe_id) {
             return Ok(body.clone());
         }
-        let body = Bytes::from(encode()?);
-        let mut rendered = self.rendered.lock().unwrap();
-        if rendered.len() == RENDERINGS_KEPT {
-            rendered.remove(0);
+        let body = self.rendered.body(probe_id)?;
+        let mut bodies = self.bodies.lock().unwrap();
+        if bodies.len() == BODIES_KEPT {
+            bodies.remove(0);
         }
-        rendered.push((probe_id.map(str::to_owned), body.clone()));
+        bodies.push((probe_id.map(str::to_owned), body.clone()));
         Ok(body)
     }
 }
@@ -77,6 +76,8 @@ struct CacheState {
     failure: Option<(CallError, Instant)>,
     last_poll: Option<Instant>,
     refresher_idle: bool,
+    /// The `probe_id` of the latest poll, so a new report is rendered for it at once.
+    last_probe_id: Option<String>,
     /// Bumped by `invalidate`; a refresh started before it is thrown away.
     generation: u64,
 }
@@ -98,9 +99,9 @@ impl ReportCache {
     /// The report to answer a poll with: the latest good one while it is fresh,
     /// else the latest error while that is fresh, else the next attempt's
     /// outcome if it comes by `deadline`.
-    pub async fn latest(&self, plugin: &PluginHandle, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
+    pub async fn latest(&self, plugin: &PluginHandle, probe_id: Option<&str>, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
         let mut attempts = self.attempts.subscribe();
-        self.mark_polled();
+        self.mark_polled(probe_id);
         loop {
             if let Some(answer) = self.usable() {
                 return answer;
@@ -123,9 +124,16 @@ impl ReportCache {
         state.failure.as_ref().filter(|(_, at)| fresh(at)).map(|(err, _)| Err(err.clone()))
     }
 
-    fn mark_polled(&self) {
+    pub fn last_probe_id(&self) -> Option<String> {
+        self.state.lock().unwrap().last_probe_id.clone()
+    }
+
+    fn mark_polled(&self, probe_id: Option<&str>) {
         let mut state = self.state.lock().unwrap();
         state.last_poll = Some(Instant::now());
+        if state.last_probe_id.as_deref() != probe_id {
+            state.last_probe_id = probe_id.map(str::to_owned);
+        }
         if state.refresher_idle {
             state.refresher_idle = false;
             self.wake.notify_one();
@@ -142,7 +150,7 @@ impl ReportCache {
         self.wake.notify_one();
     }
 
-    fn store(&self, generation: u64, result: Result<Report, CallError>) {
+    fn store(&self, generation: u64, result: Result<Arc<GoodReport>, CallError>) {
         let mut state = self.state.lock().unwrap();
         if generation != state.generation {
             return;
@@ -150,7 +158,7 @@ impl ReportCache {
         let now = Instant::now();
         match result {
             Ok(report) => {
-                state.good = Some((Arc::new(GoodReport::new(report)), now));
+                state.good = Some((report, now));
                 state.failure = None;
             }
             Err(err) => state.failure = Some((err, now)),
@@ -173,22 +181,6 @@ impl ReportCache {
     }
 }
 
-/// Checks a fresh report once, so a plugin that lies is logged once per refresh
-/// and its polls answer the cause at once.
-fn validate(plugin: &PluginHandle, report: Report) -> Result<Report, CallError> {
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-    let ctx = RenderContext { plugin: &plugin.id, info: &plugin.info, probe_id: Some("validate"), now_ms };
-    match scope_json::encode_report(&ctx, &report, plugin.limits.max_report_bytes) {
-        Ok(_) => Ok(report),
-        Err(detail) => {
-            let err = CallError::InvalidOutput { plugin: plugin.id.clone(), detail };
-            plugin.stats.record_error(&err);
-            tracing::warn!(error = %err, "report refused");
-            Err(err)
-        }
-    }
-}
-
 /// Runs the plugin's report on the cache's interval while the probe polls it.
 /// Holds the plugin only weakly: it ends when the plugin is dropped.
 pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) {
@@ -197,11 +189,7 @@ pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) 
         loop {
             let Some(handle) = plugin.upgrade() else { return };
             let generation = cache.state.lock().unwrap().generation;
-            let result = match handle.report(handle.deadline()).await {
-                Ok(Ok(report)) => validate(&handle, report),
-                Ok(Err(message)) => Err(CallError::Guest { plugin: handle.id.clone(), message }),
-                Err(err) => Err(err),
-            };
+            let result = handle.report(handle.deadline()).await;
             drop(handle);
             cache.store(generation, result);
             if !cache.keep_refreshing() {
@@ -218,22 +206,22 @@ pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::{PluginInfo, Report};
+    use crate::limits::Limits;
+    use crate::plugin_id::PluginId;
+    use crate::scope_json::{self, RenderContext, RenderLimits};
 
     #[test]
-    fn a_report_is_encoded_once_per_probe() {
-        let good = GoodReport::new(Report { topologies: Vec::new() });
-        let mut encodes = 0;
-        for probe in [Some("a"), Some("a"), None, Some("b"), Some("a")] {
-            let body = good
-                .rendered(probe, || {
-                    encodes += 1;
-                    Ok(format!("{probe:?}").into_bytes())
-                })
-                .unwrap();
-            assert_eq!(body, Bytes::from(format!("{probe:?}")));
-        }
-        assert_eq!(encodes, 3, "a, none and b");
-        assert!(good.rendered(Some("c"), || Err("bad".into())).is_err(), "errors are not kept");
-        assert!(good.rendered(Some("c"), || Ok(b"ok".to_vec())).is_ok());
+    fn a_report_is_put_together_once_per_probe() {
+        let plugin = PluginId::parse("p").unwrap();
+        let info = PluginInfo { label: "P".into(), description: String::new() };
+        let ctx = RenderContext { plugin: &plugin, info: &info, hostname: None, now_ms: 0 };
+        let limits = Limits::default();
+        let limits = RenderLimits { max_bytes: limits.max_report_bytes, items: &limits.report };
+        let rendered = scope_json::encode_report(&ctx, &Report { topologies: Vec::new() }, limits).unwrap();
+        let good = GoodReport::new(rendered, 0);
+        let a = good.body(Some("a")).unwrap();
+        assert_eq!(a.as_ptr(), good.body(Some("a")).unwrap().as_ptr(), "the second poll reuses the body");
+        assert!(good.body(Some(&"x".repeat(1000))).is_err(), "a probe_id over the limit is refused");
     }
 }

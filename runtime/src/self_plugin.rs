@@ -26,7 +26,7 @@ use crate::bindings::{
 };
 use crate::health::{HealthBoard, PluginStatus};
 use crate::plugin_id::PluginId;
-use crate::scope_json::{self, RenderContext};
+use crate::scope_json::{self, RenderContext, RenderLimits};
 
 /// The ID of the daemon's own plugin; no plugin file may take it.
 pub const SELF_ID: &str = "scope-wasm";
@@ -132,9 +132,13 @@ async fn answer(req: Request<Incoming>, hostname: Arc<str>, health: Arc<HealthBo
             let info = info();
             let probe_id = query_probe_id(req.uri().query());
             let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-            let ctx = RenderContext { plugin: &id, info: &info, probe_id: probe_id.as_deref(), now_ms };
-            match scope_json::encode_report(&ctx, &report(&hostname, &health.snapshot()), MAX_REPORT_BYTES) {
-                Ok(body) => (StatusCode::OK, Bytes::from(body)),
+            let ctx = RenderContext { plugin: &id, info: &info, hostname: Some(&hostname), now_ms };
+            let items = crate::limits::ReportLimits::default();
+            let limits = RenderLimits { max_bytes: MAX_REPORT_BYTES, items: &items };
+            let body = scope_json::encode_report(&ctx, &report(&hostname, &health.snapshot()), limits)
+                .and_then(|rendered| rendered.body(probe_id.as_deref()));
+            match body {
+                Ok(body) => (StatusCode::OK, body),
                 Err(detail) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": format!("plugin {SELF_ID}: {detail}") }).to_string().into()),
             }
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -24,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::bindings::ControlRequest;
 use crate::error::CallError;
-use crate::scope_json::{self, RenderContext};
+use crate::scope_json;
 use crate::worker::PluginHandle;
 
 /// A client that has not sent its request headers by then is dropped (slowloris).
@@ -88,15 +87,14 @@ async fn handle(req: Request<Incoming>, plugin: Arc<PluginHandle>) -> Result<Res
 }
 
 async fn report(plugin: &PluginHandle, probe_id: Option<String>, deadline: Instant) -> Response<Full<Bytes>> {
-    let good = match plugin.cache.latest(plugin, deadline).await {
+    if let Some(refusal) = bad_probe_id(plugin, probe_id.as_deref()) {
+        return refusal;
+    }
+    let good = match plugin.cache.latest(plugin, probe_id.as_deref(), deadline).await {
         Ok(good) => good,
         Err(err) => return call_error(err),
     };
-    let rendered = good.rendered(probe_id.as_deref(), || {
-        let ctx = RenderContext { plugin: &plugin.id, info: &plugin.info, probe_id: probe_id.as_deref(), now_ms: good.made_ms };
-        scope_json::encode_report(&ctx, &good.report, plugin.limits.max_report_bytes)
-    });
-    match rendered {
+    match good.body(probe_id.as_deref()) {
         Ok(body) => body_response(StatusCode::OK, body),
         Err(detail) => invalid_output(plugin, detail),
     }
@@ -115,8 +113,17 @@ struct ControlBody {
     control_args: Option<BTreeMap<String, String>>,
 }
 
+/// A `probe_id` too long to copy into every node is refused before any work.
+fn bad_probe_id(plugin: &PluginHandle, probe_id: Option<&str>) -> Option<Response<Full<Bytes>>> {
+    let err = scope_json::check_probe_id(probe_id?).err()?;
+    Some(error_response(StatusCode::BAD_REQUEST, format!("plugin {}: {err}", plugin.id)))
+}
+
 async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instant) -> Response<Full<Bytes>> {
     let probe_id = probe_id(req.uri().query());
+    if let Some(refusal) = bad_probe_id(plugin, probe_id.as_deref()) {
+        return refusal;
+    }
     let limit = plugin.limits.max_control_body_bytes;
     let body = match tokio::time::timeout_at(deadline, Limited::new(req.into_body(), limit).collect()).await {
         Ok(Ok(body)) => body.to_bytes(),
@@ -140,29 +147,19 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         control: body.control,
         args: body.control_args.unwrap_or_default().into_iter().collect(),
     };
-    let response = match plugin.control(request, deadline).await {
-        Ok(Ok(response)) => {
+    match plugin.control(request, probe_id, deadline).await {
+        Ok(Ok(body)) => {
             // The control changed the plugin's state: report anew.
             plugin.cache.invalidate();
-            response
+            body_response(StatusCode::OK, body.into())
         }
         // The probe shows a control's `error` to the user: answer 200 with it.
         Ok(Err(err)) => {
             let message = scope_json::control_error_message(&plugin.id, &err);
-            return json_response(StatusCode::OK, &json!({ "error": message }));
+            json_response(StatusCode::OK, &json!({ "error": message }))
         }
-        Err(err) => return call_error(err),
-    };
-    let ctx = render_context(plugin, probe_id.as_deref());
-    match scope_json::encode_control_response(&ctx, &response, plugin.limits.max_report_bytes) {
-        Ok(body) => body_response(StatusCode::OK, body.into()),
-        Err(detail) => invalid_output(plugin, detail),
+        Err(err) => call_error(err),
     }
-}
-
-fn render_context<'a>(plugin: &'a PluginHandle, probe_id: Option<&'a str>) -> RenderContext<'a> {
-    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-    RenderContext { plugin: &plugin.id, info: &plugin.info, probe_id, now_ms }
 }
 
 fn probe_id(query: Option<&str>) -> Option<String> {

@@ -3,6 +3,11 @@
 //! Requests hand their call to the worker over a channel and wait for the answer
 //! until their deadline. Guest code never runs on a connection's task, so a
 //! client hanging up can never cancel a guest half-way through a call.
+//!
+//! The worker also does the host's own work on what the guest returned
+//! (checking and rendering its report), on the guest runtime: that work is
+//! bounded by the plugin's report limits, delays only this plugin, and never
+//! runs on the threads that answer other plugins' sockets.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,15 +16,17 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::bindings::{ControlError, ControlRequest, ControlResponse, PluginInfo, Report};
+use crate::bindings::{ControlError, ControlRequest, PluginInfo};
 use crate::error::CallError;
 use crate::instance::{Answer, Call, PluginInstance};
+use crate::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
+use crate::scope_json::{self, RenderContext, RenderLimits};
 use crate::host::HostServices;
 use crate::limits::Limits;
 use crate::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
-use crate::refresh::{ReportCache, run_refresher};
+use crate::refresh::{GoodReport, ReportCache, run_refresher};
 use crate::stats::PluginStats;
 
 /// Calls waiting for a plugin beyond this are answered "busy" at once.
@@ -32,8 +39,19 @@ const QUEUE_GRACE: Duration = Duration::from_millis(30);
 
 struct Job {
     call: Call,
+    /// The `probe_id` a control's shortcut report is rendered for.
+    probe_id: Option<String>,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Answer, CallError>>,
+    reply: oneshot::Sender<Result<Done, CallError>>,
+}
+
+/// A call's outcome once the host has done its part: reports checked and
+/// rendered, guest errors turned into call errors.
+pub enum Done {
+    Describe(PluginInfo),
+    Report(Arc<GoodReport>),
+    /// The body of a successful `POST /control`, or the guest's refusal.
+    Control(Result<Vec<u8>, ControlError>),
 }
 
 /// A running plugin: its identity, what it said of itself, its worker and its
@@ -88,15 +106,18 @@ impl PluginHandle {
         stats: Arc<PluginStats>,
     ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
+        let hostname = services.hostname.clone();
         let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services, policy.clone());
         let limits = policy.limits;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
-        crate::guest_runtime::handle().spawn(run_worker(instance, queue, load.clone(), stats.clone()));
+        let cache = Arc::new(ReportCache::new(limits.refresh_interval));
+        let host = HostWork { hostname, limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
+        crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone()));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
-            cache: Arc::new(ReportCache::new(limits.refresh_interval)),
+            cache,
             limits,
             stats,
             jobs,
@@ -104,8 +125,8 @@ impl PluginHandle {
         };
         // Not counted in the stats: they belong to the version serving, and
         // this one may never serve.
-        let info = match handle.queue_call(Call::Describe, handle.deadline()).await? {
-            Answer::Describe(info) => info,
+        let info = match handle.queue_call(Call::Describe, None, handle.deadline()).await? {
+            Done::Describe(info) => info,
             _ => unreachable!("describe answers with plugin info"),
         };
         if info.label.trim().is_empty() {
@@ -125,32 +146,35 @@ impl PluginHandle {
         Instant::now() + self.limits.call_budget
     }
 
-    pub async fn report(&self, deadline: Instant) -> Result<Result<Report, String>, CallError> {
-        match self.call(Call::Report, deadline).await? {
-            Answer::Report(report) => Ok(report),
+    /// A fresh report, checked and rendered.
+    pub async fn report(&self, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
+        match self.call(Call::Report, None, deadline).await? {
+            Done::Report(report) => Ok(report),
             _ => unreachable!("report answers with a report"),
         }
     }
 
+    /// Runs a control; a success is the response body rendered for `probe_id`.
     pub async fn control(
         &self,
         request: ControlRequest,
+        probe_id: Option<String>,
         deadline: Instant,
-    ) -> Result<Result<ControlResponse, ControlError>, CallError> {
-        match self.call(Call::Control(request), deadline).await? {
-            Answer::Control(response) => Ok(response),
+    ) -> Result<Result<Vec<u8>, ControlError>, CallError> {
+        match self.call(Call::Control(request), probe_id, deadline).await? {
+            Done::Control(response) => Ok(response),
             _ => unreachable!("control answers with a control response"),
         }
     }
 
-    async fn call(&self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
+    async fn call(&self, call: Call, probe_id: Option<String>, deadline: Instant) -> Result<Done, CallError> {
         let started = Instant::now();
-        let result = self.queue_call(call, deadline).await;
+        let result = self.queue_call(call, probe_id, deadline).await;
         self.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
         result
     }
 
-    async fn queue_call(&self, call: Call, deadline: Instant) -> Result<Answer, CallError> {
+    async fn queue_call(&self, call: Call, probe_id: Option<String>, deadline: Instant) -> Result<Done, CallError> {
         let busy = || CallError::Busy { plugin: self.id.clone() };
         let turn = Instant::now().checked_add(self.load.expected_wait());
         if turn.is_none_or(|turn| turn >= deadline) {
@@ -160,7 +184,7 @@ impl PluginHandle {
         // Counted before the send: the worker may finish the job (and count it
         // off) before `try_send` even returns.
         self.load.pending.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.try_send(Job { call, deadline, reply }).is_err() {
+        if self.jobs.try_send(Job { call, probe_id, deadline, reply }).is_err() {
             self.load.pending.fetch_sub(1, Ordering::Relaxed);
             return Err(busy());
         }
@@ -172,7 +196,60 @@ impl PluginHandle {
     }
 }
 
-async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>, load: Arc<Load>, stats: Arc<PluginStats>) {
+/// What the host needs to finish a call: render the guest's report as the
+/// probe will read it.
+struct HostWork {
+    hostname: Arc<str>,
+    limits: Limits,
+    /// Where the probe's latest `probe_id` is remembered, to render for it at once.
+    cache: std::sync::Weak<ReportCache>,
+    /// What the guest said of itself, once it has.
+    info: Option<PluginInfo>,
+}
+
+impl HostWork {
+    fn finish(&mut self, plugin: &PluginId, answer: Answer, probe_id: Option<&str>) -> Result<Done, CallError> {
+        let invalid = |detail: String| CallError::InvalidOutput { plugin: plugin.clone(), detail };
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let empty = PluginInfo { label: String::new(), description: String::new() };
+        let info = self.info.as_ref().unwrap_or(&empty);
+        let ctx = RenderContext { plugin, info, hostname: Some(&self.hostname), now_ms };
+        let limits = RenderLimits { max_bytes: self.limits.max_report_bytes, items: &self.limits.report };
+        match answer {
+            Answer::Describe(info) => {
+                self.info = Some(info.clone());
+                Ok(Done::Describe(info))
+            }
+            Answer::Report(Ok(report)) => {
+                let rendered = scope_json::encode_report(&ctx, &report, limits).map_err(invalid)?;
+                drop(report);
+                let good = GoodReport::new(rendered, now_ms);
+                // Rendered for the probe that polls now, so its polls cost a copy of a pointer.
+                if let Some(probe_id) = self.cache.upgrade().and_then(|cache| cache.last_probe_id()) {
+                    let _ = good.body(Some(&probe_id));
+                }
+                Ok(Done::Report(Arc::new(good)))
+            }
+            Answer::Report(Err(message)) => Err(CallError::Guest {
+                plugin: plugin.clone(),
+                message: bounded_text(&message, MAX_ERROR_TEXT_BYTES).into_owned(),
+            }),
+            Answer::Control(Ok(response)) => {
+                let body = scope_json::encode_control_response(&ctx, &response, limits, probe_id).map_err(invalid)?;
+                Ok(Done::Control(Ok(body)))
+            }
+            Answer::Control(Err(err)) => Ok(Done::Control(Err(err))),
+        }
+    }
+}
+
+async fn run_worker(
+    mut instance: PluginInstance,
+    mut host: HostWork,
+    mut queue: mpsc::Receiver<Job>,
+    load: Arc<Load>,
+    stats: Arc<PluginStats>,
+) {
     let mut backoff = Backoff::default();
     while let Some(job) = queue.recv().await {
         let started = Instant::now();
@@ -186,15 +263,18 @@ async fn run_worker(mut instance: PluginInstance, mut queue: mpsc::Receiver<Job>
             continue;
         }
         let result = instance.call(job.call, job.deadline).await;
+        let poisoned = matches!(&result, Err(err) if err.poisons_instance());
+        let result = result.and_then(|answer| host.finish(instance.id(), answer, job.probe_id.as_deref()));
         load.finished(started.elapsed());
         stats.set_memory(instance.memory_bytes());
         match &result {
-            Err(err) if err.poisons_instance() => {
-                tracing::warn!(error = %err, "guest call failed");
+            Err(err) if poisoned => {
+                tracing::warn!(plugin = %instance.id(), error = %err, "guest call failed");
                 backoff.failed(err);
             }
-            Err(err) => tracing::debug!(error = %err, "guest call refused"),
-            Ok(_) => backoff.succeeded(),
+            Err(err @ CallError::InvalidOutput { .. }) => tracing::warn!(plugin = %instance.id(), error = %err, "report refused"),
+            Err(err) => tracing::debug!(plugin = %instance.id(), error = %err, "guest call refused"),
+            Ok(_) => backoff.succeeded(instance.id()),
         }
         let _ = job.reply.send(result);
     }
@@ -233,6 +313,7 @@ impl Backoff {
         if let Some(excess) = self.failures_in_a_row.checked_sub(FAILURES_BEFORE_BACKOFF) {
             let cool_down = FIRST_COOL_DOWN.saturating_mul(1 << excess.min(5)).min(MAX_COOL_DOWN);
             tracing::warn!(
+                plugin = %err.plugin(),
                 failures = self.failures_in_a_row,
                 "{}; answering errors for {} ms without running it",
                 self.last_error,
@@ -242,9 +323,9 @@ impl Backoff {
         }
     }
 
-    fn succeeded(&mut self) {
+    fn succeeded(&mut self, plugin: &PluginId) {
         if self.failures_in_a_row > 0 {
-            tracing::info!(failures = self.failures_in_a_row, "plugin recovered");
+            tracing::info!(plugin = %plugin, failures = self.failures_in_a_row, "plugin recovered");
         }
         *self = Self::default();
     }
@@ -278,7 +359,7 @@ mod tests {
         let Some(CallError::BackingOff { retry_in, .. }) = backoff.refusal(&plugin) else { panic!() };
         assert!(retry_in > MAX_COOL_DOWN / 2 && retry_in <= MAX_COOL_DOWN);
 
-        backoff.succeeded();
+        backoff.succeeded(&plugin);
         assert!(backoff.refusal(&plugin).is_none());
         assert_eq!(backoff.failures_in_a_row, 0);
     }

@@ -24,8 +24,20 @@ impl host::Host for HostInfo {
     }
 
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
+        panic_if_asked(&message);
         self.log.write(level.into(), &message);
         Ok(())
+    }
+}
+
+/// A test hook: a guest logging exactly `$SCOPE_WASM_TEST_PANIC_ON_LOG` makes
+/// this host call panic, so the tests can prove a host panic fails only the
+/// call it happened in. Unset (always, outside tests) it costs one comparison.
+fn panic_if_asked(message: &str) {
+    static TRIGGER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let trigger = TRIGGER.get_or_init(|| std::env::var("SCOPE_WASM_TEST_PANIC_ON_LOG").ok().filter(|t| !t.is_empty()));
+    if trigger.as_deref() == Some(message) {
+        panic!("test hook: host panic on log message {message:?}");
     }
 }
 

@@ -1,0 +1,76 @@
+//! A real memory limit for a daemon under test: a cgroup v1 memory group
+//! (these machines have the v1 memory controller; tests run as root).
+
+use std::fs;
+use std::path::PathBuf;
+
+pub struct MemoryCgroup {
+    dir: PathBuf,
+}
+
+impl MemoryCgroup {
+    /// A new group limited to `limit_bytes`, or `None` (with the reason
+    /// printed) where the v1 memory controller is missing.
+    pub fn new(name: &str, limit_bytes: u64) -> Option<MemoryCgroup> {
+        let root = PathBuf::from("/sys/fs/cgroup/memory");
+        if !root.join("memory.limit_in_bytes").exists() {
+            eprintln!("no cgroup v1 memory controller at {}", root.display());
+            return None;
+        }
+        let dir = root.join(format!("{name}-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        fs::write(dir.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
+        // No swap on these machines; where there is, it must not soften the limit.
+        let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), limit_bytes.to_string());
+        Some(MemoryCgroup { dir })
+    }
+
+    pub fn add(&self, pid: u32) {
+        fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+
+    /// Times the group hit its limit (the kernel reclaimed or the OOM killer ran).
+    pub fn failcnt(&self) -> u64 {
+        self.read("memory.failcnt")
+    }
+
+    pub fn max_usage_bytes(&self) -> u64 {
+        self.read("memory.max_usage_in_bytes")
+    }
+
+    /// Whether the OOM killer killed anything in the group.
+    pub fn oom_kills(&self) -> u64 {
+        let control = fs::read_to_string(self.dir.join("memory.oom_control")).unwrap_or_default();
+        control.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    }
+
+    fn read(&self, file: &str) -> u64 {
+        fs::read_to_string(self.dir.join(file)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // Processes left in it go back to the root group so it can be removed.
+        if let Ok(procs) = fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = fs::write("/sys/fs/cgroup/memory/cgroup.procs", pid);
+            }
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// A process's resident memory now and at its peak, bytes (`/proc/<pid>/status`).
+pub fn rss_of(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
