@@ -1,6 +1,14 @@
 //! Guest output into the daemon's log: `host.log` calls and WASI stdout/stderr,
 //! every line tagged with the plugin's ID.
+//!
+//! Guest text is untrusted: its control characters are escaped (see
+//! `escape_controls`), so one `host.log` call (or one line of stdout) is one
+//! log line, in the human and the JSON format alike. A guest cannot start a
+//! line that looks like the daemon's, or one about another plugin, nor move
+//! the cursor, clear or colour the operator's terminal.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -64,7 +72,7 @@ impl GuestLog {
         if dropped > 0 {
             tracing::warn!(target: "guest", plugin, "{dropped} log lines dropped: over {LINES_PER_SECOND} lines/s");
         }
-        let message = truncate(message.trim_end(), MAX_LINE);
+        let message = escape_controls(message.trim_end(), MAX_LINE);
         match level {
             Level::TRACE => tracing::trace!(target: "guest", plugin, "{message}"),
             Level::DEBUG => tracing::debug!(target: "guest", plugin, "{message}"),
@@ -80,15 +88,41 @@ impl GuestLog {
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
+/// Characters written as escapes: every control character (C0, DEL, C1, which
+/// includes NEL), the Unicode line and paragraph separators, and the bidi
+/// controls that make text display in another order than it is read.
+fn is_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Untrusted text made fit for one log line: `\n`, `\r` and `\t` as those two
+/// characters, other escaped characters (see `is_escaped`) as `\u{1b}`; any
+/// other UTF-8 is kept as it is, so ordinary text stays readable. At most `max`
+/// bytes come out; the rest is cut off (never in the middle of an escape).
+pub fn escape_controls(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max && !text.chars().any(is_escaped) {
+        return Cow::Borrowed(text);
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
+    let mut out = String::with_capacity(text.len().min(max));
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.clear();
+        match c {
+            '\n' => piece.push_str("\\n"),
+            '\r' => piece.push_str("\\r"),
+            '\t' => piece.push_str("\\t"),
+            c if is_escaped(c) => {
+                let _ = write!(piece, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => piece.push(c),
+        }
+        if out.len() + piece.len() > max {
+            break;
+        }
+        out.push_str(&piece);
     }
-    &s[..end]
+    Cow::Owned(out)
 }
 
 /// A guest's stdout or stderr.
@@ -126,6 +160,24 @@ impl LineWriter {
     }
 }
 
+/// How many bytes at the end of `bytes` begin a UTF-8 character that is not complete yet.
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xC0 != 0x80 {
+            // The first byte of a character: how long it says the character is.
+            let length = match byte {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            return if length > back { back } else { 0 };
+        }
+    }
+    0
+}
+
 impl AsyncWrite for LineWriter {
     fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         for &byte in buf {
@@ -134,7 +186,11 @@ impl AsyncWrite for LineWriter {
             } else {
                 self.pending.push(byte);
                 if self.pending.len() >= MAX_LINE {
+                    // A character cut in two would be garbled in both pieces.
+                    let whole = self.pending.len() - incomplete_tail(&self.pending);
+                    let rest = self.pending.split_off(whole);
                     self.flush_line();
+                    self.pending = rest;
                 }
             }
         }
@@ -173,5 +229,37 @@ mod tests {
         assert_eq!(budget.take(later), Some(900));
         let passed = 1 + (0..100).filter(|_| budget.take(later).is_some()).count();
         assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn controls_are_escaped_and_text_stays_readable() {
+        let forged = "ok\n2026-05-09T10:00:00Z ERROR scope_wasm::worker: plugin=victim\r\x1b[2K\x1b]0;t\x07\u{9b}31m\u{85}\u{2028}\u{202e}\0";
+        assert_eq!(
+            escape_controls(forged, MAX_LINE),
+            "ok\\n2026-05-09T10:00:00Z ERROR scope_wasm::worker: plugin=victim\\r\\u{1b}[2K\\u{1b}]0;t\\u{7}\\u{9b}31m\\u{85}\\u{2028}\\u{202e}\\u{0}"
+        );
+        assert_eq!(escape_controls("a\tb", MAX_LINE), "a\\tb");
+        let plain = "héllo wörld ✓ 日本語 C:\\temp \"quoted\" 🙂";
+        assert!(matches!(escape_controls(plain, MAX_LINE), Cow::Borrowed(text) if text == plain));
+    }
+
+    #[test]
+    fn escaped_text_is_cut_to_the_limit_between_characters() {
+        assert_eq!(escape_controls("ab\ncd", 3), "ab");
+        assert_eq!(escape_controls("ab\ncd", 4), "ab\\n");
+        assert_eq!(escape_controls("日本語", 7), "日本");
+        let long = "\x1b".repeat(MAX_LINE);
+        let cut = escape_controls(&long, MAX_LINE);
+        assert!(cut.len() <= MAX_LINE && cut.ends_with("\\u{1b}"), "{}", cut.len());
+    }
+
+    #[test]
+    fn long_stdout_lines_are_split_between_characters() {
+        assert_eq!(incomplete_tail(b"abc"), 0);
+        assert_eq!(incomplete_tail("a日".as_bytes()), 0);
+        assert_eq!(incomplete_tail(&"a日".as_bytes()[..2]), 1);
+        assert_eq!(incomplete_tail(&"a日".as_bytes()[..3]), 2);
+        assert_eq!(incomplete_tail(&"🙂".as_bytes()[..3]), 3);
+        assert_eq!(incomplete_tail(b"\xff\xff"), 0, "invalid bytes are not held back");
     }
 }

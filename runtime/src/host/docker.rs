@@ -18,6 +18,7 @@ use crate::bindings::scope::plugin::docker::{
     self, ContainerDetails, ContainerSummary, DockerError, Image, Mount, Network,
 };
 use crate::grants::DockerGrant;
+use crate::guest_log::escape_controls;
 use crate::host::docker_engine::{DockerEngine, EngineError};
 use crate::plugin_id::PluginId;
 
@@ -112,17 +113,35 @@ impl docker::Host for DockerView<'_> {
             Ok(grant) => grant,
             Err(err) => return Ok(Err(err)),
         };
-        if let Err(why) = check_raw_path(&path, grant.is_scoped()) {
-            return Ok(Err(DockerError::Denied(format!("{path:?}: {why}"))));
-        }
+        let raw = match RawPath::parse(&path).and_then(|raw| check_raw_path(&raw, grant.is_scoped()).map(|()| raw)) {
+            Ok(raw) => raw,
+            Err(why) => return Ok(Err(refusal(&path, why))),
+        };
         let result = async {
-            let body = self.ctx.engine.get(&path, self.deadline).await?;
-            if is_container_inspect(&path) {
+            // What was checked is what is sent: the normalised path.
+            let body = self.ctx.engine.get(&raw.to_string(), self.deadline).await?;
+            if raw.is_inspect() {
                 return without_environment(&body);
             }
             String::from_utf8(body.to_vec()).map_err(|_| DockerError::Failed("answer is not UTF-8".into()))
         };
         Ok(result.await)
+    }
+}
+
+/// A refused raw path: the guest's text quoted, cut short, without line breaks.
+fn refusal(path: &str, why: &str) -> DockerError {
+    DockerError::Denied(format!("`{}`: {why}", escape_controls(path, 200)))
+}
+
+/// A Docker error as a sentence, for messages people read.
+pub fn describe(err: &DockerError) -> String {
+    match err {
+        DockerError::Unavailable(why) => format!("Docker Engine unavailable: {why}"),
+        DockerError::Timeout => "Docker Engine did not answer in time".into(),
+        DockerError::NotFound(what) => format!("not found: {what}"),
+        DockerError::Denied(why) => format!("denied: {why}"),
+        DockerError::Failed(why) => format!("Docker Engine error: {why}"),
     }
 }
 
@@ -134,7 +153,7 @@ pub async fn inspect(
     grant: &DockerGrant,
     deadline: Instant,
 ) -> Result<ContainerDetails, DockerError> {
-    let not_found = || DockerError::NotFound(format!("no container {id:?}"));
+    let not_found = || DockerError::NotFound(format!("no container `{}`", escape_controls(id, 200)));
     if !is_name_or_id(id) {
         return Err(not_found());
     }
@@ -175,49 +194,125 @@ async fn list_containers(
         .collect())
 }
 
-fn is_container_inspect(path: &str) -> bool {
-    let segments: Vec<&str> = path.split('?').next().unwrap_or(path).trim_start_matches('/').split('/').collect();
-    matches!(segments.as_slice(), ["containers", id, "json"] if *id != "json")
+/// A raw GET's path, normalised before anything is decided about it:
+/// percent-escapes decoded, empty and `.` segments dropped (so `//`, trailing
+/// slashes and `/./` change nothing), `..` refused. The allow-list and the
+/// environment stripping look at these segments, and exactly these are sent,
+/// so no spelling of a path can pass as another.
+#[derive(Debug, PartialEq)]
+struct RawPath {
+    segments: Vec<String>,
+    query: String,
 }
 
-/// A container's environment holds its secrets (passwords, tokens): a raw
-/// inspect never shows it, as procfs never shows `environ` without its grant.
+/// Longest raw path a plugin may ask for (filters must be percent-encoded).
+const MAX_RAW_PATH: usize = 2048;
+
+impl RawPath {
+    fn parse(path: &str) -> Result<RawPath, &'static str> {
+        const MALFORMED: &str = "malformed path: plain `/segment/...` with an optional query";
+        let (path_part, query) = path.split_once('?').unwrap_or((path, ""));
+        if path.len() > MAX_RAW_PATH
+            || !path_part.starts_with('/')
+            || !query.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.~=&%+,:-".contains(&b))
+        {
+            return Err(MALFORMED);
+        }
+        let decoded = percent_decode(path_part).ok_or(MALFORMED)?;
+        let mut segments = Vec::new();
+        for segment in decoded.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => return Err("`..` is not allowed in a path"),
+                // `:` and `@` only ever pass in image references (`name:tag`, `name@digest`).
+                _ if segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-:@".contains(&b)) => {
+                    segments.push(segment.to_owned())
+                }
+                _ => return Err(MALFORMED),
+            }
+        }
+        Ok(RawPath { segments, query: query.to_owned() })
+    }
+
+    /// Container and image inspects, by the path's shape alone: the engine
+    /// routes `/containers/{name:.*}/json` and `/images/{name:.*}/json`, so
+    /// whatever stands between (even `json`) names one container or image.
+    fn is_inspect(&self) -> bool {
+        matches!(self.segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            ["containers" | "images", _, .., "json"])
+    }
+}
+
+impl std::fmt::Display for RawPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for segment in &self.segments {
+            write!(f, "/{segment}")?;
+        }
+        if self.segments.is_empty() {
+            f.write_str("/")?;
+        }
+        if !self.query.is_empty() {
+            write!(f, "?{}", self.query)?;
+        }
+        Ok(())
+    }
+}
+
+/// `%XX` escapes decoded; `None` if one is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A container's environment holds its secrets (passwords, tokens), and an
+/// image's environment is what its containers start with: a raw inspect never
+/// shows either, as procfs never shows `environ` without its grant.
 fn without_environment(body: &[u8]) -> Result<String, DockerError> {
     let mut value: serde_json::Value = parse(body)?;
-    if let Some(config) = value.get_mut("Config").and_then(|c| c.as_object_mut()) {
-        config.remove("Env");
+    for config in ["Config", "ContainerConfig"] {
+        if let Some(config) = value.get_mut(config).and_then(|c| c.as_object_mut()) {
+            config.remove("Env");
+        }
     }
     Ok(value.to_string())
 }
-
-/// Query strings a raw GET may carry (filters must be percent-encoded).
-const MAX_RAW_PATH: usize = 2048;
 
 /// Container IDs and names: what the engine accepts in `/containers/{id}`.
 fn is_name_or_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// Image IDs (`sha256:<hex>`, or the hex alone), names and references
+/// (`registry:5000/team/app:tag`, `app@sha256:...`), as segments.
+fn is_image_reference(segments: &[&str]) -> bool {
+    (1..=8).contains(&segments.len()) && segments.iter().all(|s| s.len() <= 255)
+}
+
 /// Read-only Engine paths a plugin may GET raw. Everything else (creating,
 /// killing, exec, attach, archives, logs, secrets, ...) is refused.
-fn check_raw_path(path: &str, scoped: bool) -> Result<(), &'static str> {
-    let (path_part, query) = path.split_once('?').unwrap_or((path, ""));
-    if path.len() > MAX_RAW_PATH
-        || !path_part.starts_with('/')
-        || path_part.contains("..")
-        || !path_part.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b))
-        || !query.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.~=&%+,:-".contains(&b))
-    {
-        return Err("malformed path: plain `/segment/...` with an optional query");
-    }
-    let segments: Vec<&str> = path_part.trim_start_matches('/').split('/').collect();
+fn check_raw_path(path: &RawPath, scoped: bool) -> Result<(), &'static str> {
+    let query = path.query.as_str();
+    let segments: Vec<&str> = path.segments.iter().map(String::as_str).collect();
     // Scoped plugins see only their own containers: lists and inspects go
     // through the typed calls, which filter.
     let allowed = match segments.as_slice() {
         ["version"] | ["_ping"] => true,
         _ if scoped => return Err("a plugin scoped by labels may only use the typed calls (and /version)"),
         ["info"] | ["images", "json"] | ["containers", "json"] | ["networks"] | ["volumes"] => true,
-        ["containers", id, "json"] | ["images", id, "json"] | ["networks", id] => is_name_or_id(id),
+        ["containers", id, "json"] | ["networks", id] => is_name_or_id(id),
+        ["images", reference @ .., "json"] => is_image_reference(reference),
         // `ps_args` could make `ps` print every process's environment.
         ["containers", id, "top"] => is_name_or_id(id) && query.is_empty(),
         // Exactly one snapshot: the engine reads the first `stream` it finds.
@@ -337,7 +432,7 @@ impl RawSummary {
             labels: labels(self.labels),
             mounts: self.mounts.into_iter().map(RawMount::into_wit).collect(),
             networks: self.network_settings.unwrap_or_default().into_wit(),
-            created: u64::try_from(self.created).unwrap_or(0) * 1000,
+            created: u64::try_from(self.created).unwrap_or(0).saturating_mul(1000),
         }
     }
 }
@@ -433,7 +528,7 @@ impl RawImage {
             id: self.id,
             repo_tags: self.repo_tags.unwrap_or_default(),
             size: u64::try_from(self.size).unwrap_or(0),
-            created: u64::try_from(self.created).unwrap_or(0) * 1000,
+            created: u64::try_from(self.created).unwrap_or(0).saturating_mul(1000),
             labels: labels(self.labels),
         }
     }
@@ -473,6 +568,10 @@ impl TenantScope {
 mod tests {
     use super::*;
 
+    fn check(path: &str, scoped: bool) -> Result<(), &'static str> {
+        check_raw_path(&RawPath::parse(path)?, scoped)
+    }
+
     #[test]
     fn only_read_only_paths_pass() {
         for path in [
@@ -480,11 +579,15 @@ mod tests {
             "/info",
             "/containers/json?all=1",
             "/containers/abc123/json",
+            "/containers/json/json",
             "/containers/web-1/top",
             "/containers/abc/stats?stream=false",
             "/images/json",
+            "/images/sha256:0123abcd/json",
+            "/images/registry.local:5000/team/app:1.2/json",
+            "/images/app@sha256:0123abcd/json",
         ] {
-            assert_eq!(check_raw_path(path, false), Ok(()), "{path}");
+            assert_eq!(check(path, false), Ok(()), "{path}");
         }
         for path in [
             "/containers/create",
@@ -497,29 +600,78 @@ mod tests {
             "/containers/abc/stats",
             "/containers/abc/stats?stream=1&stream=false",
             "/containers/abc/top?ps_args=auxe",
+            "/containers/a:b/json",
+            "/images/abc/history",
+            "/images/abc/get",
             "/version?<",
             "/version?a\"b",
             "/containers/../../etc/json",
             "/containers/%2e%2e/json",
+            "/containers/%2E%2e/%2e%2E/info",
+            "/containers/abc%2fkill",
+            "/containers/abc/%6bill",
+            "/containers/abc%0a/json",
+            "/containers/abc%/json",
+            "/containers/abc%+a/json",
+            "/containers/abc%c3/json",
             "/secrets",
             "/swarm/unlockkey",
             "containers/json",
             "/containers/json#x",
+            "/containers/json%23x",
             "/build",
+            "/",
         ] {
-            assert!(check_raw_path(path, false).is_err(), "{path} should be refused");
+            assert!(check(path, false).is_err(), "{path} should be refused");
         }
-        assert!(check_raw_path(&format!("/version?{}", "a".repeat(70_000)), false).is_err());
-        assert!(check_raw_path("/containers/json", true).is_err(), "scoped plugins use the typed calls");
-        assert_eq!(check_raw_path("/version", true), Ok(()));
+        assert!(check(&format!("/version?{}", "a".repeat(70_000)), false).is_err());
+        assert!(check("/containers/json", true).is_err(), "scoped plugins use the typed calls");
+        assert_eq!(check("/version", true), Ok(()));
+    }
+
+    #[test]
+    fn paths_are_normalised_before_anything_is_decided() {
+        let inspect = "/containers/json/json";
+        for spelling in [
+            "/containers/json/json",
+            "//containers//json/json/",
+            "/containers/./json/./json",
+            "/containers/%6Aso%6e/json",
+            "/%63ontainers/json%2Fjson",
+        ] {
+            let raw = RawPath::parse(spelling).unwrap();
+            assert_eq!(raw.to_string(), inspect, "{spelling}");
+            assert!(raw.is_inspect(), "{spelling}");
+        }
+        let raw = RawPath::parse("/containers/json/json?size=1").unwrap();
+        assert_eq!((raw.to_string().as_str(), raw.is_inspect()), ("/containers/json/json?size=1", true));
+        for image in ["/images/abc/json", "/images/sha256:abc/json", "/images/team/app:1/json", "/images/json/json"] {
+            assert!(RawPath::parse(image).unwrap().is_inspect(), "{image}");
+        }
+        for other in ["/containers/json", "/images/json", "/containers/abc/top", "/networks/json", "/version"] {
+            assert!(!RawPath::parse(other).unwrap().is_inspect(), "{other}");
+        }
     }
 
     #[test]
     fn raw_inspects_lose_the_environment() {
-        assert!(is_container_inspect("/containers/abc/json") && !is_container_inspect("/containers/json"));
         let body = br#"{"Id":"abc","Config":{"Env":["PASSWORD=hunter2"],"Image":"x"}}"#;
         let text = without_environment(body).unwrap();
         assert!(!text.contains("hunter2") && text.contains("\"Image\":\"x\""), "{text}");
+        let image = br#"{"Id":"sha256:1","Config":{"Env":["TOKEN=t1"]},"ContainerConfig":{"Env":["TOKEN=t2"],"Cmd":["sh"]}}"#;
+        let text = without_environment(image).unwrap();
+        assert!(!text.contains("TOKEN") && text.contains("\"Cmd\":[\"sh\"]"), "{text}");
+        assert!(without_environment(b"not json").is_err(), "an unreadable inspect is never passed through");
+    }
+
+    #[test]
+    fn errors_quote_guest_text_without_its_controls() {
+        let path = "/x\n2026 ERROR forged";
+        let Err(why) = check(path, false) else { panic!("{path} passed") };
+        let DockerError::Denied(text) = refusal(path, why) else { unreachable!() };
+        assert_eq!(text, format!("`/x\\n2026 ERROR forged`: {why}"));
+        assert_eq!(describe(&DockerError::Timeout), "Docker Engine did not answer in time");
+        assert_eq!(describe(&DockerError::Denied("no".into())), "denied: no");
     }
 
     #[test]

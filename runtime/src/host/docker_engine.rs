@@ -13,6 +13,8 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::guest_log::escape_controls;
+
 /// The newest API version whose answers we parse; older engines are asked in
 /// their own version (the fields we read exist since 1.25).
 const NEWEST_API: (u32, u32) = (1, 43);
@@ -87,7 +89,7 @@ impl DockerEngine {
                 let answer: VersionAnswer = serde_json::from_slice(&body)
                     .map_err(|err| EngineError::Failed(format!("unreadable /version answer: {err}")))?;
                 let theirs = parse_version(&answer.api_version)
-                    .ok_or_else(|| EngineError::Failed(format!("unreadable API version {:?}", answer.api_version)))?;
+                    .ok_or_else(|| EngineError::Failed(format!("unreadable API version `{}`", escape_controls(&answer.api_version, 64))))?;
                 if theirs < OLDEST_API {
                     return Err(EngineError::Failed(format!("engine API {} is older than 1.25", answer.api_version)));
                 }
@@ -101,7 +103,7 @@ impl DockerEngine {
     async fn raw_get(&self, path_and_query: &str, deadline: Instant) -> Result<Bytes, EngineError> {
         // hyperlocal panics on a path it cannot parse: check it first.
         if path_and_query.len() > MAX_PATH || path_and_query.parse::<hyper::http::uri::PathAndQuery>().is_err() {
-            return Err(EngineError::Failed(format!("not a valid request path: {path_and_query:?}")));
+            return Err(EngineError::Failed(format!("not a valid request path: `{}`", escape_controls(path_and_query, 200))));
         }
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, path_and_query).into();
         let request = async {

@@ -22,7 +22,7 @@ use wasmtime::component::HasData;
 use crate::bindings::scope::plugin::docker::DockerError;
 use crate::bindings::scope::plugin::traffic::{self, Shaping, TrafficError};
 use crate::grants::DockerGrant;
-use crate::host::docker::inspect;
+use crate::host::docker::{describe, inspect};
 use crate::host::docker_engine::DockerEngine;
 use crate::plugin_id::PluginId;
 
@@ -64,9 +64,39 @@ impl HasData for Traffic {
 
 type Answer = wasmtime::Result<Result<Shaping, TrafficError>>;
 
+/// The fastest rate `set-rate` installs: tc keeps a tbf queue's limit (400 ms
+/// at the rate, plus the burst) in 32 bits of bytes, which ends near 83 Gbit/s.
+pub const MAX_RATE_KBIT: u64 = 80_000_000;
+
+/// The longest delay `set-delay-loss` installs; tc itself cannot encode much
+/// more than four minutes, and a minute already stalls every connection.
+pub const MAX_LATENCY_MS: u32 = 60_000;
+
+/// A guest-supplied number outside what the call accepts: refused before
+/// anything runs, with the range in the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidArgument {
+    pub name: &'static str,
+    pub value: String,
+    pub range: String,
+}
+
+impl std::fmt::Display for InvalidArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid argument: {} {} is out of range, it must be {}", self.name, self.value, self.range)
+    }
+}
+
+// The WIT variant has no `invalid-argument` case: the text says what it is.
+impl From<InvalidArgument> for TrafficError {
+    fn from(err: InvalidArgument) -> Self {
+        TrafficError::Failed(err.to_string())
+    }
+}
+
 impl traffic::Host for TrafficView<'_> {
     async fn status(&mut self, container_id: String) -> Answer {
-        Ok(self.run(&container_id, None).await)
+        Ok(self.apply(&container_id, || Ok(None)).await)
     }
 
     async fn set_delay_loss(
@@ -75,43 +105,77 @@ impl traffic::Host for TrafficView<'_> {
         latency_ms: Option<u32>,
         packet_loss_percent: Option<f64>,
     ) -> Answer {
-        let mut args = vec!["qdisc".to_owned(), "replace".into(), "dev".into(), DEVICE.into(), "root".into(), "netem".into()];
-        if let Some(ms) = latency_ms {
-            args.extend(["delay".into(), format!("{ms}ms")]);
-        }
-        if let Some(loss) = packet_loss_percent {
-            if !(0.0..=100.0).contains(&loss) {
-                return Ok(Err(TrafficError::Failed(format!("packet loss {loss}% is not between 0 and 100"))));
-            }
-            args.extend(["loss".into(), format!("{loss}%")]);
-        }
-        Ok(self.run(&container_id, Some(args)).await)
+        Ok(self.apply(&container_id, || delay_loss_args(latency_ms, packet_loss_percent).map(Some)).await)
     }
 
     async fn set_rate(&mut self, container_id: String, rate_kbit: u64) -> Answer {
-        if rate_kbit == 0 {
-            return Ok(Err(TrafficError::Failed("a rate of 0 kbit/s would cut the container off".into())));
-        }
-        // A burst of at least 10 ms at the rate (and one MTU), queueing at most 400 ms.
-        let burst_bytes = (rate_kbit * 1000 / 8 / 100).max(1600);
-        let args = ["qdisc", "replace", "dev", DEVICE, "root", "tbf", "rate"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain([format!("{rate_kbit}kbit"), "burst".into(), burst_bytes.to_string(), "latency".into(), "400ms".into()])
-            .collect();
-        Ok(self.run(&container_id, Some(args)).await)
+        Ok(self.apply(&container_id, || rate_args(rate_kbit).map(Some)).await)
     }
 
     async fn clear(&mut self, container_id: String) -> Answer {
-        let args = ["qdisc", "del", "dev", DEVICE, "root"].map(str::to_owned).to_vec();
-        Ok(self.run(&container_id, Some(args)).await)
+        Ok(self.apply(&container_id, || Ok(Some(["qdisc", "del", "dev", DEVICE, "root"].map(str::to_owned).to_vec()))).await)
     }
 }
 
+/// `tc` arguments for netem's delay and random loss.
+fn delay_loss_args(latency_ms: Option<u32>, packet_loss_percent: Option<f64>) -> Result<Vec<String>, InvalidArgument> {
+    let mut args: Vec<String> = ["qdisc", "replace", "dev", DEVICE, "root", "netem"].map(str::to_owned).to_vec();
+    if let Some(ms) = latency_ms {
+        if ms > MAX_LATENCY_MS {
+            return Err(InvalidArgument {
+                name: "latency-ms",
+                value: ms.to_string(),
+                range: format!("at most {MAX_LATENCY_MS} ms"),
+            });
+        }
+        args.extend(["delay".into(), format!("{ms}ms")]);
+    }
+    if let Some(loss) = packet_loss_percent {
+        // NaN is in no range, so it is refused too.
+        if !(0.0..=100.0).contains(&loss) {
+            return Err(InvalidArgument {
+                name: "packet-loss-percent",
+                value: loss.to_string(),
+                range: "between 0 and 100".into(),
+            });
+        }
+        // `abs`: -0.0 would be written "-0", which tc refuses.
+        args.extend(["loss".into(), format!("{}%", loss.abs())]);
+    }
+    Ok(args)
+}
+
+/// `tc` arguments for a token bucket filter at `rate_kbit`.
+fn rate_args(rate_kbit: u64) -> Result<Vec<String>, InvalidArgument> {
+    let out_of_range = || InvalidArgument {
+        name: "rate-kbit",
+        value: rate_kbit.to_string(),
+        range: format!("between 1 and {MAX_RATE_KBIT} kbit/s (0 would cut the container off)"),
+    };
+    if !(1..=MAX_RATE_KBIT).contains(&rate_kbit) {
+        return Err(out_of_range());
+    }
+    // A burst of at least 10 ms at the rate (and one MTU), queueing at most 400 ms.
+    let burst_bytes = rate_kbit.checked_mul(1000).ok_or_else(out_of_range)? / 8 / 100;
+    let args = ["qdisc", "replace", "dev", DEVICE, "root", "tbf", "rate"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([format!("{rate_kbit}kbit"), "burst".into(), burst_bytes.max(1600).to_string(), "latency".into(), "400ms".into()])
+        .collect();
+    Ok(args)
+}
+
 impl TrafficView<'_> {
-    /// Applies `change` (if any) in the container's namespace, then reads back what is there.
-    async fn run(&mut self, container_id: &str, change: Option<Vec<String>>) -> Result<Shaping, TrafficError> {
+    /// Checks the grant, only then reads the guest's arguments (`change`: the
+    /// `tc` arguments of a change, or none), applies them in the container's
+    /// namespace and reads back what is there.
+    async fn apply(
+        &mut self,
+        container_id: &str,
+        change: impl FnOnce() -> Result<Option<Vec<String>>, InvalidArgument>,
+    ) -> Result<Shaping, TrafficError> {
         self.ctx.check_granted()?;
+        let change = change()?;
         let pid = self.running_pid(container_id).await?;
         if let Some(args) = change {
             let clearing = args.get(1).is_some_and(|a| a == "del");
@@ -131,7 +195,7 @@ impl TrafficView<'_> {
         let details = inspect(&self.ctx.engine, container_id, &self.ctx.scope, self.deadline).await.map_err(|err| match err {
             DockerError::NotFound(what) => TrafficError::NotFound(what),
             DockerError::Timeout => TrafficError::Timeout,
-            other => TrafficError::Failed(format!("looking up the container: {other:?}")),
+            other => TrafficError::Failed(format!("looking up the container: {}", describe(&other))),
         })?;
         details.pid.ok_or_else(|| TrafficError::NotFound(format!("container {container_id} is not running")))
     }
@@ -176,7 +240,8 @@ fn parse_root_qdisc(json: &str) -> Result<Shaping, TrafficError> {
     let options = &root["options"];
     let mut shaping = Shaping { qdisc: kind.clone(), latency_ms: None, packet_loss_percent: None, rate_kbit: None };
     match kind.as_str() {
-        "tbf" => shaping.rate_kbit = options["rate"].as_u64().map(|bytes_per_s| bytes_per_s * 8 / 1000),
+        // Bytes per second into kbit/s (8 / 1000), without overflowing.
+        "tbf" => shaping.rate_kbit = options["rate"].as_u64().map(|bytes_per_s| bytes_per_s / 125),
         "netem" => {
             // iproute2 prints the delay in seconds and the loss as a fraction.
             shaping.latency_ms = options["delay"]["delay"].as_f64().filter(|s| *s > 0.0).map(|s| (s * 1000.0).round() as u32);
@@ -209,5 +274,37 @@ mod tests {
         .unwrap();
         assert_eq!((netem.latency_ms, netem.packet_loss_percent), (Some(2000), Some(10.0)));
         assert!(parse_root_qdisc("[]").is_err());
+        let fastest = parse_root_qdisc(r#"[{"kind":"tbf","root":true,"options":{"rate":18446744073709551615}}]"#).unwrap();
+        assert_eq!(fastest.rate_kbit, Some(u64::MAX / 125), "read back without overflowing");
+    }
+
+    #[test]
+    fn guest_numbers_out_of_range_are_refused_with_the_range() {
+        for rate in [0, MAX_RATE_KBIT + 1, u64::MAX / 1000 + 1, u64::MAX] {
+            let err = rate_args(rate).unwrap_err();
+            assert_eq!(err.to_string(), format!(
+                "invalid argument: rate-kbit {rate} is out of range, it must be between 1 and 80000000 kbit/s (0 would cut the container off)"
+            ));
+        }
+        assert_eq!(rate_args(MAX_RATE_KBIT).unwrap()[7..], ["80000000kbit", "burst", "100000000", "latency", "400ms"]);
+        assert_eq!(rate_args(1).unwrap()[9], "1600", "at least one MTU");
+        let err = delay_loss_args(Some(u32::MAX), None).unwrap_err().to_string();
+        assert!(err.contains("latency-ms 4294967295 is out of range, it must be at most 60000 ms"), "{err}");
+        for loss in [f64::NAN, -1.0, 100.5, f64::INFINITY] {
+            let err = delay_loss_args(None, Some(loss)).unwrap_err().to_string();
+            assert!(err.contains("must be between 0 and 100"), "{err}");
+        }
+        assert_eq!(delay_loss_args(Some(2000), Some(-0.0)).unwrap()[6..], ["delay", "2000ms", "loss", "0%"]);
+    }
+
+    #[tokio::test]
+    async fn the_grant_is_checked_before_any_argument() {
+        let engine = Arc::new(DockerEngine::new(std::path::Path::new("/nonexistent/docker.sock")));
+        let mut ctx = TrafficCtx::new(PluginId::parse("p").unwrap(), engine, false, None);
+        let mut view = TrafficView { ctx: &mut ctx, deadline: Instant::now() + std::time::Duration::from_millis(100) };
+        let answer = traffic::Host::set_rate(&mut view, "x".into(), u64::MAX).await.unwrap();
+        assert!(matches!(&answer, Err(TrafficError::Denied(why)) if why.contains("traffic is not granted")), "{answer:?}");
+        let answer = traffic::Host::set_delay_loss(&mut view, "x".into(), None, Some(f64::NAN)).await.unwrap();
+        assert!(matches!(answer, Err(TrafficError::Denied(_))));
     }
 }
