@@ -31,24 +31,36 @@ struct Bomb {
 const BOMBS: &[Bomb] = &[
     Bomb { id: "bomb-samples", mode: "samples", n: 1_000_000, refused_with: Some("1000000 metric samples, more than the limit") },
     Bomb { id: "bomb-templates", mode: "templates", n: 200_000, refused_with: Some("controls and templates, more than the limit") },
-    Bomb { id: "bomb-nodes", mode: "nodes", n: 150_000, refused_with: Some("150000 nodes, more than the limit of 20000") },
+    // Over the node limit: refused by count (cheaply enough built to beat the
+    // guest's own deadline on a busy machine, which 150,000 nodes may not).
+    Bomb { id: "bomb-nodes", mode: "nodes", n: 25_000, refused_with: Some("25000 nodes, more than the limit of 20000") },
     // Valid and big (7 MB): rendered off the serving threads, served in time.
     Bomb { id: "bomb-parents", mode: "parents", n: 100_000, refused_with: None },
-    Bomb { id: "bomb-values", mode: "parents", n: 210_000, refused_with: Some("more than the limit of 200000 (the plugin's `max_values` option)") },
+    Bomb { id: "bomb-values", mode: "values", n: 210_000, refused_with: Some("more than the limit of 200000 (the plugin's `max_values` option)") },
     Bomb { id: "bomb-controlled", mode: "controlled", n: 5_000, refused_with: None },
     Bomb { id: "bomb-year-10000", mode: "year-10000", n: 0, refused_with: Some("after the year 9999") },
     Bomb { id: "bomb-year-9999", mode: "year-9999", n: 0, refused_with: None },
     Bomb { id: "bomb-host-facts", mode: "host-facts", n: 0, refused_with: Some("is the probe's own") },
     Bomb { id: "bomb-other-host", mode: "other-host", n: 0, refused_with: Some("names another host") },
     Bomb { id: "bomb-error", mode: "error", n: 10_000_000, refused_with: Some("more bytes cut") },
-    Bomb { id: "bomb-panic", mode: "log-panic", n: 0, refused_with: Some("the host failed while serving this call") },
+    // The host panics in its log call: that call fails, the plugin goes on.
+    Bomb { id: "bomb-panic", mode: "log-panic", n: 0, refused_with: None },
 ];
 
 async fn arm(client: &mut Client, mode: &str, n: usize) {
     let body = json!({ "AppID": "t", "NodeID": format!("{HOSTNAME};<host>"), "Control": "arm",
                        "ControlArgs": { "mode": mode, "n": n.to_string() } });
-    let reply = client.post("/control?probe_id=t", body.to_string()).await;
-    assert_eq!(reply.status, 200, "arming {mode}: {}", reply.json);
+    // A plugin busy rendering its own big report answers `busy` meanwhile.
+    for _ in 0..100 {
+        let reply = client.post("/control?probe_id=t", body.to_string()).await;
+        if reply.status == 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(reply.status, 200, "arming {mode}: {}", reply.json);
+        return;
+    }
+    panic!("arming {mode}: busy for 5 s");
 }
 
 /// Polls `socket` until it answers as `bomb` must (a refresh may still hold the
@@ -56,8 +68,10 @@ async fn arm(client: &mut Client, mode: &str, n: usize) {
 async fn poll_until_armed(daemon: &Daemon, bomb: &Bomb) -> support::Reply {
     let socket = daemon.socket(bomb.id).await;
     let mut client = Client::connect(&socket).await;
+    let mut last = String::new();
     for _ in 0..600 {
         let reply = client.get(&report_path("probe-1")).await;
+        last = format!("{} {}", reply.status, String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)]));
         let armed = match bomb.refused_with {
             Some(phrase) => reply.status != 200 && reply.json["error"].as_str().unwrap_or("").contains(phrase),
             None => reply.status == 200 && reply.body.len() > 2_000 || bomb.n == 0 && reply.status == 200 && !reply.body.windows(9).any(|w| w == b"bomb_mode"),
@@ -67,7 +81,7 @@ async fn poll_until_armed(daemon: &Daemon, bomb: &Bomb) -> support::Reply {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{} never answered as armed; log:\n{}", bomb.id, daemon.log());
+    panic!("{} never answered as armed; last answer: {last}; log:\n{}", bomb.id, daemon.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,6 +131,27 @@ async fn no_plugin_can_take_the_daemon_down() {
         for b in BOMBS {
             let mut client = Client::connect(&daemon.socket(b.id).await).await;
             arm(&mut client, b.mode, b.n).await;
+            if b.mode == "log-panic" {
+                let panics = || daemon.log().matches("plugin bomb-panic: trapped: the host failed while serving this call").count();
+                for _ in 0..600 {
+                    if panics() > round {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert!(panics() > round, "no host panic caught; log:\n{}", daemon.log());
+                // A fresh instance (unarmed) serves again.
+                let mut served = false;
+                for _ in 0..600 {
+                    if client.get(&report_path("probe-1")).await.status == 200 {
+                        served = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert!(served, "bomb-panic never served again; log:\n{}", daemon.log());
+                continue;
+            }
             let reply = poll_until_armed(&daemon, b).await;
             let error = reply.json["error"].as_str().unwrap_or("");
             assert!(error.len() <= 4200, "{}: an error text of {} bytes", b.id, error.len());
@@ -136,23 +171,17 @@ async fn no_plugin_can_take_the_daemon_down() {
                     assert_eq!(nodes.len(), 5_000);
                     assert!(nodes.values().all(|n| n["latest"]["control_probe_id"]["value"] == "probe-1"));
                     // The shortcut of a too-big report is refused on the control's path too.
-                    arm(&mut client, "nodes", 150_000).await;
+                    arm(&mut client, "nodes", 30_000).await;
                     let body = json!({ "AppID": "t", "NodeID": "x", "Control": "shortcut", "ControlArgs": null });
                     let reply = client.post("/control?probe_id=t", body.to_string()).await;
                     assert_eq!(reply.status, 500, "{}", reply.json);
-                    assert!(reply.json["error"].as_str().unwrap().contains("shortcut report: 150000 nodes"), "{}", reply.json);
+                    assert!(reply.json["error"].as_str().unwrap().contains("shortcut report: 30000 nodes"), "{}", reply.json);
                 }
                 "year-9999" => {
                     let at = &reply.json["Host"]["nodes"][format!("{HOSTNAME};<host>")]["latest"]["bomb_late"]["timestamp"];
                     let year: i32 = at.as_str().unwrap()[..4].parse().unwrap();
                     let now: i32 = chrono::Utc::now().format("%Y").to_string().parse().unwrap();
                     assert!(year <= now + 1, "a far-future timestamp is clamped to the host's clock: {at}");
-                }
-                "log-panic" => {
-                    // The host panicked in that call alone: the plugin serves again.
-                    arm(&mut client, "ok", 0).await;
-                    let calm = Bomb { id: b.id, mode: "ok", n: 0, refused_with: None };
-                    poll_until_armed(&daemon, &calm).await;
                 }
                 _ => {}
             }

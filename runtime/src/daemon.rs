@@ -73,6 +73,7 @@ pub fn system_hostname() -> String {
 /// Serves until `shutdown` completes, then removes the sockets it created.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     raise_open_file_limit();
+    crate::heap::start_trimmer();
     // Fail at once on a wrong path rather than wait for plugins that never come;
     // the supervisor's first scan reads what is in it.
     std::fs::metadata(&config.plugin_dir)

@@ -20,6 +20,7 @@ pub mod grants;
 pub mod guest_log;
 pub mod guest_runtime;
 pub mod health;
+pub mod heap;
 pub mod host;
 pub mod instance;
 pub mod limits;

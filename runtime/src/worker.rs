@@ -37,6 +37,11 @@ const QUEUE_DEPTH: usize = 16;
 /// got its turn.
 const QUEUE_GRACE: Duration = Duration::from_millis(30);
 
+/// How long past the guest's deadline a background refresh waits for the
+/// host to check and render what the guest returned. That work is bounded by
+/// the report limits, not by the call budget: no probe waits for a refresh.
+const RENDER_WAIT: Duration = Duration::from_secs(10);
+
 struct Job {
     call: Call,
     /// The `probe_id` a control's shortcut report is rendered for.
@@ -146,7 +151,8 @@ impl PluginHandle {
         Instant::now() + self.limits.call_budget
     }
 
-    /// A fresh report, checked and rendered.
+    /// A fresh report, checked and rendered. The guest must answer by
+    /// `deadline`; the host's rendering after it may take longer.
     pub async fn report(&self, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
         match self.call(Call::Report, None, deadline).await? {
             Done::Report(report) => Ok(report),
@@ -180,6 +186,7 @@ impl PluginHandle {
         if turn.is_none_or(|turn| turn >= deadline) {
             return Err(busy());
         }
+        let is_report = matches!(call, Call::Report);
         let (reply, answer) = oneshot::channel();
         // Counted before the send: the worker may finish the job (and count it
         // off) before `try_send` even returns.
@@ -188,7 +195,8 @@ impl PluginHandle {
             self.load.pending.fetch_sub(1, Ordering::Relaxed);
             return Err(busy());
         }
-        match tokio::time::timeout_at(deadline + QUEUE_GRACE, answer).await {
+        let answer_by = deadline + if is_report { RENDER_WAIT } else { QUEUE_GRACE };
+        match tokio::time::timeout_at(answer_by, answer).await {
             Ok(Ok(result)) => result,
             // The worker is gone, or the call never got its turn.
             Ok(Err(_)) | Err(_) => Err(busy()),

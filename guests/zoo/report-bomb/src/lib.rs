@@ -34,6 +34,8 @@ impl ReportBomb {
             }),
             // A valid report of many small nodes.
             "nodes" => (0..n).fold(Topology::new(TopologyKind::Container), |t, i| t.node(Node::new(container(i)))),
+            // Many short values: more than the host's value limit, cheap to build.
+            "values" => Topology::new(TopologyKind::Container).node(Node::new(container(0)).set("s", (0..n).map(|i| format!("{i:x}")).collect())),
             "parents" => {
                 let mut node = Node::new(container(0));
                 node.parents.push(ParentSet { topology: TopologyKind::ContainerImage, ids: (0..n).map(|i| format!("{i:064x}")).collect() });
