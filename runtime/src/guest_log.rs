@@ -93,7 +93,8 @@ impl GuestLog {
 /// controls that make text display in another order than it is read.
 fn is_escaped(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Untrusted text made fit for one log line: `\n`, `\r` and `\t` as those two
@@ -233,10 +234,10 @@ mod tests {
 
     #[test]
     fn controls_are_escaped_and_text_stays_readable() {
-        let forged = "ok\n2026-05-09T10:00:00Z ERROR scope_wasm::worker: plugin=victim\r\x1b[2K\x1b]0;t\x07\u{9b}31m\u{85}\u{2028}\u{202e}\0";
+        let forged = "ok\n2026-05-09T10:00:00Z ERROR plugin=victim\r\x1b[2K\x1b]0;t\x07\u{9b}31m\u{85}\u{2028}\u{202e}\0";
         assert_eq!(
             escape_controls(forged, MAX_LINE),
-            "ok\\n2026-05-09T10:00:00Z ERROR scope_wasm::worker: plugin=victim\\r\\u{1b}[2K\\u{1b}]0;t\\u{7}\\u{9b}31m\\u{85}\\u{2028}\\u{202e}\\u{0}"
+            "ok\\n2026-05-09T10:00:00Z ERROR plugin=victim\\r\\u{1b}[2K\\u{1b}]0;t\\u{7}\\u{9b}31m\\u{85}\\u{2028}\\u{202e}\\u{0}"
         );
         assert_eq!(escape_controls("a\tb", MAX_LINE), "a\\tb");
         let plain = "héllo wörld ✓ 日本語 C:\\temp \"quoted\" 🙂";

@@ -88,8 +88,9 @@ impl DockerEngine {
                 let body = self.raw_get("/version", deadline).await?;
                 let answer: VersionAnswer = serde_json::from_slice(&body)
                     .map_err(|err| EngineError::Failed(format!("unreadable /version answer: {err}")))?;
-                let theirs = parse_version(&answer.api_version)
-                    .ok_or_else(|| EngineError::Failed(format!("unreadable API version `{}`", escape_controls(&answer.api_version, 64))))?;
+                let theirs = parse_version(&answer.api_version).ok_or_else(|| {
+                    EngineError::Failed(format!("unreadable API version `{}`", escape_controls(&answer.api_version, 64)))
+                })?;
                 if theirs < OLDEST_API {
                     return Err(EngineError::Failed(format!("engine API {} is older than 1.25", answer.api_version)));
                 }
