@@ -204,6 +204,11 @@ refresh_ms = {refresh}            # 50..=60000: background report refresh while 
 max_table_elements = {tables}
 max_instances = {instances}
 max_wasm_stack_kib = {stack}      # 64..=16384
+max_nodes = {nodes}             # per report (all topologies), counted before rendering
+max_samples = {samples}          # metric samples per report
+max_values = {values}           # latest entries, metrics, set values, parents, active controls
+max_templates = {templates}          # controls, templates, table columns and fixed rows
+max_text_kib = {text}             # any one string (ID, key, value, label)
 grants = ["procfs"]           # host always; also "docker", "traffic", "http-traffic"
 procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
 
@@ -227,6 +232,11 @@ procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
         tables = limits.max_table_elements,
         instances = limits.max_instances,
         stack = limits.max_wasm_stack >> 10,
+        nodes = limits.report.max_nodes,
+        samples = limits.report.max_samples,
+        values = limits.report.max_values,
+        templates = limits.report.max_templates,
+        text = limits.report.max_text_bytes >> 10,
     )
 }
 

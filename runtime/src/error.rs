@@ -81,7 +81,10 @@ impl CallError {
 /// poll and into the log, and its details come from the guest.
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Guest text (its error, its function names) with its control
+        // characters escaped: one error is one log line and one status line.
         let text = self.untrimmed();
+        let text = crate::guest_log::escape_controls(&text, usize::MAX);
         f.write_str(&bounded_text(&text, MAX_ERROR_TEXT_BYTES))
     }
 }
