@@ -79,6 +79,12 @@ async fn poll_until_armed(daemon: &Daemon, bomb: &Bomb) -> support::Reply {
         if armed {
             return reply;
         }
+        // A guest cut off by its deadline (a busy machine) comes back as a
+        // fresh, unarmed instance: arm it again.
+        let mode = &reply.json["Host"]["nodes"][format!("{HOSTNAME};<host>")]["latest"]["bomb_mode"]["value"];
+        if mode == "" {
+            arm(&mut client, bomb.mode, bomb.n).await;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{} never answered as armed; last answer: {last}; log:\n{}", bomb.id, daemon.log());

@@ -3,8 +3,16 @@
 //!
 //! The probe polls plugins one after another under one lock: a plugin that takes
 //! 300 ms to report stalls every other plugin and the probe itself. Here the
-//! guest runs on the refresher's schedule (the probe's cadence), only while the
-//! probe keeps polling, and the probe gets the latest good report from memory.
+//! guest runs on the refresher's schedule: from the moment the plugin is
+//! loaded, at the probe's cadence while it polls and at a slow one while it
+//! does not, and the probe gets the latest good report from memory.
+//!
+//! What a poll gets: the latest attempt's error at once if the guest actually
+//! failed (trap, error, refused report, back-off); else the latest good report
+//! while it is younger than `STALE_AFTER`, also when the refresh after it is
+//! merely late (still running, queued, or cut off by its deadline on a starved
+//! CPU); only with no report at all, or one past that bound, does a poll wait
+//! for the guest, within its own deadline.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -17,12 +25,15 @@ use crate::error::CallError;
 use crate::scope_json::RenderedReport;
 use crate::worker::PluginHandle;
 
-/// A report (or the error in its place) stays usable for this many intervals.
-/// Past it, a guest that keeps failing is answered with its error, never with
-/// a silently stale report.
-const FRESH_FOR_INTERVALS: u32 = 3;
-/// Refreshing stops when the probe has not polled for this many intervals.
+/// A good report is served for at most this long after it was made. It is
+/// seconds, not intervals: a busy host may delay a refresh by a second or two,
+/// and an old-but-good report beats an error the probe would show the user.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
+/// After this many intervals without a poll the refresher slows down to `IDLE_REFRESH`.
 const IDLE_AFTER_INTERVALS: u32 = 5;
+/// How often an unpolled plugin is refreshed: often enough that its report is
+/// never past `STALE_AFTER` when the probe comes back, rarely enough to cost nothing.
+const IDLE_REFRESH: Duration = Duration::from_secs(4);
 /// A poll waiting for a refresh that started just after it waits this much past
 /// its own deadline for that refresh's outcome (which comes by the refresh's deadline).
 const WAIT_GRACE: Duration = Duration::from_millis(30);
@@ -75,6 +86,8 @@ struct CacheState {
     good: Option<(Arc<GoodReport>, Instant)>,
     failure: Option<(CallError, Instant)>,
     last_poll: Option<Instant>,
+    /// When the refresher started: it refreshes at the probe's cadence from there.
+    loaded: Option<Instant>,
     refresher_idle: bool,
     /// The `probe_id` of the latest poll, so a new report is rendered for it at once.
     last_probe_id: Option<String>,
@@ -86,14 +99,10 @@ impl ReportCache {
     pub fn new(interval: Duration) -> Self {
         Self {
             interval,
-            state: Mutex::new(CacheState { refresher_idle: true, ..CacheState::default() }),
+            state: Mutex::new(CacheState::default()),
             attempts: watch::channel(0).0,
             wake: Notify::new(),
         }
-    }
-
-    fn fresh_for(&self) -> Duration {
-        self.interval * FRESH_FOR_INTERVALS
     }
 
     /// The report to answer a poll with: the latest good one while it is fresh,
@@ -117,11 +126,20 @@ impl ReportCache {
 
     fn usable(&self) -> Option<Result<Arc<GoodReport>, CallError>> {
         let state = self.state.lock().unwrap();
-        let fresh = |at: &Instant| at.elapsed() < self.fresh_for();
-        if let Some((report, _)) = state.good.as_ref().filter(|(_, at)| fresh(at)) {
-            return Some(Ok(report.clone()));
+        let good = state.good.as_ref().filter(|(_, at)| at.elapsed() < STALE_AFTER).map(|(report, _)| report.clone());
+        // A failure is always newer than the good report (a success clears it).
+        match (&state.failure, good) {
+            (Some((err, _)), Some(good)) if merely_late(err) => Some(Ok(good)),
+            (Some((err, _)), _) => Some(Err(err.clone())),
+            (None, Some(good)) => Some(Ok(good)),
+            (None, None) => None,
         }
-        state.failure.as_ref().filter(|(_, at)| fresh(at)).map(|(err, _)| Err(err.clone()))
+    }
+
+    /// Waits until the first refresh (started at load) has an outcome, or `until`.
+    pub async fn first_outcome(&self, until: Instant) {
+        let mut attempts = self.attempts.subscribe();
+        let _ = tokio::time::timeout_at(until, attempts.wait_for(|n| *n > 0)).await;
     }
 
     pub fn last_probe_id(&self) -> Option<String> {
@@ -134,6 +152,8 @@ impl ReportCache {
         if state.last_probe_id.as_deref() != probe_id {
             state.last_probe_id = probe_id.map(str::to_owned);
         }
+        // Back from the slow cadence at once; what is served meanwhile is the
+        // report the slow cadence kept fresh.
         if state.refresher_idle {
             state.refresher_idle = false;
             self.wake.notify_one();
@@ -167,12 +187,14 @@ impl ReportCache {
         self.attempts.send_modify(|n| *n += 1);
     }
 
-    /// Whether the probe is still polling; if not, the refresher goes idle.
-    fn keep_refreshing(&self) -> bool {
+    /// How long until the next refresh: the interval while the probe polls (and
+    /// right after the load), `IDLE_REFRESH` while it does not.
+    fn next_refresh_in(&self) -> Duration {
         let mut state = self.state.lock().unwrap();
-        let polled = state.last_poll.is_some_and(|at| at.elapsed() < self.interval * IDLE_AFTER_INTERVALS);
+        let since = state.last_poll.or(state.loaded).map(|at| at.elapsed());
+        let polled = since.is_some_and(|since| since < self.interval * IDLE_AFTER_INTERVALS);
         state.refresher_idle = !polled;
-        polled
+        if polled { self.interval } else { IDLE_REFRESH.max(self.interval) }
     }
 
     /// Lets a refresher whose plugin is gone see it and end.
@@ -181,24 +203,26 @@ impl ReportCache {
     }
 }
 
-/// Runs the plugin's report on the cache's interval while the probe polls it.
-/// Holds the plugin only weakly: it ends when the plugin is dropped.
+/// Whether a refresh that failed this way may still leave the previous report
+/// served: it was only late (a starved CPU, a queue), not wrong.
+fn merely_late(err: &CallError) -> bool {
+    matches!(err, CallError::Deadline { .. } | CallError::Busy { .. })
+}
+
+/// Runs the plugin's report from its load on, at the cache's interval while the
+/// probe polls and at `IDLE_REFRESH` while it does not. Holds the plugin only
+/// weakly: it ends when the plugin is dropped.
 pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) {
+    cache.state.lock().unwrap().loaded = Some(Instant::now());
     loop {
-        cache.wake.notified().await;
-        loop {
-            let Some(handle) = plugin.upgrade() else { return };
-            let generation = cache.state.lock().unwrap().generation;
-            let result = handle.report(handle.deadline()).await;
-            drop(handle);
-            cache.store(generation, result);
-            if !cache.keep_refreshing() {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(cache.interval) => {}
-                _ = cache.wake.notified() => {}
-            }
+        let Some(handle) = plugin.upgrade() else { return };
+        let generation = cache.state.lock().unwrap().generation;
+        let result = handle.report(handle.deadline()).await;
+        drop(handle);
+        cache.store(generation, result);
+        tokio::select! {
+            _ = tokio::time::sleep(cache.next_refresh_in()) => {}
+            _ = cache.wake.notified() => {}
         }
     }
 }

@@ -29,6 +29,10 @@ use crate::plugin_id::PluginId;
 use crate::refresh::{GoodReport, ReportCache, run_refresher};
 use crate::stats::PluginStats;
 
+/// What `describe` may return: a name for the UI's plugin list and a sentence.
+const MAX_LABEL_BYTES: usize = 256;
+const MAX_DESCRIPTION_BYTES: usize = 4 << 10;
+
 /// Calls waiting for a plugin beyond this are answered "busy" at once.
 const QUEUE_DEPTH: usize = 16;
 
@@ -140,9 +144,24 @@ impl PluginHandle {
                 detail: "`describe` returned an empty label; the probe refuses plugins without one".into(),
             });
         }
+        // Both go into every report and the UI's plugin list.
+        if info.label.len() > MAX_LABEL_BYTES || info.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(CallError::InvalidOutput {
+                plugin: id,
+                detail: format!(
+                    "`describe` returned a label of {} bytes and a description of {} bytes; the limits are \
+                     {MAX_LABEL_BYTES} and {MAX_DESCRIPTION_BYTES}",
+                    info.label.len(),
+                    info.description.len()
+                ),
+            });
+        }
         handle.info = info;
         let handle = Arc::new(handle);
         tokio::spawn(run_refresher(Arc::downgrade(&handle), handle.cache.clone()));
+        // The first report is made before the socket opens, so the first poll
+        // is answered from memory like every other (good or failed, it is known).
+        handle.cache.first_outcome(handle.deadline() + RENDER_WAIT).await;
         Ok(handle)
     }
 

@@ -12,11 +12,12 @@ impl Plugin for HugeReport {
     }
 
     fn report(&mut self) -> Result<Report, String> {
-        // Few large values: cheap to build and to copy, so the size limit is
-        // what stops this report, not the deadline.
-        let filler = "x".repeat(100_000);
+        // Few large values (each under the host's 64 KiB string limit): cheap
+        // to build and to copy, so the size limit is what stops this report,
+        // not the deadline.
+        let filler = "x".repeat(60_000);
         let mut topology = Topology::new(TopologyKind::Container);
-        for n in 0..600 {
+        for n in 0..1000 {
             topology = topology.node(Node::new(ids::container(&format!("{n:064}"))).latest("filler", filler.clone()));
         }
         Ok(Report::new().with(topology))
