@@ -14,7 +14,7 @@ DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: all setup build plugins guests zoo run test bench clean
+.PHONY: all setup build plugins guests zoo run test test-tools bench clean
 
 all: build guests
 
@@ -49,9 +49,15 @@ zoo: setup
 run: build guests
 	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR) --config config/bundled.toml
 
+## test-tools: Debian's stress-ng, which keeps every core busy in the busy-host load test
+test-tools:
+	@command -v stress-ng >/dev/null || { echo "installing stress-ng (the busy-host load test)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; }
+
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 ## and a private Docker Engine (installed from Debian if missing, started and stopped here)
-test: guests zoo
+test: guests zoo test-tools
 	$(CARGO) build -p scope-wasm --tests --benches
 	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
 	export SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock; \
@@ -60,8 +66,8 @@ test: guests zoo
 
 ## bench: benchmarks (release build), printed as ratios measured in the same run, into docs/benchmarks.md
 ## (SCOPE_WASM_BENCH_SMOKE=1 for tiny counts; `make test` runs them so)
-BENCHES := versus zoo_neighbour hot_plug host_calls http_overhead languages
-bench: guests zoo
+BENCHES := versus zoo_neighbour hot_plug host_calls http_overhead languages busy_host
+bench: guests zoo test-tools
 	$(CARGO) build --release -p scope-wasm --benches
 	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
 	set -o pipefail; { tests/bench/header.sh; \
