@@ -127,17 +127,39 @@ impl Daemon {
         panic!("{id}.sock is still there; daemon log:\n{}", self.log());
     }
 
-    /// Waits until `<id>.sock` accepts connections.
+    /// Waits until `<id>.sock` accepts connections, following the daemon's own
+    /// state rather than the clock: as long as its status says the plugin is
+    /// queued or compiling (a cold compile of a big component on a busy
+    /// machine can take minutes), it waits; otherwise it gives the daemon 60 s.
     pub async fn socket(&self, id: &str) -> PathBuf {
         let path = self.socket_dir.join(format!("{id}.sock"));
+        let mut idle_since = Instant::now();
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(60) {
+        loop {
             if tokio::net::UnixStream::connect(&path).await.is_ok() {
                 return path;
             }
+            match self.plugin_state(id).await.as_deref() {
+                Some("queued" | "compiling") if started.elapsed() < Duration::from_secs(30 * 60) => idle_since = Instant::now(),
+                _ if idle_since.elapsed() > Duration::from_secs(60) => {
+                    panic!("{id}.sock never came up; daemon log:\n{}", self.log())
+                }
+                _ => {}
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("{id}.sock never came up; daemon log:\n{}", self.log());
+    }
+
+    /// The plugin's `state` in the daemon's `/status`, if the daemon lists it.
+    pub async fn plugin_state(&self, id: &str) -> Option<String> {
+        let stream = tokio::net::UnixStream::connect(self.admin_socket()).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+        tokio::spawn(conn);
+        let request = Request::get("/status").header("host", "admin").body(Full::new(Bytes::new())).ok()?;
+        let body = sender.send_request(request).await.ok()?.into_body().collect().await.ok()?.to_bytes();
+        let status: Value = serde_json::from_slice(&body).ok()?;
+        let plugin = status.as_array()?.iter().find(|p| p["id"] == id)?;
+        plugin["state"].as_str().map(str::to_owned)
     }
 
     /// Waits until the daemon's log contains `needle`.
