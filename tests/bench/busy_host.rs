@@ -5,8 +5,8 @@
 //! request), with native Rust plugin processes polled in the same rounds.
 //!
 //! Asserted: no failed or late (> 500 ms) poll of a healthy plugin, the served
-//! report never older than the daemon's staleness bound (10 s), and a full
-//! round under 50 ms p99, first round after the start included. Printed: the
+//! report never older than the daemon's staleness bound (10 s), and (over the
+//! full run only) a full round under 50 ms p99. Printed: the
 //! same figures for the native processes, as the reference.
 //!
 //! `SCOPE_WASM_BENCH_SMOKE=1` (as `make test` runs it): 20 rounds; `make bench`:
@@ -244,5 +244,9 @@ async fn run() {
     assert!(failed.is_empty(), "healthy plugins failed polls on a busy host: {failed:?}; log:\n{}", daemon.log());
     let counter_age = polled[0].max_age_ms;
     assert!(counter_age <= STALE_AFTER_MS, "the counter's served report was {counter_age} ms old");
-    assert!(wasm.p99 < Duration::from_millis(50), "a probe round took {} ms at p99", ms(wasm.p99));
+    // A duration, so only over the full run's 600 rounds, where p99 means
+    // something; the short form in `make test` asserts counts alone.
+    if !support::bench_smoke() {
+        assert!(wasm.p99 < Duration::from_millis(50), "a probe round took {} ms at p99", ms(wasm.p99));
+    }
 }
