@@ -162,7 +162,8 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
     }
 }
 
-fn probe_id(query: Option<&str>) -> Option<String> {
+/// The `probe_id` parameter of a request's query string, percent-decoded.
+pub fn probe_id(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(key, _)| key == "probe_id")
         .map(|(_, value)| value.into_owned())

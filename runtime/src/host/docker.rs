@@ -200,7 +200,7 @@ async fn list_containers(
 /// environment stripping look at these segments, and exactly these are sent,
 /// so no spelling of a path can pass as another.
 #[derive(Debug, PartialEq)]
-struct RawPath {
+pub struct RawPath {
     segments: Vec<String>,
     query: String,
 }
@@ -209,7 +209,8 @@ struct RawPath {
 const MAX_RAW_PATH: usize = 2048;
 
 impl RawPath {
-    fn parse(path: &str) -> Result<RawPath, &'static str> {
+    /// Parses and normalises a guest's raw GET path (see the type's doc).
+    pub fn parse(path: &str) -> Result<RawPath, &'static str> {
         const MALFORMED: &str = "malformed path: plain `/segment/...` with an optional query";
         let (path_part, query) = path.split_once('?').unwrap_or((path, ""));
         if path.len() > MAX_RAW_PATH
@@ -237,7 +238,7 @@ impl RawPath {
     /// Container and image inspects, by the path's shape alone: the engine
     /// routes `/containers/{name:.*}/json` and `/images/{name:.*}/json`, so
     /// whatever stands between (even `json`) names one container or image.
-    fn is_inspect(&self) -> bool {
+    pub fn is_inspect(&self) -> bool {
         matches!(self.segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
             ["containers" | "images", _, .., "json"])
     }
@@ -279,7 +280,7 @@ fn percent_decode(text: &str) -> Option<String> {
 /// A container's environment holds its secrets (passwords, tokens), and an
 /// image's environment is what its containers start with: a raw inspect never
 /// shows either, as procfs never shows `environ` without its grant.
-fn without_environment(body: &[u8]) -> Result<String, DockerError> {
+pub fn without_environment(body: &[u8]) -> Result<String, DockerError> {
     let mut value: serde_json::Value = parse(body)?;
     for config in ["Config", "ContainerConfig"] {
         if let Some(config) = value.get_mut(config).and_then(|c| c.as_object_mut()) {
@@ -302,7 +303,7 @@ fn is_image_reference(segments: &[&str]) -> bool {
 
 /// Read-only Engine paths a plugin may GET raw. Everything else (creating,
 /// killing, exec, attach, archives, logs, secrets, ...) is refused.
-fn check_raw_path(path: &RawPath, scoped: bool) -> Result<(), &'static str> {
+pub fn check_raw_path(path: &RawPath, scoped: bool) -> Result<(), &'static str> {
     let query = path.query.as_str();
     let segments: Vec<&str> = path.segments.iter().map(String::as_str).collect();
     // Scoped plugins see only their own containers: lists and inspects go

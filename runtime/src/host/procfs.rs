@@ -227,7 +227,7 @@ fn read_target(target: &ProcPath, visible: Option<&HashSet<String>>) -> Result<S
 }
 
 /// For a tenant: a process on the host itself, or in one of its own containers.
-pub(crate) fn may_see(pid: u32, visible: &HashSet<String>) -> bool {
+pub fn may_see(pid: u32, visible: &HashSet<String>) -> bool {
     match container_of(pid) {
         Some(container) => visible.contains(&container),
         None => true,
@@ -343,7 +343,8 @@ pub fn container_of(pid: u32) -> Option<String> {
     container_id_in(&read_beneath(proc_dir().ok()?, &format!("{pid}/cgroup")).ok()?)
 }
 
-fn container_id_in(cgroup: &str) -> Option<String> {
+/// The first 64-hex-digit run in a cgroup file's text: the container's ID.
+pub fn container_id_in(cgroup: &str) -> Option<String> {
     cgroup
         .split(|c: char| !c.is_ascii_hexdigit())
         .find(|run| run.len() == 64)

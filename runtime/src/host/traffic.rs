@@ -118,7 +118,7 @@ impl traffic::Host for TrafficView<'_> {
 }
 
 /// `tc` arguments for netem's delay and random loss.
-fn delay_loss_args(latency_ms: Option<u32>, packet_loss_percent: Option<f64>) -> Result<Vec<String>, InvalidArgument> {
+pub fn delay_loss_args(latency_ms: Option<u32>, packet_loss_percent: Option<f64>) -> Result<Vec<String>, InvalidArgument> {
     let mut args: Vec<String> = ["qdisc", "replace", "dev", DEVICE, "root", "netem"].map(str::to_owned).to_vec();
     if let Some(ms) = latency_ms {
         if ms > MAX_LATENCY_MS {
@@ -146,7 +146,7 @@ fn delay_loss_args(latency_ms: Option<u32>, packet_loss_percent: Option<f64>) ->
 }
 
 /// `tc` arguments for a token bucket filter at `rate_kbit`.
-fn rate_args(rate_kbit: u64) -> Result<Vec<String>, InvalidArgument> {
+pub fn rate_args(rate_kbit: u64) -> Result<Vec<String>, InvalidArgument> {
     let out_of_range = || InvalidArgument {
         name: "rate-kbit",
         value: rate_kbit.to_string(),
@@ -230,7 +230,7 @@ async fn tc(pid: u32, args: &[String], deadline: Instant) -> Result<String, Traf
 }
 
 /// The root qdisc from `tc -j qdisc show dev eth0`.
-fn parse_root_qdisc(json: &str) -> Result<Shaping, TrafficError> {
+pub fn parse_root_qdisc(json: &str) -> Result<Shaping, TrafficError> {
     let qdiscs: Vec<Value> =
         serde_json::from_str(json).map_err(|err| TrafficError::Failed(format!("unreadable tc output: {err}")))?;
     let root = qdiscs
