@@ -1,5 +1,7 @@
 //! Turning a plugin file's bytes into something ready to instantiate.
 
+mod shape;
+
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -9,6 +11,8 @@ use crate::bindings::PluginPre;
 use crate::compile_cache::content_hash;
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
+
+pub use shape::{Shape, ShapeLimits};
 
 /// Largest plugin file read. Components that embed a language runtime
 /// (Python, JavaScript) weigh 10-20 MB; a bigger file is refused unread.
@@ -76,6 +80,12 @@ pub fn check_component_header(bytes: &[u8]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses a file whose structure would cost the compiler out of all
+/// proportion (see `shape`), naming what is wrong and the limit.
+pub fn check_shape(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape> {
+    shape::check(bytes, limits)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //!
 //! The directory is the truth: every change (a watcher hint or the periodic
 //! rescan) leads to a full scan compared with what is served. Loads run in the
-//! background, bounded to one compile per CPU; their outcomes come back here, so
-//! all state changes happen on this one task.
+//! background (the runtime bounds their compiles), holding at most
+//! `LOADING_BUDGET` of plugin bytes in memory at once; their outcomes come back
+//! here, so all state changes happen on this one task.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -37,6 +38,12 @@ use crate::{server, sockets};
 /// scan: copying a file makes many events. Short, because it adds to every
 /// deploy; a scan of hundreds of files costs well under a millisecond.
 const DEBOUNCE: Duration = Duration::from_millis(5);
+
+/// Plugin bytes read and held by loads at once, in KiB: a load holds its file
+/// until it is compiled, and a start with many large plugins must not read them
+/// all into memory together. Far above the largest file (`MAX_PLUGIN_FILE_BYTES`
+/// is clamped to it), so small files never wait behind large ones.
+const LOADING_BUDGET_KIB: u32 = 256 << 10;
 
 /// A plugin being served.
 struct Served {
@@ -70,7 +77,8 @@ pub struct Supervisor {
     runtime: Arc<Runtime>,
     services: Arc<HostServices>,
     health: Arc<HealthBoard>,
-    compile_slots: Arc<Semaphore>,
+    /// `LOADING_BUDGET_KIB`, for loads to take their file's size from.
+    loading_budget: Arc<Semaphore>,
     served: BTreeMap<PluginId, Served>,
     /// Loads in flight: file, the version being loaded, and the task.
     loading: HashMap<PathBuf, (FileStamp, tokio::task::Id)>,
@@ -88,13 +96,12 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, services: Arc<HostServices>, health: Arc<HealthBoard>) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             config,
             runtime,
             services,
             health,
-            compile_slots: Arc::new(Semaphore::new(cpus)),
+            loading_budget: Arc::new(Semaphore::new(LOADING_BUDGET_KIB as usize)),
             served: BTreeMap::new(),
             loading: HashMap::new(),
             loads: JoinSet::new(),
@@ -235,7 +242,7 @@ impl Supervisor {
         let running_hash = served.map(|served| served.hash.clone());
         let job = LoadJob {
             runtime: self.runtime.clone(),
-            slots: self.compile_slots.clone(),
+            budget: self.loading_budget.clone(),
             services: self.services.clone(),
             stats: self.health.stats_for(&id),
             policy: self.config.policy.for_plugin(&id),
@@ -383,10 +390,10 @@ async fn next_hint(hints: &mut Option<mpsc::Receiver<Hint>>) -> Option<Hint> {
     }
 }
 
-/// One background load: read, compile (bounded), instantiate, describe.
+/// One background load: read, compile (the runtime bounds it), instantiate, describe.
 struct LoadJob {
     runtime: Arc<Runtime>,
-    slots: Arc<Semaphore>,
+    budget: Arc<Semaphore>,
     services: Arc<HostServices>,
     stats: Arc<PluginStats>,
     policy: PluginPolicy,
@@ -403,7 +410,10 @@ impl LoadJob {
     }
 
     async fn load(&self) -> Result<Loaded> {
-        let slot = self.slots.acquire().await.context("compile slots closed")?;
+        // Cache hits and compiles alike: only the bytes held count here; the
+        // runtime gives compiles their slots, smallest file first.
+        let kib = u32::try_from(self.stamp.len.div_ceil(1024)).unwrap_or(u32::MAX).min(LOADING_BUDGET_KIB);
+        let held = self.budget.acquire_many(kib).await.context("loading budget closed")?;
         let started = Instant::now();
         let (id, path) = (self.id.clone(), self.path.clone());
         let (source, stamp_after) = tokio::task::spawn_blocking(move || {
@@ -420,7 +430,7 @@ impl LoadJob {
             return Ok(Loaded::Unchanged);
         }
         let (compiled, origin) = self.runtime.compile(&source, self.policy.limits.max_wasm_stack).await?;
-        drop(slot);
+        drop((held, source.bytes));
         let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone(), self.stats.clone())
             .await
             .map_err(anyhow::Error::from)?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use scope_wasm::config::{ConfigFile, LogFormat};
+use scope_wasm::engine::{self, CompileSettings};
 use scope_wasm::{Overrides, admin, scaffold};
 use tracing_subscriber::EnvFilter;
 
@@ -58,6 +59,20 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Compile one plugin into a cache entry under rlimits: the daemon's compile
+    /// child, not for people.
+    #[command(name = engine::COMPILE_WORKER, hide = true)]
+    CompileWorker {
+        #[arg(long)]
+        stack: usize,
+        #[arg(long)]
+        memory_mib: u64,
+        #[arg(long)]
+        cpu_seconds: u64,
+        /// The plugin file, `-` for standard input.
+        input: PathBuf,
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,6 +105,9 @@ struct DaemonFlags {
     /// Compile every plugin at every start; keep nothing on disk.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+    /// Size limit of the compile cache; the least recently used entries go first [default: 1024].
+    #[arg(long)]
+    cache_max_mib: Option<u64>,
     /// How often the plugin directory is rescanned, besides file events [default: 2000].
     #[arg(long)]
     rescan_ms: Option<u64>,
@@ -136,6 +154,16 @@ struct Common {
     /// The Docker Engine's socket, for plugins granted `docker` [default: /var/run/docker.sock].
     #[arg(long, env = "SCOPE_WASM_DOCKER_SOCKET")]
     docker_socket: Option<PathBuf>,
+    /// Memory one plugin compile may use at most, in its own process; small
+    /// files get less (64 MiB plus 40 per MiB of file) [default: 448].
+    #[arg(long)]
+    compile_memory_mib: Option<u64>,
+    /// CPU time one plugin compile may use, plus --compile-cpu-secs-per-mib per MiB of file [default: 30].
+    #[arg(long)]
+    compile_cpu_secs: Option<u64>,
+    /// [default: 20]
+    #[arg(long)]
+    compile_cpu_secs_per_mib: Option<u64>,
 }
 
 impl Common {
@@ -147,6 +175,21 @@ impl Common {
             refresh_ms: self.refresh_ms,
             ..Overrides::default()
         }
+    }
+
+    /// The compile limits these flags set, over the defaults.
+    fn compile_settings(&self) -> CompileSettings {
+        let mut settings = CompileSettings::default();
+        if let Some(mib) = self.compile_memory_mib {
+            settings.memory_max_mib = mib;
+        }
+        if let Some(secs) = self.compile_cpu_secs {
+            settings.cpu_base = std::time::Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.compile_cpu_secs_per_mib {
+            settings.cpu_per_mib = std::time::Duration::from_secs(secs);
+        }
+        settings
     }
 
     fn file(&self) -> anyhow::Result<(ConfigFile, String)> {
@@ -189,9 +232,22 @@ fn init_logging(format: LogFormat, filter: Option<&str>) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match execute(Cli::parse().command).await {
+fn main() -> ExitCode {
+    let command = Cli::parse().command;
+    if let Command::CompileWorker { stack, memory_mib, cpu_seconds, input, output } = command {
+        // Before any runtime starts: the compile child runs only what it needs.
+        let args = engine::WorkerArgs { max_wasm_stack: stack, memory_mib, cpu_seconds, input, output };
+        return match engine::run_worker(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    engine::this_binary_compiles();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the async runtime");
+    match runtime.block_on(execute(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -203,6 +259,11 @@ async fn main() -> ExitCode {
 async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { daemon, common } => {
+            let mut compile = common.compile_settings();
+            if let Some(mib) = daemon.cache_max_mib {
+                compile.cache_max_bytes = mib << 20;
+            }
+            compile.set_for_process();
             let (file, origin) = common.file()?;
             let merged = file.overridden_by(daemon.as_file(&common));
             init_logging(merged.log_format.unwrap_or_default(), merged.log_filter.as_deref());
@@ -210,6 +271,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, common } => {
+            common.compile_settings().set_for_process();
             init_logging(LogFormat::Human, Some("warn"));
             let (config_file, origin) = common.file()?;
             let flags = ConfigFile { docker_socket: common.docker_socket.clone(), hostname: common.hostname.clone(), ..Default::default() };
@@ -245,6 +307,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             println!("created {} ({lang:?}); build it with:\n  cd {} && {}", dir.display(), dir.display(), scaffold::build_hint(lang));
             Ok(())
         }
+        Command::CompileWorker { .. } => unreachable!("handled before the async runtime starts"),
     }
 }
 
