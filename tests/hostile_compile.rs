@@ -217,7 +217,8 @@ async fn a_slow_compile_gives_its_slot_to_a_good_plugin() {
     for i in 0..slots {
         fs::write(daemon.plugin_dir.join(format!("slow-{i}.wasm")), slow_component(300, i as u8)).unwrap();
     }
-    wait_for_log_count(&daemon, "still compiling after 5 s", slots, Duration::from_secs(120)).await;
+    // At most 2 run demoted; each gives a slot back.
+    wait_for_log_count(&daemon, "still compiling after 5 s", slots.min(2), Duration::from_secs(120)).await;
 
     fs::copy(guest("counter"), daemon.plugin_dir.join("counter.wasm")).unwrap();
     still_serving(&daemon).await;

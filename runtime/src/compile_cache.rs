@@ -14,7 +14,7 @@
 //! daemon. The directory is bounded: entries no plugin file uses go after a
 //! grace period, and the least recently used go when it outgrows its limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -210,7 +210,8 @@ impl CacheBook {
     }
 
     fn forget_missing(&mut self, files: &[CacheFile]) {
-        self.unwanted_since.retain(|hash, _| files.iter().any(|file| &file.hash == hash));
+        let present: HashSet<&str> = files.iter().map(|file| file.hash.as_str()).collect();
+        self.unwanted_since.retain(|hash, _| present.contains(hash.as_str()));
     }
 }
 

@@ -369,3 +369,19 @@ fn spawn_epoch_ticker(engine: &Engine) {
         })
         .expect("spawning the epoch ticker thread");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compile_limits_grow_with_the_file_up_to_the_ceiling() {
+        let settings = CompileSettings::default();
+        let mib = 1 << 20;
+        assert_eq!((settings.memory_mib(0), settings.cpu_seconds(0)), (64, 30));
+        assert_eq!((settings.memory_mib(300 << 10), settings.cpu_seconds(300 << 10)), (76, 36));
+        assert_eq!((settings.memory_mib(4 * mib), settings.cpu_seconds(4 * mib)), (224, 110));
+        // The CPython and StarlingMonkey plugins: the memory ceiling applies.
+        assert_eq!((settings.memory_mib(18 * mib), settings.cpu_seconds(18 * mib)), (448, 390));
+    }
+}

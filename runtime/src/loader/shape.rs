@@ -91,7 +91,7 @@ pub fn check(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape> {
                 }
             }
             Payload::InstanceSection(reader) => {
-                let scope = scopes.last_mut().expect("inside a component");
+                let Some(scope) = scopes.last_mut() else { break };
                 for instance in reader.into_iter().flatten() {
                     if let Instance::Instantiate { .. } = instance {
                         scope.instances = scope.instances.saturating_add(1);
@@ -99,7 +99,7 @@ pub fn check(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape> {
                 }
             }
             Payload::ComponentInstanceSection(reader) => {
-                let scope = scopes.last_mut().expect("inside a component");
+                let Some(scope) = scopes.last_mut() else { break };
                 for instance in reader.into_iter().flatten() {
                     if let ComponentInstance::Instantiate { component_index, .. } = instance {
                         let expanded = scope.components.get(component_index as usize).copied().unwrap_or(1);
@@ -108,7 +108,7 @@ pub fn check(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape> {
                 }
             }
             Payload::ComponentImportSection(reader) => {
-                let scope = scopes.last_mut().expect("inside a component");
+                let Some(scope) = scopes.last_mut() else { break };
                 for import in reader.into_iter().flatten() {
                     if let ComponentTypeRef::Component(_) = import.ty {
                         scope.components.push(1);
@@ -126,11 +126,13 @@ pub fn check(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape> {
                             .unwrap_or(1),
                         _ => continue,
                     };
-                    scopes.last_mut().expect("inside a component").components.push(expanded);
+                    if let Some(scope) = scopes.last_mut() {
+                        scope.components.push(expanded);
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) => {
-                let scope = scopes.last_mut().expect("inside a component");
+                let Some(scope) = scopes.last_mut() else { break };
                 for export in reader.into_iter().flatten() {
                     if export.kind == ComponentExternalKind::Component {
                         let expanded = scope.components.get(export.index as usize).copied().unwrap_or(1);
