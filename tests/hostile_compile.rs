@@ -198,8 +198,8 @@ async fn a_valid_file_over_the_compile_limits_is_stopped_and_told() {
 
     // Some 5 s of CPU against a 2 s limit.
     refused(&daemon, "slow", &slow_component(100, 0), "compiling took more than 2 s of CPU time").await;
-    // 4 MiB gets 64 + 4 * 40 MiB.
-    refused(&daemon, "hungry", &hungry_component(), "compiling needed more than 224 MiB of memory").await;
+    // 4 MiB gets 48 + 4 * 40 MiB.
+    refused(&daemon, "hungry", &hungry_component(), "compiling needed more than 208 MiB of memory").await;
     let peak = still_serving(&daemon).await;
     eprintln!("daemon peak RSS: {} MiB", peak / MIB);
     // Nothing of the dead compiles is left in the cache: only counter's entry.
@@ -263,7 +263,7 @@ async fn the_daemon_survives_every_hostile_file_in_a_512_mib_cgroup() {
         "plugin deep-components: components nested 10000 deep",
         "plugin deep-blocks: blocks nested 100000 deep",
         "plugin fan-out: its components instantiate each other",
-        "plugin hungry: compiling needed more than 224 MiB of memory",
+        "plugin hungry: compiling needed more than 208 MiB of memory",
         // Within the default limits: compiled, then refused for what it is.
         "plugin slow: not a Scope plugin",
     ] {

@@ -52,6 +52,9 @@ pub struct CompileSettings {
     pub memory_max_mib: u64,
     pub memory_base_mib: u64,
     pub memory_per_mib: u64,
+    /// What the limits of all compiles running at once may add up to: a
+    /// compile waits until its limit fits.
+    pub memory_budget_mib: u64,
     /// CPU time one compile may use: this, plus `cpu_per_mib` per MiB of file.
     pub cpu_base: Duration,
     pub cpu_per_mib: Duration,
@@ -71,8 +74,9 @@ impl Default for CompileSettings {
     fn default() -> Self {
         Self {
             memory_max_mib: 448,
-            memory_base_mib: 64,
+            memory_base_mib: 48,
             memory_per_mib: 40,
+            memory_budget_mib: 512,
             cpu_base: Duration::from_secs(30),
             cpu_per_mib: Duration::from_secs(20),
             demote_after: Duration::from_secs(5),
@@ -194,7 +198,7 @@ impl Runtime {
             engines: Mutex::default(),
             components: Mutex::default(),
             store,
-            slots: CompileSlots::new(cpus, settings.max_demoted),
+            slots: CompileSlots::new(cpus, settings.max_demoted, settings.memory_budget_mib),
             settings,
         }
     }
@@ -258,7 +262,7 @@ impl Runtime {
             cpu_seconds: self.settings.cpu_seconds(source.bytes.len()),
             demote_after: self.settings.demote_after,
         };
-        let slot = self.slots.acquire(source.bytes.len() as u64).await;
+        let slot = self.slots.acquire(source.bytes.len() as u64, limits.memory_mib).await;
         child::compile(&source.id, source.bytes.clone(), max_wasm_stack, &entry, limits, slot).await?;
         let component = blocking(load).await?.ok_or_else(|| anyhow!("compiling: the compiler wrote no usable entry"))?;
         blocking(move || match store.private {
@@ -378,9 +382,9 @@ mod tests {
     fn compile_limits_grow_with_the_file_up_to_the_ceiling() {
         let settings = CompileSettings::default();
         let mib = 1 << 20;
-        assert_eq!((settings.memory_mib(0), settings.cpu_seconds(0)), (64, 30));
-        assert_eq!((settings.memory_mib(300 << 10), settings.cpu_seconds(300 << 10)), (76, 36));
-        assert_eq!((settings.memory_mib(4 * mib), settings.cpu_seconds(4 * mib)), (224, 110));
+        assert_eq!((settings.memory_mib(0), settings.cpu_seconds(0)), (48, 30));
+        assert_eq!((settings.memory_mib(300 << 10), settings.cpu_seconds(300 << 10)), (60, 36));
+        assert_eq!((settings.memory_mib(4 * mib), settings.cpu_seconds(4 * mib)), (208, 110));
         // The CPython and StarlingMonkey plugins: the memory ceiling applies.
         assert_eq!((settings.memory_mib(18 * mib), settings.cpu_seconds(18 * mib)), (448, 390));
     }

@@ -155,9 +155,12 @@ struct Common {
     #[arg(long, env = "SCOPE_WASM_DOCKER_SOCKET")]
     docker_socket: Option<PathBuf>,
     /// Memory one plugin compile may use at most, in its own process; small
-    /// files get less (64 MiB plus 40 per MiB of file) [default: 448].
+    /// files get less (48 MiB plus 40 per MiB of file) [default: 448].
     #[arg(long)]
     compile_memory_mib: Option<u64>,
+    /// What the memory limits of all compiles running at once may add up to [default: 512].
+    #[arg(long)]
+    compile_memory_budget_mib: Option<u64>,
     /// CPU time one plugin compile may use, plus --compile-cpu-secs-per-mib per MiB of file [default: 30].
     #[arg(long)]
     compile_cpu_secs: Option<u64>,
@@ -182,6 +185,9 @@ impl Common {
         let mut settings = CompileSettings::default();
         if let Some(mib) = self.compile_memory_mib {
             settings.memory_max_mib = mib;
+        }
+        if let Some(mib) = self.compile_memory_budget_mib {
+            settings.memory_budget_mib = mib;
         }
         if let Some(secs) = self.compile_cpu_secs {
             settings.cpu_base = std::time::Duration::from_secs(secs);

@@ -115,10 +115,11 @@ pub async fn compile(
         .with_context(|| format!("starting the compiler {}", program.display()))?;
     let pid = child.id().unwrap_or(0);
     let size = bytes.len();
+    let (memory_mib, cpu_seconds) = (limits.memory_mib, limits.cpu_seconds);
     if size >= LOGGED_SIZE {
-        tracing::info!(plugin = %id, size_kib = size >> 10, slot = ?slot.number(), "compiling");
+        tracing::info!(plugin = %id, size_kib = size >> 10, slot = ?slot.number(), memory_mib, cpu_seconds, "compiling");
     } else {
-        tracing::debug!(plugin = %id, size_kib = size >> 10, slot = ?slot.number(), "compiling");
+        tracing::debug!(plugin = %id, size_kib = size >> 10, slot = ?slot.number(), memory_mib, cpu_seconds, "compiling");
     }
     let started = Instant::now();
 
