@@ -6,8 +6,8 @@
 //! The directory is the truth: every change (a watcher hint or the periodic
 //! rescan) leads to a full scan compared with what is served. Loads run in the
 //! background (the runtime bounds their compiles), holding at most
-//! `LOADING_BUDGET` of plugin bytes in memory at once; their outcomes come back
-//! here, so all state changes happen on this one task.
+//! `LOADING_BUDGET_KIB` of plugin bytes in memory at once; their outcomes come
+//! back here, so all state changes happen on this one task.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -41,8 +41,8 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 
 /// Plugin bytes read and held by loads at once, in KiB: a load holds its file
 /// until it is compiled, and a start with many large plugins must not read them
-/// all into memory together. Far above the largest file (`MAX_PLUGIN_FILE_BYTES`
-/// is clamped to it), so small files never wait behind large ones.
+/// all into memory together. Twice the largest file a load reads
+/// (`MAX_PLUGIN_FILE_BYTES`), so small files rarely wait behind large ones.
 const LOADING_BUDGET_KIB: u32 = 256 << 10;
 
 /// A plugin being served.

@@ -117,9 +117,9 @@ pub async fn compile(
     let size = bytes.len();
     let (memory_mib, cpu_seconds) = (limits.memory_mib, limits.cpu_seconds);
     if size >= LOGGED_SIZE {
-        tracing::info!(plugin = %id, size_kib = size >> 10, slot = ?slot.number(), memory_mib, cpu_seconds, "compiling");
+        tracing::info!(plugin = %id, size_kib = size >> 10, slot = slot.number().unwrap_or_default(), memory_mib, cpu_seconds, "compiling");
     } else {
-        tracing::debug!(plugin = %id, size_kib = size >> 10, slot = ?slot.number(), memory_mib, cpu_seconds, "compiling");
+        tracing::debug!(plugin = %id, size_kib = size >> 10, slot = slot.number().unwrap_or_default(), memory_mib, cpu_seconds, "compiling");
     }
     let started = Instant::now();
 
