@@ -295,3 +295,41 @@ async fn a_configmap_style_symlink_flip_reloads_and_removes() {
     poll_until_label(&mut client, "Slow report").await;
     daemon.socket_gone("other").await;
 }
+
+#[tokio::test]
+async fn a_small_plugin_is_not_held_back_by_big_compiles() {
+    // Every bundled plugin dropped at once into a running daemon with a cold
+    // cache: the Python, JavaScript and Go components take many seconds of CPU
+    // to compile, the 74 KB counter well under one.
+    let daemon = Daemon::start(&[], &[]);
+    let plugins = support::guest("counter").parent().unwrap().to_owned();
+    let staging = daemon.plugin_dir.parent().unwrap().join("staging");
+    fs::create_dir(&staging).unwrap();
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(&plugins).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let name = path.file_name().unwrap().to_owned();
+            fs::copy(&path, staging.join(&name)).unwrap();
+            ids.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    let started = Instant::now();
+    for id in &ids {
+        fs::rename(staging.join(format!("{id}.wasm")), daemon.plugin_dir.join(format!("{id}.wasm"))).unwrap();
+    }
+    let socket = daemon.socket("counter").await;
+    let took = started.elapsed();
+    assert_eq!(Client::connect(&socket).await.get(&report_path("p")).await.status, 200);
+    // Meanwhile the big ones are listed as waiting or compiling, with how long.
+    let status: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
+    let python = status.as_array().unwrap().iter().find(|p| p["id"] == "conformance-python").expect("listed while loading");
+    let state = python["state"].as_str().unwrap();
+    assert!(state == "queued" || state == "compiling", "conformance-python is {state}: {python}");
+    assert!(python["detail"].as_str().unwrap().starts_with(&format!("{state} for ")), "{python}");
+    assert!(python["loading_s"].is_u64(), "{python}");
+    eprintln!("counter served {:.2} s after all {} bundled plugins were dropped; conformance-python {state}", took.as_secs_f64(), ids.len());
+    if std::env::var_os("SHOW_LOG").is_some() {
+        eprintln!("{}", daemon.log());
+    }
+}

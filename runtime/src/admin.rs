@@ -212,6 +212,7 @@ mod tests {
             health: "ok".into(),
             label: "Counter".into(),
             detail: String::new(),
+            loading_s: None,
             loaded_at: Some(1_700_000_000),
             reloads: 2,
             budget_ms: 400,

@@ -24,6 +24,7 @@ use wasmtime::{Config, Engine};
 
 pub use child::{SUBCOMMAND as COMPILE_WORKER, WorkerArgs, run_worker, this_binary_compiles};
 
+use crate::health::LoadPhase;
 use crate::compile_cache::{CacheBook, CompileCache, Origin};
 use crate::loader::{self, CompiledPlugin, PluginSource, ShapeLimits};
 use crate::state::PluginState;
@@ -222,6 +223,16 @@ impl Runtime {
     /// Compiles `source` (or finds it compiled, in memory or in the disk cache)
     /// and links it.
     pub async fn compile(&self, source: &PluginSource, max_wasm_stack: usize) -> Result<(CompiledPlugin, Origin)> {
+        self.compile_reporting(source, max_wasm_stack, &|_| {}).await
+    }
+
+    /// `compile`, telling `phase` when the compile waits for a slot and when it runs.
+    pub async fn compile_reporting(
+        &self,
+        source: &PluginSource,
+        max_wasm_stack: usize,
+        phase: &(dyn Fn(LoadPhase) + Sync),
+    ) -> Result<(CompiledPlugin, Origin)> {
         let id = &source.id;
         loader::check_component_header(&source.bytes).with_context(|| format!("plugin {id}"))?;
         let target = self.engine_for(max_wasm_stack)?;
@@ -230,7 +241,7 @@ impl Runtime {
         let (origin_slot, engine) = (&mut origin, &target.engine);
         let component = cell
             .get_or_try_init(|| async move {
-                let (component, how) = self.load_or_compile(source, engine, max_wasm_stack).await?;
+                let (component, how) = self.load_or_compile(source, engine, max_wasm_stack, phase).await?;
                 *origin_slot = how;
                 anyhow::Ok(component)
             })
@@ -243,7 +254,13 @@ impl Runtime {
 
     /// The disk cache's entry, or a compile in a child: cache hits need no
     /// compile slot, and a file of the wrong shape never gets one.
-    async fn load_or_compile(&self, source: &PluginSource, engine: &Engine, max_wasm_stack: usize) -> Result<(Component, Origin)> {
+    async fn load_or_compile(
+        &self,
+        source: &PluginSource,
+        engine: &Engine,
+        max_wasm_stack: usize,
+        phase: &(dyn Fn(LoadPhase) + Sync),
+    ) -> Result<(Component, Origin)> {
         let store = self.store.clone().map_err(|err| anyhow!("no directory to compile into: {err}"))?;
         let entry = store.cache.entry_path(&source.hash, engine);
         store.book.lock().unwrap().wanted(&source.hash);
@@ -262,7 +279,9 @@ impl Runtime {
             cpu_seconds: self.settings.cpu_seconds(source.bytes.len()),
             demote_after: self.settings.demote_after,
         };
+        phase(LoadPhase::Queued);
         let slot = self.slots.acquire(source.bytes.len() as u64, limits.memory_mib).await;
+        phase(LoadPhase::Compiling);
         child::compile(&source.id, source.bytes.clone(), max_wasm_stack, &entry, limits, slot).await?;
         let component = blocking(load).await?.ok_or_else(|| anyhow!("compiling: the compiler wrote no usable entry"))?;
         blocking(move || match store.private {

@@ -18,13 +18,18 @@ pub struct PluginStatus {
     /// The plugin ID, or the file name of a refused file.
     pub id: String,
     pub file: String,
-    /// `serving`, `failed` (never started) or `refused` (bad name, duplicate ID).
+    /// `serving`, `queued` or `compiling` (its first version loading), `failed`
+    /// (never started) or `refused` (bad name, duplicate ID).
     pub state: String,
     /// For a serving plugin: `ok`, `slow`, `failing` or `over-limits`.
     pub health: String,
     pub label: String,
-    /// The last problem: why it failed, why a new version was refused, ...
+    /// The last problem: why it failed, why a new version was refused, ...;
+    /// or how long a version has been queued or compiling.
     pub detail: String,
+    /// Seconds a version has been queued or compiling, while it is.
+    #[serde(default)]
+    pub loading_s: Option<u64>,
     /// Seconds since the epoch of the last (re)load.
     pub loaded_at: Option<u64>,
     pub reloads: u64,
@@ -45,6 +50,24 @@ impl Default for Entry {
             reloads: 0,
             budget: Duration::ZERO,
             stats: Arc::default(),
+            loading: None,
+        }
+    }
+}
+
+/// Where a load stands before its plugin can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPhase {
+    /// Waiting for a compile slot (smaller files go first).
+    Queued,
+    Compiling,
+}
+
+impl LoadPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadPhase::Queued => "queued",
+            LoadPhase::Compiling => "compiling",
         }
     }
 }
@@ -58,6 +81,8 @@ struct Entry {
     reloads: u64,
     budget: Duration,
     stats: Arc<PluginStats>,
+    /// A version being loaded, and since when it is in that phase.
+    loading: Option<(LoadPhase, std::time::Instant)>,
 }
 
 #[derive(Default)]
@@ -87,6 +112,7 @@ impl HealthBoard {
                 entry.reloads += 1;
             }
             entry.state = "serving";
+            entry.loading = None;
             entry.label = label.to_owned();
             entry.detail.clear();
             entry.loaded_at = Some(SystemTime::now());
@@ -98,12 +124,21 @@ impl HealthBoard {
     pub fn clear_detail(&self, id: &PluginId) {
         if let Some(entry) = self.entries.lock().unwrap().get_mut(id.as_str()) {
             entry.detail.clear();
+            entry.loading = None;
         }
+    }
+
+    /// A version of the plugin in `file` is queued for or in its compile. A
+    /// plugin that serves keeps serving meanwhile; one that does not yet shows
+    /// the phase as its state.
+    pub fn loading(&self, id: &PluginId, file: &Path, phase: LoadPhase) {
+        self.with_entry(id.as_str(), file, |entry| entry.loading = Some((phase, std::time::Instant::now())));
     }
 
     /// A load failed: a plugin that serves keeps serving, with the reason noted.
     pub fn failed(&self, id: &PluginId, file: &Path, detail: &str) {
         self.with_entry(id.as_str(), file, |entry| {
+            entry.loading = None;
             if entry.state == "serving" {
                 entry.detail = format!("new version refused: {detail}");
             } else {
@@ -142,13 +177,24 @@ impl HealthBoard {
             .filter(|(_, entry)| !entry.file.is_empty())
             .map(|(key, entry)| {
                 let stats = entry.stats.snapshot();
+                let (mut state, mut detail) = (entry.state.to_owned(), entry.detail.clone());
+                let loading = entry.loading.map(|(phase, since)| (phase, since.elapsed().as_secs()));
+                if let Some((phase, secs)) = loading {
+                    if entry.state == "serving" {
+                        detail = format!("new version {} for {secs} s", phase.name());
+                    } else {
+                        state = phase.name().to_owned();
+                        detail = format!("{} for {secs} s", phase.name());
+                    }
+                }
                 PluginStatus {
                     id: key.clone(),
                     file: entry.file.clone(),
-                    state: entry.state.to_owned(),
                     health: health(entry, &stats).to_owned(),
+                    state,
                     label: entry.label.clone(),
-                    detail: entry.detail.clone(),
+                    detail,
+                    loading_s: loading.map(|(_, secs)| secs),
                     loaded_at: entry.loaded_at.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
                     reloads: entry.reloads,
                     budget_ms: entry.budget.as_millis() as u64,

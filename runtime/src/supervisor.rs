@@ -245,6 +245,7 @@ impl Supervisor {
             budget: self.loading_budget.clone(),
             services: self.services.clone(),
             stats: self.health.stats_for(&id),
+            health: self.health.clone(),
             policy: self.config.policy.for_plugin(&id),
             id: id.clone(),
             path: file.path.clone(),
@@ -396,6 +397,7 @@ struct LoadJob {
     budget: Arc<Semaphore>,
     services: Arc<HostServices>,
     stats: Arc<PluginStats>,
+    health: Arc<HealthBoard>,
     policy: PluginPolicy,
     id: PluginId,
     path: PathBuf,
@@ -429,7 +431,8 @@ impl LoadJob {
         if self.running_hash.as_deref() == Some(source.hash.as_str()) {
             return Ok(Loaded::Unchanged);
         }
-        let (compiled, origin) = self.runtime.compile(&source, self.policy.limits.max_wasm_stack).await?;
+        let phase = |phase| self.health.loading(&self.id, &self.path, phase);
+        let (compiled, origin) = self.runtime.compile_reporting(&source, self.policy.limits.max_wasm_stack, &phase).await?;
         drop((held, source.bytes));
         let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone(), self.stats.clone())
             .await
