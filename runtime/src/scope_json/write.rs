@@ -119,7 +119,7 @@ impl Serialize for TopologyOut<'_> {
         let t = self.topology;
         let mut map = s.serialize_map(None)?;
         if !t.controls.is_empty() {
-            map.serialize_entry("controls", &sorted_map(&t.controls, |c| c.id.as_str(), |c| ControlOut(c)))?;
+            map.serialize_entry("controls", &sorted_map(&t.controls, |c| c.id.as_str(), ControlOut))?;
         }
         if !t.metadata_templates.is_empty() {
             map.serialize_entry("metadata_templates", &sorted_map(&t.metadata_templates, |m| m.id.as_str(), MetadataOut))?;
