@@ -19,9 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use support::{Client, Daemon, Stats, bench_count, guest, report_path, stats};
 
 /// What the probe gives a plugin for dial, request and body.
@@ -34,32 +31,12 @@ const NATIVE: usize = 4;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve-native") {
-        serve_native(Path::new(&args[2]), Path::new(&args[3]));
+        support::serve_native(Path::new(&args[2]), Path::new(&args[3]));
         return;
     }
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run());
 }
 
-/// A native plugin: a plain Rust hyper server answering every request with one report.
-fn serve_native(socket: &Path, body_file: &Path) {
-    let body = Bytes::from(std::fs::read(body_file).unwrap());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async move {
-        let _ = std::fs::remove_file(socket);
-        let listener = tokio::net::UnixListener::bind(socket).unwrap();
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let body = body.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    let response = hyper::Response::new(Full::new(body.clone()));
-                    async move { Ok::<_, std::convert::Infallible>(response) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
-    });
-}
 
 /// Children killed on drop.
 struct Processes(Vec<Child>);

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use support::{Client, Daemon, Stats, guest, report_path, stats};
@@ -27,34 +27,13 @@ use support::{Client, Daemon, Stats, guest, report_path, stats};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve-native") {
-        serve_native(Path::new(&args[2]), Path::new(&args[3]));
+        support::serve_native(Path::new(&args[2]), Path::new(&args[3]));
         return;
     }
     // One thread: the client adds as little as it can to what is measured.
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run());
 }
 
-/// The native reference: one current-thread process per plugin, keep-alive.
-fn serve_native(socket: &Path, body_file: &Path) {
-    let body = Bytes::from(std::fs::read(body_file).unwrap());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async move {
-        let _ = std::fs::remove_file(socket);
-        let listener = tokio::net::UnixListener::bind(socket).unwrap();
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let body = body.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    let mut response = hyper::Response::new(Full::new(body.clone()));
-                    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-                    async move { Ok::<_, std::convert::Infallible>(response) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
-    });
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {

@@ -367,3 +367,28 @@ pub fn stats(mut samples: Vec<Duration>) -> Stats {
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     Stats { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap() }
 }
+
+/// A native plugin, the reference beside the daemon in benchmarks: a plain
+/// Rust hyper server on `socket` answering every request with `body_file`'s
+/// bytes, one current-thread process per plugin, keep-alive. Benchmarks run
+/// it by re-running themselves with `--serve-native SOCKET BODY`.
+pub fn serve_native(socket: &Path, body_file: &Path) {
+    let body = Bytes::from(fs::read(body_file).unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let _ = fs::remove_file(socket);
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    let mut response = hyper::Response::new(Full::new(body.clone()));
+                    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+}
