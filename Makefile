@@ -14,7 +14,7 @@ DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: all setup build plugins guests zoo run test test-tools bench clean
+.PHONY: all setup build plugins guests zoo run test test-tools bench fuzz clean
 
 all: build guests
 
@@ -74,6 +74,22 @@ bench: guests zoo test-tools
 	  SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock \
 	  $(CARGO) bench -q -p scope-wasm $(addprefix --bench ,$(BENCHES)); } | tee docs/benchmarks.md; \
 	status=$$?; SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh stop; exit $$status
+
+## fuzz: each cargo-fuzz target in runtime/fuzz for FUZZ_SECONDS (default 60; FUZZ_TARGETS picks some),
+## installing the nightly toolchain and cargo-fuzz if missing; a failing input goes to runtime/fuzz/artifacts/
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= report control_response procfs_path docker_path docker_inspect_env traffic_args http_traffic_filter guest_log server_query config_toml
+FUZZ_FLAGS ?= --sanitizer none --codegen-units 16 --target-dir fuzz/target
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd runtime && $(CARGO) +nightly fuzz build $(FUZZ_FLAGS)
+	@cd runtime && for t in $(FUZZ_TARGETS); do \
+	  log=fuzz/target/$$t.log; echo "fuzz $$t: $(FUZZ_SECONDS) s (log in runtime/$$log)"; \
+	  $(CARGO) +nightly fuzz run $(FUZZ_FLAGS) $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 >$$log 2>&1 \
+	    || { tail -40 $$log; exit 1; }; \
+	  grep -E 'stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' $$log | sed 's/^/  /'; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -10,7 +10,7 @@ use scope_wasm_fuzz::oracles;
 
 fuzz_target!(|data: &[u8]| {
     let mut g = Gen::new(data);
-    let with_shortcut = g.src.byte() % 8 != 0;
+    let with_shortcut = !g.src.byte().is_multiple_of(8);
     let text = g.text();
     let err = match g.src.byte() % 4 {
         0 => ControlError::UnknownControl(text),

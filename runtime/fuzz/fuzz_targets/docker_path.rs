@@ -8,7 +8,7 @@ use scope_wasm_fuzz::oracles;
 
 fuzz_target!(|data: &[u8]| {
     let mut g = Gen::new(data);
-    let scoped = g.src.byte() % 4 == 0;
+    let scoped = g.src.byte().is_multiple_of(4);
     let path = match g.src.byte() % 8 {
         0 => String::from_utf8_lossy(g.src.bytes(usize::MAX)).into_owned(),
         _ => g.docker_path(),

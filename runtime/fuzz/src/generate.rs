@@ -30,8 +30,12 @@ pub const HOSTNAME: &str = "test-host";
 pub const SECRET: &str = "S3CRET-7f3a9c";
 
 /// At most this many nodes, samples or values come from one replication, so
-/// a case stays cheap to build even with limits of `usize::MAX`.
-const MAX_REPLICAS: usize = 200_001;
+/// a case stays cheap to check even with limits of `usize::MAX` (past the
+/// default node limit; tests/properties.rs takes every default to its edge).
+const MAX_REPLICAS: usize = 25_000;
+
+/// Items (latest entries, samples, ...) a replicated node may multiply to.
+const MAX_ITEMS: usize = 200_000;
 
 pub const KINDS: [TopologyKind; 23] = [
     TopologyKind::Container,
@@ -281,7 +285,8 @@ impl<'a> Gen<'a> {
     fn topology(&mut self, kind: TopologyKind, limits: &ReportLimits) -> Topology {
         let extreme_templates = self.src.byte() == 255;
         let controls: Vec<Control> = match extreme_templates {
-            true => (0..self.around(limits.max_templates)).map(|i| self.control(i, false)).collect(),
+            // Around the limit (1000 by default).
+            true => (0..self.around(limits.max_templates).min(2_001)).map(|i| self.control(i, false)).collect(),
             false => (0..self.count()).map(|i| self.control(i, true)).collect(),
         };
         let metadata_templates = (0..self.count())
@@ -343,7 +348,13 @@ impl<'a> Gen<'a> {
                 let template = self.node(kind, 0, &control_ids, &prefixes, limits);
                 self.long_budget = budget;
                 let unique = self.src.byte() < 224;
-                (0..self.around(limits.max_nodes))
+                let weight = 1
+                    + template.latest.len()
+                    + template.metrics.iter().map(|m| 1 + m.samples.len()).sum::<usize>()
+                    + template.sets.iter().map(|s| 1 + s.values.len()).sum::<usize>()
+                    + template.parents.iter().map(|p| 1 + p.ids.len()).sum::<usize>()
+                    + template.active_controls.len();
+                (0..self.around(limits.max_nodes).min(MAX_ITEMS / weight))
                     .map(|i| {
                         let mut node = template.clone();
                         if unique {
@@ -470,7 +481,7 @@ impl<'a> Gen<'a> {
             "1 ", "é", "fs", "file-nr", "osrelease", "core_pattern", "mounts", "cwd", "exe", "attr", "current",
             "proc", "dev", "snmp", "sched", "2", "42",
         ];
-        if self.src.byte() % 8 == 0 {
+        if self.src.byte().is_multiple_of(8) {
             return self.text();
         }
         let mut path = (*self.src.pick(&["", "/proc/", "/", "/proc", "proc/", "//proc/", "/proc//", "/proc/./"]))
@@ -496,7 +507,7 @@ impl<'a> Gen<'a> {
             "%c3%a9", "%c3", "%00", "%3f", "%23", "secrets", "swarm", "unlockkey", "history", "get", "export",
             "attach", "plugins", "distribution", "build", "a b", "a\nb", "é", "registry.local:5000", "team", "app:1.2",
         ];
-        if self.src.byte() % 8 == 0 {
+        if self.src.byte().is_multiple_of(8) {
             return self.text();
         }
         let mut path = (*self.src.pick(&["/", "/", "", "//", "/./"])).to_owned();
@@ -606,7 +617,7 @@ impl<'a> Gen<'a> {
     /// A config file: top-level keys, then `[defaults]` and `[plugins.*]`
     /// sections with every key the policy knows, at the edges of their ranges.
     pub fn config_toml(&mut self) -> String {
-        if self.src.byte() % 16 == 0 {
+        if self.src.byte().is_multiple_of(16) {
             return String::from_utf8_lossy(self.src.bytes(512)).into_owned();
         }
         const NUMBERS: &[&str] = &[
@@ -629,6 +640,21 @@ impl<'a> Gen<'a> {
             "max_values",
             "max_templates",
             "max_text_kib",
+        ];
+        const LIMIT_EDGES: &[(&str, &[&str])] = &[
+            ("call_timeout_ms", &["1", "450", "451", "0"]),
+            ("memory_mib", &["1", "0", "64", "4096"]),
+            ("max_report_kib", &["1", "16", "64", "40960", "40961", "0"]),
+            ("max_control_body_kib", &["1", "0", "1024"]),
+            ("refresh_ms", &["50", "49", "60000", "60001"]),
+            ("max_table_elements", &["1000", "999"]),
+            ("max_instances", &["1", "0"]),
+            ("max_wasm_stack_kib", &["64", "63", "16384", "16385"]),
+            ("max_nodes", &["1", "0", "1000000", "1000001"]),
+            ("max_samples", &["1", "0", "10000000", "10000001"]),
+            ("max_values", &["1", "0", "10000000", "10000001"]),
+            ("max_templates", &["1", "0", "100000", "100001"]),
+            ("max_text_kib", &["1", "16", "64", "65", "0", "40960"]),
         ];
         const SECTIONS: &[&str] = &[
             "a", "a-b", "team-a-1", "*", "a*", "team-*", "team-a-*", "?", "[a-z]*", "[", "bad_id", "", "a--b", "**",
@@ -660,7 +686,12 @@ impl<'a> Gen<'a> {
             }
             for _ in 0..self.src.below(6) {
                 let line = match self.src.byte() % 8 {
-                    0..=3 => format!("{} = {}", self.src.pick(LIMIT_KEYS), self.src.pick(NUMBERS)),
+                    0 | 1 => {
+                        // Each key at the edges of its own range, so sections combine near them.
+                        let (key, edges) = *self.src.pick(LIMIT_EDGES);
+                        format!("{key} = {}", self.src.pick(edges))
+                    }
+                    2 | 3 => format!("{} = {}", self.src.pick(LIMIT_KEYS), self.src.pick(NUMBERS)),
                     4 => {
                         let names = ["procfs", "docker", "traffic", "http-traffic", "host", "dockr"];
                         let chosen: Vec<String> =

@@ -147,13 +147,18 @@ pub fn report(case: &Case) -> Outcome {
     let again = scope_json::encode_report(&ctx, &case.report, render_limits(case))
         .map_err(|e| format!("the same report failed the second time: {e}"))?;
     ensure!(again.body(None) == rendered.body(None), "two renders of one report differ");
-    for probe_id in [case.probe_id.as_deref(), None, Some("0123456789abcdef")] {
+    // A big report's content is compared once (for the case's probe), the
+    // other bodies only parsed: the comparison costs more than the render.
+    let items: usize = case.report.topologies.iter().map(|t| t.nodes.len() + t.controls.len()).sum();
+    for (i, probe_id) in [case.probe_id.as_deref(), None, Some("0123456789abcdef")].into_iter().enumerate() {
         let place = || format!("body(probe_id = {})", probe_id.map_or("None".into(), short));
         match rendered.body(probe_id) {
             Ok(body) => {
                 ensure!(body.len() <= case.max_bytes, "{}: {} bytes, over the limit of {}", place(), body.len(), case.max_bytes);
                 let json = strict_json(&body).map_err(|e| format!("{}: {e}", place()))?;
-                report_json(case, &json, probe_id, false).map_err(|e| format!("{}: {e}", place()))?;
+                if i == 0 || items < 2_000 {
+                    report_json(case, &json, probe_id, false).map_err(|e| format!("{}: {e}", place()))?;
+                }
             }
             Err(err) => {
                 short_error(&err)?;
