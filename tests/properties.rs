@@ -486,9 +486,9 @@ fn known_escapes_stay_refused() {
     }
 }
 
-// ---- bugs found, kept as reproducers until fixed ----------------------------------------
+// ---- bugs the fuzzing found, kept as regression tests ------------------------------
 
-/// BUG (found by the `procfs_path` fuzz target in seconds): a refused procfs
+/// Regression, fixed (found by the `procfs_path` fuzz target in seconds): a refused procfs
 /// path is quoted whole in the refusal, Debug-escaped, so the host builds an
 /// error up to six times the guest's path: runtime/src/host/procfs.rs:75,
 /// `resolve`'s `let denied = |why| Err(ProcfsError::Denied(format!("{path:?}: {why}")))`.
@@ -496,9 +496,8 @@ fn known_escapes_stay_refused() {
 /// 60 MiB path, which a 64 MiB guest can send, makes 360 MiB, and the host
 /// then asks the guest to take it back). Docker's `refusal` cuts its quote
 /// with `escape_controls(path, 200)`; procfs should too. With the fix, drop
-/// the `#[ignore]` and set `oracles::PROCFS_REFUSALS_UNBOUNDED` to `false`.
+/// The refusal now quotes at most 200 bytes of the path.
 #[test]
-#[ignore = "known bug: procfs refusals quote the whole guest path"]
 fn procfs_refusals_are_short() {
     use scope_wasm::bindings::scope::plugin::procfs::ProcfsError;
     use scope_wasm::grants::ProcfsGrant;
@@ -509,7 +508,7 @@ fn procfs_refusals_are_short() {
     }
 }
 
-/// BUG (found by `glob_and_exact_sections_combine_into_valid_limits`, after
+/// Regression, fixed (found by `glob_and_exact_sections_combine_into_valid_limits`, after
 /// about 130 cases): every `[plugins.*]` section is validated alone over
 /// `[defaults]` (runtime/src/policy.rs, `Policy::from_sections`), but
 /// `Policy::for_plugin` (same file) applies every matching section in turn
@@ -519,10 +518,9 @@ fn procfs_refusals_are_short() {
 /// `Limits::validate` refuses (the only limit that depends on another, so
 /// the harm is a text limit that means nothing). Fix: validate in
 /// `from_sections` every combination `for_plugin` can build (or validate in
-/// `for_plugin` and refuse the plugin). With it, drop the `#[ignore]` and
-/// set `oracles::COMBINED_TEXT_LIMIT_UNCHECKED` to `false`.
+/// `for_plugin` and refuse the plugin). Fixed by untying the two: the text
+/// limit is checked on its own, and the report limit still caps every string.
 #[test]
-#[ignore = "known bug: combined config sections are not validated"]
 fn combined_sections_are_validated() {
     use scope_wasm::config::ConfigFile;
     let text = "[plugins.\"team-*\"]\nmax_report_kib = 64\n[plugins.team-a]\nmax_text_kib = 8192\n";

@@ -506,7 +506,7 @@ const PROC_FORBIDDEN: &[&str] = &[
 /// six times its size) in its refusal. Until it cuts the quote, the length is
 /// not checked here; `tests/properties.rs::procfs_refusals_are_short` is the
 /// (ignored) reproducer. Set to `false` with the fix.
-pub const PROCFS_REFUSALS_UNBOUNDED: bool = true;
+pub const PROCFS_REFUSALS_UNBOUNDED: bool = false;
 
 /// `procfs::resolve`: only the documented files are accepted, under /proc,
 /// without `..`, links or `self`; `environ` only as `<pid>/environ` with its
@@ -891,7 +891,7 @@ fn ids_for(file: &ConfigFile) -> Vec<PluginId> {
 /// here and everything else still checked;
 /// `tests/properties.rs::combined_sections_are_validated` is the (ignored)
 /// reproducer. Set to `false` with the fix.
-pub const COMBINED_TEXT_LIMIT_UNCHECKED: bool = true;
+pub const COMBINED_TEXT_LIMIT_UNCHECKED: bool = false;
 
 /// Any config text: parsed or refused, never a panic; a refusal names the
 /// file; and every plugin's policy of an accepted file passes `validate`.

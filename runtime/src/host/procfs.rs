@@ -72,7 +72,8 @@ pub struct ProcPath {
 
 /// Checks a path against the allow-list; the error says why it is refused.
 pub fn resolve(path: &str, grant: &ProcfsGrant) -> Result<ProcPath, ProcfsError> {
-    let denied = |why: &str| Err(ProcfsError::Denied(format!("{path:?}: {why}")));
+    // The guest's path quoted short and on one line: a refusal never grows with it.
+    let denied = |why: &str| Err(ProcfsError::Denied(format!("\"{}\": {why}", crate::guest_log::escape_controls(path, 200))));
     let relative = path.strip_prefix("/proc/").unwrap_or(path);
     if relative.starts_with('/') {
         return denied("only paths under /proc are readable");
