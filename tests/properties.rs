@@ -488,15 +488,10 @@ fn known_escapes_stay_refused() {
 
 // ---- bugs the fuzzing found, kept as regression tests ------------------------------
 
-/// Regression, fixed (found by the `procfs_path` fuzz target in seconds): a refused procfs
-/// path is quoted whole in the refusal, Debug-escaped, so the host builds an
-/// error up to six times the guest's path: runtime/src/host/procfs.rs:75,
-/// `resolve`'s `let denied = |why| Err(ProcfsError::Denied(format!("{path:?}: {why}")))`.
-/// A guest's 1 MiB path of ESC bytes makes a 6 MiB string in the host (a
-/// 60 MiB path, which a 64 MiB guest can send, makes 360 MiB, and the host
-/// then asks the guest to take it back). Docker's `refusal` cuts its quote
-/// with `escape_controls(path, 200)`; procfs should too. With the fix, drop
-/// The refusal now quotes at most 200 bytes of the path.
+/// Regression (found by the `procfs_path` fuzz target in seconds): a refused
+/// procfs path was quoted whole, Debug-escaped, in the refusal, so a guest's
+/// 1 MiB path of ESC bytes made a 6 MiB string in the host (a 64 MiB guest
+/// could make 360 MiB). The refusal now quotes at most 200 bytes of it.
 #[test]
 fn procfs_refusals_are_short() {
     use scope_wasm::bindings::scope::plugin::procfs::ProcfsError;
@@ -508,18 +503,12 @@ fn procfs_refusals_are_short() {
     }
 }
 
-/// Regression, fixed (found by `glob_and_exact_sections_combine_into_valid_limits`, after
-/// about 130 cases): every `[plugins.*]` section is validated alone over
-/// `[defaults]` (runtime/src/policy.rs, `Policy::from_sections`), but
-/// `Policy::for_plugin` (same file) applies every matching section in turn
-/// and never validates the result. A glob that lowers the report limit to
-/// 64 KiB and an exact section that raises the text limit to 8 MiB are each
-/// valid, yet give `team-a` a text limit over its report limit, which
-/// `Limits::validate` refuses (the only limit that depends on another, so
-/// the harm is a text limit that means nothing). Fix: validate in
-/// `from_sections` every combination `for_plugin` can build (or validate in
-/// `for_plugin` and refuse the plugin). Fixed by untying the two: the text
-/// limit is checked on its own, and the report limit still caps every string.
+/// Regression (found by `glob_and_exact_sections_combine_into_valid_limits`
+/// after about 130 cases): each `[plugins.*]` section was validated alone over
+/// `[defaults]`, but `Policy::for_plugin` combines every matching one, so a
+/// glob's report limit and an exact section's text limit could combine into
+/// limits `Limits::validate` refused. The text limit no longer depends on the
+/// report limit (which still caps every string).
 #[test]
 fn combined_sections_are_validated() {
     use scope_wasm::config::ConfigFile;

@@ -502,12 +502,6 @@ const PROC_FORBIDDEN: &[&str] = &[
     "sysrq-trigger", "keys", "key-users", "config.gz", "attr", "self", "thread-self",
 ];
 
-/// Known bug: `procfs::resolve` quotes the whole path (Debug-escaped, so up to
-/// six times its size) in its refusal. Until it cuts the quote, the length is
-/// not checked here; `tests/properties.rs::procfs_refusals_are_short` is the
-/// (ignored) reproducer. Set to `false` with the fix.
-pub const PROCFS_REFUSALS_UNBOUNDED: bool = false;
-
 /// `procfs::resolve`: only the documented files are accepted, under /proc,
 /// without `..`, links or `self`; `environ` only as `<pid>/environ` with its
 /// grant. A refusal is short (it goes back to the guest, in host memory first).
@@ -515,12 +509,7 @@ pub fn procfs_path(path: &str, environ: bool) -> Outcome {
     let resolved = match procfs::resolve(path, &ProcfsGrant { environ }) {
         Ok(resolved) => resolved,
         Err(ProcfsError::Denied(why)) => {
-            ensure!(
-                PROCFS_REFUSALS_UNBOUNDED || why.len() < MAX_ERROR_TEXT_BYTES,
-                "a refusal of {} bytes for a path of {}",
-                why.len(),
-                path.len()
-            );
+            ensure!(why.len() < MAX_ERROR_TEXT_BYTES, "a refusal of {} bytes for a path of {}", why.len(), path.len());
             return Ok(());
         }
         Err(other) => return Err(format!("resolve answered neither a path nor a refusal: {other:?}")),
@@ -884,15 +873,6 @@ fn ids_for(file: &ConfigFile) -> Vec<PluginId> {
     candidates.iter().filter_map(|id| PluginId::parse(id).ok()).collect()
 }
 
-/// Known gap: each `[plugins.*]` section is validated alone, over the
-/// defaults, but the combination `for_plugin` applies is not, so a text limit
-/// from one section can exceed the report limit from another (the only limit
-/// that depends on another). Until that is checked, the text limit is clamped
-/// here and everything else still checked;
-/// `tests/properties.rs::combined_sections_are_validated` is the (ignored)
-/// reproducer. Set to `false` with the fix.
-pub const COMBINED_TEXT_LIMIT_UNCHECKED: bool = false;
-
 /// Any config text: parsed or refused, never a panic; a refusal names the
 /// file; and every plugin's policy of an accepted file passes `validate`.
 pub fn config(text: &str) -> Outcome {
@@ -905,10 +885,8 @@ pub fn config(text: &str) -> Outcome {
         }
     };
     for id in ids_for(&file) {
-        let mut limits = config.policy.for_plugin(&id).limits;
-        if COMBINED_TEXT_LIMIT_UNCHECKED {
-            limits.report.max_text_bytes = limits.report.max_text_bytes.min(limits.max_report_bytes);
-        }
+        // Sections are checked one by one at load; their combination must hold too.
+        let limits = config.policy.for_plugin(&id).limits;
         limits.validate().map_err(|e| {
             format!("plugin {id}: the file was accepted, but the limits it gives this plugin are not valid: {e:#}\n{text}")
         })?;
