@@ -85,6 +85,8 @@ impl GoodReport {
 struct CacheState {
     good: Option<(Arc<GoodReport>, Instant)>,
     failure: Option<(CallError, Instant)>,
+    /// Refreshes that failed since the last good one.
+    failures_in_a_row: u32,
     last_poll: Option<Instant>,
     /// When the refresher started: it refreshes at the probe's cadence from there.
     loaded: Option<Instant>,
@@ -115,6 +117,8 @@ impl ReportCache {
             if let Some(answer) = self.usable() {
                 return answer;
             }
+            // Nothing to serve: refresh now rather than at the next interval.
+            self.wake.notify_one();
             match tokio::time::timeout_at(deadline + WAIT_GRACE, attempts.changed()).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) | Err(_) => {
@@ -130,6 +134,9 @@ impl ReportCache {
         // A failure is always newer than the good report (a success clears it).
         match (&state.failure, good) {
             (Some((err, _)), Some(good)) if merely_late(err) => Some(Ok(good)),
+            // One late refresh and nothing good yet (a first report cut off on
+            // a starved CPU): worth waiting for the next, which the poll asks for.
+            (Some((err, _)), None) if merely_late(err) && state.failures_in_a_row < LATE_BEFORE_ERROR => None,
             (Some((err, _)), _) => Some(Err(err.clone())),
             (None, Some(good)) => Some(Ok(good)),
             (None, None) => None,
@@ -137,9 +144,17 @@ impl ReportCache {
     }
 
     /// Waits until the first refresh (started at load) has an outcome, or `until`.
+    /// A late first attempt (cut off on a starved CPU) is not an outcome: the
+    /// refresher tries again at once, up to `LATE_BEFORE_ERROR` times.
     pub async fn first_outcome(&self, until: Instant) {
         let mut attempts = self.attempts.subscribe();
-        let _ = tokio::time::timeout_at(until, attempts.wait_for(|n| *n > 0)).await;
+        let settled = |_: &u64| {
+            let state = self.state.lock().unwrap();
+            state.good.is_some()
+                || state.failure.as_ref().is_some_and(|(err, _)| !merely_late(err))
+                || state.failures_in_a_row >= LATE_BEFORE_ERROR
+        };
+        let _ = tokio::time::timeout_at(until, attempts.wait_for(settled)).await;
     }
 
     pub fn last_probe_id(&self) -> Option<String> {
@@ -179,9 +194,13 @@ impl ReportCache {
         match result {
             Ok(report) => {
                 state.good = Some((report, now));
+                state.failures_in_a_row = 0;
                 state.failure = None;
             }
-            Err(err) => state.failure = Some((err, now)),
+            Err(err) => {
+                state.failure = Some((err, now));
+                state.failures_in_a_row += 1;
+            }
         }
         drop(state);
         self.attempts.send_modify(|n| *n += 1);
@@ -203,6 +222,9 @@ impl ReportCache {
     }
 }
 
+/// Late refreshes in a row, with no good report, before polls get the error at once.
+const LATE_BEFORE_ERROR: u32 = 3;
+
 /// Whether a refresh that failed this way may still leave the previous report
 /// served: it was only late (a starved CPU, a queue), not wrong.
 fn merely_late(err: &CallError) -> bool {
@@ -219,7 +241,16 @@ pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) 
         let generation = cache.state.lock().unwrap().generation;
         let result = handle.report(handle.deadline()).await;
         drop(handle);
+        let late = matches!(&result, Err(err) if merely_late(err));
         cache.store(generation, result);
+        // A late attempt with nothing good to serve is tried again at once.
+        let retry_now = {
+            let state = cache.state.lock().unwrap();
+            late && state.good.is_none() && state.failures_in_a_row < LATE_BEFORE_ERROR
+        };
+        if retry_now {
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep(cache.next_refresh_in()) => {}
             _ = cache.wake.notified() => {}
