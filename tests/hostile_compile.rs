@@ -127,12 +127,13 @@ async fn wait_for_log_count(daemon: &Daemon, needle: &str, count: usize, within:
     }
 }
 
-/// The plugin's line in `/status`, once its detail says something.
+/// The plugin's line in `/status`, once its load is over and its detail says why.
 async fn failed_status(daemon: &Daemon, id: &str) -> Value {
     let started = Instant::now();
     loop {
         let statuses: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
-        if let Some(status) = statuses.as_array().unwrap().iter().find(|s| s["id"] == id && s["detail"] != "") {
+        // Done loading (no `loading_s`), with a reason.
+        if let Some(status) = statuses.as_array().unwrap().iter().find(|s| s["id"] == id && s["detail"] != "" && s["loading_s"].is_null()) {
             return status.clone();
         }
         assert!(started.elapsed() < Duration::from_secs(120), "{id} never failed; log:\n{}", daemon.log());

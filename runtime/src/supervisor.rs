@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::compile_cache::Origin;
 use crate::daemon::RunConfig;
 use crate::engine::Runtime;
-use crate::health::HealthBoard;
+use crate::health::{HealthBoard, LoadPhase};
 use crate::host::HostServices;
 use crate::loader::PluginSource;
 use crate::plugin_dir::{self, FileStamp, PluginFile};
@@ -414,6 +414,8 @@ impl LoadJob {
     async fn load(&self) -> Result<Loaded> {
         // Cache hits and compiles alike: only the bytes held count here; the
         // runtime gives compiles their slots, smallest file first.
+        // Listed from the start: reading, hashing and checking a big file take a while too.
+        self.health.loading(&self.id, &self.path, LoadPhase::Queued);
         let kib = u32::try_from(self.stamp.len.div_ceil(1024)).unwrap_or(u32::MAX).min(LOADING_BUDGET_KIB);
         let held = self.budget.acquire_many(kib).await.context("loading budget closed")?;
         let started = Instant::now();
