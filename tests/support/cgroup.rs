@@ -61,7 +61,11 @@ impl Drop for MemoryCgroup {
     }
 }
 
-/// A process's resident memory now and at its peak, bytes (`/proc/<pid>/status`).
+/// A process's resident memory that it holds itself (anonymous: heap, stacks,
+/// guests' linear memories) and its peak resident memory, bytes
+/// (`/proc/<pid>/status`). File-backed pages (the debug binary's own code,
+/// hundreds of MiB) are left out of the first: they are the page cache's,
+/// shared and reclaimable, and they grow with whatever code paths ran.
 pub fn rss_of(pid: u32) -> (u64, u64) {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -72,5 +76,5 @@ pub fn rss_of(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
             * 1024
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("RssAnon:"), field("VmHWM:"))
 }
