@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 /// How often the free heap is looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(2);
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Free heap worth a trim.
-const TRIM_ABOVE_BYTES: usize = 16 << 20;
+const TRIM_ABOVE_BYTES: usize = 4 << 20;
 
 /// Starts the trimming thread (once per process; later calls do nothing).
 pub fn start_trimmer() {
