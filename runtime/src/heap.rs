@@ -3,7 +3,7 @@
 //! glibc's malloc keeps what a large report, a refused report or a removed
 //! plugin freed, spread over its per-thread arenas, so the daemon's RSS would
 //! stay at its high-water mark. A background thread looks at the free heap
-//! every few seconds and trims it when enough has piled up: one cheap check
+//! every second and trims it when enough has piled up: one cheap check
 //! when idle, a trim (a few ms, on its own thread) only after real frees.
 
 use std::time::Duration;
