@@ -212,10 +212,11 @@ fn check_node(
 /// host it runs on. Container, image and Kubernetes IDs are global and free.
 fn check_owner(ctx: &RenderContext, kind: TopologyKind, node: &Node) -> Result<(), String> {
     let Some(hostname) = ctx.hostname else { return Ok(()) };
-    let host_of = |id: &str| id.split(';').next().unwrap_or_default().to_owned();
+    // Compared in place: this runs for every node of every refresh.
+    let after_host = node.id.strip_prefix(hostname).and_then(|rest| rest.strip_prefix(';'));
     let owned = match kind {
-        TopologyKind::Host => node.id == format!("{hostname};<host>"),
-        TopologyKind::Process => host_of(&node.id) == hostname,
+        TopologyKind::Host => after_host == Some("<host>"),
+        TopologyKind::Process => after_host.is_some(),
         _ => return Ok(()),
     };
     if !owned {
