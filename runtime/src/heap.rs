@@ -17,6 +17,12 @@ const TRIM_ABOVE_BYTES: usize = 4 << 20;
 pub fn start_trimmer() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
+        // Few arenas: memory freed by one thread is reused by the others
+        // instead of staying behind in a per-thread arena of its own.
+        // SAFETY: mallopt only sets a malloc parameter.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
         let spawned = std::thread::Builder::new().name("heap-trim".into()).spawn(|| {
             loop {
                 std::thread::sleep(CHECK_EVERY);
