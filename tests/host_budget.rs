@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use support::cgroup::{MemoryCgroup, rss_of};
+use support::cgroup::{MemoryCgroup, anon_breakdown, rss_of};
 use support::{Client, Daemon, HOSTNAME, guest, report_path};
 
 /// A neighbour's poll slower than this counts as a failure.
@@ -96,7 +96,15 @@ async fn no_plugin_can_take_the_daemon_down() {
     let mut files: Vec<(String, std::path::PathBuf)> = BOMBS.iter().map(|b| (format!("{}.wasm", b.id), bomb.clone())).collect();
     files.push(("counter.wasm".into(), guest("counter")));
     let files: Vec<(&str, std::path::PathBuf)> = files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
-    let daemon = Daemon::start_under(&["env", "SCOPE_WASM_TEST_PANIC_ON_LOG=please panic now"], &files, None, &[]);
+    // No backtraces for the host panics: resolving one keeps the debug binary's
+    // debug information (about 60 MiB) in memory for good, which is no memory
+    // the bombs left behind (the operators' guide says so for RUST_BACKTRACE).
+    let daemon = Daemon::start_under(
+        &["env", "SCOPE_WASM_TEST_PANIC_ON_LOG=please panic now", "RUST_BACKTRACE=0"],
+        &files,
+        None,
+        &[],
+    );
     let Some(cgroup) = MemoryCgroup::new("scope-wasm-host-budget", 512 * MIB) else {
         panic!("this test needs the cgroup v1 memory controller (run as root on these machines)");
     };
@@ -219,6 +227,7 @@ async fn no_plugin_can_take_the_daemon_down() {
     let worst = neighbour.await.unwrap();
     let (polls, late) = (polls.load(Ordering::Relaxed), late.load(Ordering::Relaxed));
     let (_, peak) = rss_of(daemon.pid());
+    eprintln!("after: {}", anon_breakdown(daemon.pid()));
     eprintln!(
         "baseline {} MiB, peak {} MiB, after {} MiB, cgroup peak {} MiB, failcnt {}; neighbour: {polls} polls, {late} late or failed, worst {worst:?}",
         baseline / MIB,
@@ -231,7 +240,13 @@ async fn no_plugin_can_take_the_daemon_down() {
     assert_eq!(cgroup.oom_kills(), 0);
     assert!(polls > 20, "the neighbour was polled throughout ({polls} polls)");
     assert_eq!(late, 0, "neighbour polls failed or slower than {NEIGHBOUR_BOUND:?}");
-    assert!(after <= baseline + 64 * MIB, "RSS {} MiB, baseline {} MiB", after / MIB, baseline / MIB);
+    assert!(
+        after <= baseline + 64 * MIB,
+        "RSS {} MiB, baseline {} MiB; {}",
+        after / MIB,
+        baseline / MIB,
+        anon_breakdown(daemon.pid())
+    );
 }
 
 fn daemon_alive(daemon: &Daemon) -> bool {

@@ -78,3 +78,29 @@ pub fn rss_of(pid: u32) -> (u64, u64) {
     };
     (field("RssAnon:"), field("VmHWM:"))
 }
+
+/// The process's largest anonymous mappings, for a failure message: where the
+/// resident memory is (heap arenas, thread stacks, guest memories).
+pub fn anon_breakdown(pid: u32) -> String {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut maps: Vec<(u64, String)> = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            current = line.to_string();
+        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
+            let kb: u64 = kb.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0);
+            if kb > 0 {
+                maps.push((kb, current.clone()));
+            }
+        }
+    }
+    maps.sort_by(|a, b| b.0.cmp(&a.0));
+    let total: u64 = maps.iter().map(|m| m.0).sum();
+    let mut text = format!("{} anonymous mappings, {} MiB:\n", maps.len(), total / 1024);
+    for (kb, map) in maps.iter().take(15) {
+        text.push_str(&format!("  {:>8} kB  {map}\n", kb));
+    }
+    text
+}

@@ -236,6 +236,30 @@ fn init_logging(format: LogFormat, filter: Option<&str>) {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    log_panics();
+}
+
+/// A panic (caught around a guest call, or not) becomes one log line in the
+/// chosen format instead of free text on stderr. A backtrace is added only
+/// where `RUST_BACKTRACE` asks for one: resolving it keeps the binary's debug
+/// information in memory for the rest of the process's life.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        let location = info.location().map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(%thread, %location, %backtrace, "panicked: {message}");
+        } else {
+            tracing::error!(%thread, %location, "panicked: {message}");
+        }
+    }));
 }
 
 fn main() -> ExitCode {
