@@ -69,6 +69,8 @@ enum Command {
         memory_mib: u64,
         #[arg(long)]
         cpu_seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        nice: i32,
         /// The plugin file, `-` for standard input.
         input: PathBuf,
         output: PathBuf,
@@ -264,9 +266,9 @@ fn log_panics() {
 
 fn main() -> ExitCode {
     let command = Cli::parse().command;
-    if let Command::CompileWorker { stack, memory_mib, cpu_seconds, input, output } = command {
+    if let Command::CompileWorker { stack, memory_mib, cpu_seconds, nice, input, output } = command {
         // Before any runtime starts: the compile child runs only what it needs.
-        let args = engine::WorkerArgs { max_wasm_stack: stack, memory_mib, cpu_seconds, input, output };
+        let args = engine::WorkerArgs { max_wasm_stack: stack, memory_mib, cpu_seconds, nice, input, output };
         return match engine::run_worker(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

@@ -32,11 +32,14 @@ use crate::plugin_id::PluginId;
 pub const SUBCOMMAND: &str = "compile-worker";
 /// How much of the child's stderr is kept for the error message.
 const STDERR_KEPT: usize = 4 << 10;
-/// The child's niceness, and a demoted child's.
-const NICE: i32 = 10;
+/// A big file's child's niceness, and a demoted child's. A small file
+/// (under `BIG_FILE`) compiles at the daemon's own priority: it needs well
+/// under a second of CPU, and at niceness 10 on a busy node it would get a
+/// tenth of a core's share and open its socket many seconds late.
+const NICE_BIG: i32 = 10;
 const NICE_DEMOTED: i32 = 19;
-/// Files at least this large get their compile logged at `info`.
-const LOGGED_SIZE: usize = 1 << 20;
+/// Files at least this large compile at low priority, logged at `info`.
+const BIG_FILE: usize = 1 << 20;
 /// Threads one compile child uses at most.
 const COMPILER_THREADS: usize = 4;
 
@@ -92,11 +95,13 @@ pub async fn compile(
     mut slot: CompileSlot,
 ) -> Result<()> {
     let program = worker_program()?;
+    let nice = if bytes.len() >= BIG_FILE { NICE_BIG } else { 0 };
     let mut child = tokio::process::Command::new(&program)
         .arg(SUBCOMMAND)
         .args(["--stack", &max_wasm_stack.to_string()])
         .args(["--memory-mib", &limits.memory_mib.to_string()])
         .args(["--cpu-seconds", &limits.cpu_seconds.to_string()])
+        .args(["--nice", &nice.to_string()])
         .arg("-")
         .arg(entry)
         // Two malloc arenas, not eight per CPU: fewer reserved megabytes, and
@@ -116,7 +121,7 @@ pub async fn compile(
     let pid = child.id().unwrap_or(0);
     let size = bytes.len();
     let (memory_mib, cpu_seconds) = (limits.memory_mib, limits.cpu_seconds);
-    if size >= LOGGED_SIZE {
+    if size >= BIG_FILE {
         tracing::info!(plugin = %id, size_kib = size >> 10, slot = slot.number().unwrap_or_default(), memory_mib, cpu_seconds, "compiling");
     } else {
         tracing::debug!(plugin = %id, size_kib = size >> 10, slot = slot.number().unwrap_or_default(), memory_mib, cpu_seconds, "compiling");
@@ -221,6 +226,8 @@ pub struct WorkerArgs {
     pub max_wasm_stack: usize,
     pub memory_mib: u64,
     pub cpu_seconds: u64,
+    /// Niceness at least this (never raised above the daemon's own priority).
+    pub nice: i32,
     /// The plugin file, `-` for standard input.
     pub input: PathBuf,
     /// The cache entry to write.
@@ -230,7 +237,7 @@ pub struct WorkerArgs {
 /// The child's side: bound itself, compile, write the entry. Errors are
 /// printed by the caller as they are, for the daemon to quote.
 pub fn run_worker(args: &WorkerArgs) -> Result<()> {
-    confine(args.memory_mib << 20, args.cpu_seconds)?;
+    confine(args.memory_mib << 20, args.cpu_seconds, args.nice)?;
     let mut bytes = Vec::new();
     let source: Box<dyn Read> = if args.input == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -248,7 +255,7 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
 }
 
 /// Limits the calling process for the rest of its life.
-fn confine(memory_bytes: u64, cpu_seconds: u64) -> Result<()> {
+fn confine(memory_bytes: u64, cpu_seconds: u64, nice: i32) -> Result<()> {
     // RLIMIT_DATA, not RLIMIT_AS: it counts what is really allocated (heap and
     // private writable maps), not the address space glibc and thread stacks
     // reserve, so the limit means what it says.
@@ -262,8 +269,16 @@ fn confine(memory_bytes: u64, cpu_seconds: u64) -> Result<()> {
     // SAFETY: getpriority/setpriority/prctl change only this process's own attributes.
     unsafe {
         let current = libc::getpriority(libc::PRIO_PROCESS, 0);
-        libc::setpriority(libc::PRIO_PROCESS, 0, current.max(NICE));
+        libc::setpriority(libc::PRIO_PROCESS, 0, current.max(nice));
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        // A daemon that is killed (SIGKILL, the OOM killer) takes its compiles
+        // with it; its successor would start them again beside them. (The
+        // signal follows the spawning thread: an async runtime worker, which
+        // lives as long as the daemon.)
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() == 1 {
+            anyhow::bail!("the daemon is gone");
+        }
     }
     drop_capabilities();
     Ok(())
