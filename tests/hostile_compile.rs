@@ -279,3 +279,56 @@ async fn the_daemon_survives_every_hostile_file_in_a_512_mib_cgroup() {
     );
     assert_eq!(cgroup.oom_kills(), 0);
 }
+
+/// The compile children `pid` has started, from every thread's list.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .filter_map(|task| fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}
+
+/// CPU time `pid` has used, in clock ticks (user and system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat; the name's field and the one before it are cut off.
+    fields.get(11..13).map_or(0, |f| f.iter().filter_map(|n| n.parse::<u64>().ok()).sum())
+}
+
+/// Whether `pid` still runs (a zombie waiting for a reaper does not).
+fn running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+#[tokio::test]
+async fn a_killed_daemon_takes_its_compiles_with_it() {
+    let _serial = SERIAL.lock().await;
+    let daemon = Daemon::start(&[], &[]);
+    daemon.wait_for_log("watching for plugins").await;
+    fs::write(daemon.plugin_dir.join("slow.wasm"), slow_component(300, 99)).unwrap();
+    let started = Instant::now();
+    let compiler = loop {
+        if let Some(&child) = children_of(daemon.pid()).first() {
+            break child;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no compile started; log:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Once it compiles (it has read the whole file and used some CPU), the
+    // daemon is killed as the OOM killer would: no chance to clean up. The
+    // compile has some 15 s of CPU to go.
+    while cpu_ticks(compiler) < 50 {
+        assert!(running(compiler), "the compile ended early; log:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = std::process::Command::new("kill").args(["-KILL", &daemon.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let killed = Instant::now();
+    while running(compiler) {
+        assert!(killed.elapsed() < Duration::from_secs(5), "the compile child {compiler} outlived its daemon");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
