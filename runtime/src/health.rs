@@ -187,10 +187,15 @@ impl HealthBoard {
                         detail = format!("{} for {secs} s", phase.name());
                     }
                 }
+                let health = health(entry, &stats);
+                // A plugin failing its calls says why, unless a load has news.
+                if health == "failing" && detail.is_empty() {
+                    detail = stats.last_error.clone().unwrap_or_default();
+                }
                 PluginStatus {
                     id: key.clone(),
                     file: entry.file.clone(),
-                    health: health(entry, &stats).to_owned(),
+                    health: health.to_owned(),
                     state,
                     label: entry.label.clone(),
                     detail,

@@ -22,6 +22,8 @@ pub struct PluginStats {
     /// The most recent calls: time taken and the cause if it failed.
     recent: Mutex<VecDeque<(u64, Option<&'static str>)>>,
     memory_bytes: AtomicU64,
+    /// The text of the last failure (bounded, as every error text is).
+    last_error: Mutex<Option<String>>,
 }
 
 /// A consistent copy of the counters.
@@ -38,6 +40,9 @@ pub struct StatsSnapshot {
     pub recent_calls: u64,
     pub recent_failures: u64,
     pub recent_limit_hits: u64,
+    /// What the last failure said, as the probe got it.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 impl StatsSnapshot {
@@ -67,6 +72,7 @@ impl PluginStats {
     /// A failure found outside a call (e.g. a report the probe would refuse).
     pub fn record_error(&self, err: &CallError) {
         *self.errors.lock().unwrap().entry(err.cause()).or_default() += 1;
+        *self.last_error.lock().unwrap() = Some(err.to_string());
     }
 
     pub fn set_memory(&self, bytes: usize) {
@@ -95,6 +101,7 @@ impl PluginStats {
             recent_calls: last_causes.len() as u64,
             recent_failures: last_causes.iter().filter(|c| c.is_some()).count() as u64,
             recent_limit_hits: last_causes.iter().filter(|c| matches!(c, Some("deadline" | "out-of-memory"))).count() as u64,
+            last_error: self.last_error.lock().unwrap().clone(),
         }
     }
 }
@@ -123,5 +130,6 @@ mod tests {
         assert_eq!(snap.p50_ms, 51.0);
         assert_eq!(snap.p99_ms, 100.0);
         assert_eq!(snap.memory_bytes, 3 << 20);
+        assert_eq!(snap.last_error.as_deref(), Some("plugin p: invalid report: x"));
     }
 }
