@@ -6,23 +6,24 @@
 
 use crate::bindings::scope::plugin::docker as wit;
 
-pub use wit::{ContainerDetails, ContainerSummary, DockerError, Image, Mount, Network};
+pub use crate::errors::DockerError;
+pub use wit::{ContainerDetails, ContainerSummary, Image, Mount, Network};
 
 /// Running containers (`all = false`) or all of them.
 pub fn containers(all: bool) -> Result<Vec<ContainerSummary>, DockerError> {
-    wit::list_containers(all)
+    wit::list_containers(all).map_err(Into::into)
 }
 
 /// One container by ID, ID prefix or name.
 pub fn inspect(id: &str) -> Result<ContainerDetails, DockerError> {
-    wit::inspect_container(id)
+    wit::inspect_container(id).map_err(Into::into)
 }
 
 pub fn images() -> Result<Vec<Image>, DockerError> {
-    wit::list_images()
+    wit::list_images().map_err(Into::into)
 }
 
 /// A raw GET of an allow-listed read-only Engine API path, e.g. `/info`.
 pub fn get(path: &str) -> Result<String, DockerError> {
-    wit::get(path)
+    wit::get(path).map_err(Into::into)
 }

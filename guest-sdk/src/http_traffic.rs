@@ -5,11 +5,12 @@
 
 use crate::bindings::scope::plugin::http_traffic as wit;
 
-pub use wit::{HttpTrafficError, MethodCount, ProcessCounters, StatusCount};
+pub use crate::errors::HttpTrafficError;
+pub use wit::{MethodCount, ProcessCounters, StatusCount};
 
 /// Every live process with HTTP traffic counted since counting started.
 pub fn counters() -> Result<Vec<ProcessCounters>, HttpTrafficError> {
-    wit::counters()
+    wit::counters().map_err(Into::into)
 }
 
 impl ProcessCounters {

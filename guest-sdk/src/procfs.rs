@@ -7,14 +7,14 @@
 
 use crate::bindings::scope::plugin::procfs as wit;
 
-pub use wit::ProcfsError;
+pub use crate::errors::ProcfsError;
 
 /// Reads `/proc/<path>` (`"stat"`, `"1234/status"`; `"/proc/stat"` works too).
 pub fn read(path: &str) -> Result<String, ProcfsError> {
-    wit::read(path)
+    wit::read(path).map_err(Into::into)
 }
 
 /// PIDs of the processes this plugin may see, ascending.
 pub fn pids() -> Result<Vec<u32>, ProcfsError> {
-    wit::list_pids()
+    wit::list_pids().map_err(Into::into)
 }

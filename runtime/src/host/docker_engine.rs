@@ -124,12 +124,15 @@ impl DockerEngine {
         tokio::time::timeout_at(deadline, request).await.unwrap_or(Err(EngineError::Timeout))
     }
 
+    /// The socket named once: `/x/docker.sock does not exist`, or
+    /// `/x/docker.sock: connection refused` (the client's error, whose own text
+    /// names no path).
     fn unavailable(&self, err: impl std::fmt::Display) -> EngineError {
-        let mut source = err.to_string();
+        let socket = self.socket.display();
         if !self.socket.exists() {
-            source = format!("{} does not exist", self.socket.display());
+            return EngineError::Unavailable(format!("{socket} does not exist (is the Docker Engine running? see --docker-socket)"));
         }
-        EngineError::Unavailable(format!("{}: {source}", self.socket.display()))
+        EngineError::Unavailable(format!("{socket}: {err}"))
     }
 }
 
@@ -172,6 +175,7 @@ mod tests {
         let started = Instant::now();
         let err = engine.get("/containers/json", Instant::now() + Duration::from_millis(300)).await.unwrap_err();
         assert!(matches!(&err, EngineError::Unavailable(why) if why.contains("does not exist")), "{err:?}");
+        assert_eq!(err.to_string().matches("/nonexistent/docker.sock").count(), 1, "the path once: {err}");
         assert!(started.elapsed() < Duration::from_millis(100));
     }
 

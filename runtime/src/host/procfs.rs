@@ -55,7 +55,7 @@ fn known_refusal(name: &str) -> Option<&'static str> {
     Some(match name {
         "root" | "cwd" | "exe" | "fd" | "fdinfo" | "map_files" | "ns" => "a link that leads outside /proc",
         "mem" | "pagemap" | "kpagecount" | "kpageflags" | "clear_refs" => "process or kernel memory",
-        "environ" => "other processes' environment (secrets): needs the procfs environ grant",
+        "environ" => "other processes' environment holds secrets (grant `procfs.environ = true` in the plugin's config section to read it)",
         "auxv" | "maps" | "smaps" | "stack" | "syscall" | "kallsyms" | "timer_list" => "addresses that defeat ASLR",
         "kcore" | "kmsg" | "sysrq-trigger" | "keys" | "key-users" | "config.gz" | "attr" => "a kernel interface",
         "self" | "thread-self" => "`self` would be the daemon, not the plugin: name a PID",
@@ -73,7 +73,12 @@ pub struct ProcPath {
 /// Checks a path against the allow-list; the error says why it is refused.
 pub fn resolve(path: &str, grant: &ProcfsGrant) -> Result<ProcPath, ProcfsError> {
     // The guest's path quoted short and on one line: a refusal never grows with it.
-    let denied = |why: &str| Err(ProcfsError::Denied(format!("\"{}\": {why}", crate::guest_log::escape_controls(path, 200))));
+    // Named as the author knows it: `/proc/1/environ` for `1/environ`.
+    let denied = |why: &str| {
+        let shown = crate::guest_log::escape_controls(path, 200);
+        let proc = if shown.starts_with('/') { "" } else { "/proc/" };
+        Err(ProcfsError::Denied(format!("{proc}{shown} is not readable by plugins: {why}")))
+    };
     let relative = path.strip_prefix("/proc/").unwrap_or(path);
     if relative.starts_with('/') {
         return denied("only paths under /proc are readable");
@@ -383,7 +388,7 @@ mod tests {
             ("/proc/../etc/passwd", "`..`"),
             ("../etc/passwd", "`..`"),
             ("/etc/passwd", "only paths under /proc"),
-            ("1/environ", "environ grant"),
+            ("1/environ", "grant `procfs.environ = true`"),
             ("1/fd/0", "link"),
             ("1/fdinfo/0", "link"),
             ("1/cwd", "link"),
