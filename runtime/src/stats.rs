@@ -15,6 +15,11 @@ const RECENT_CALLS: usize = 1024;
 /// The calls that decide whether a plugin is healthy now.
 const HEALTH_WINDOW: usize = 20;
 
+/// Upper bounds of the call-time histogram's buckets, in seconds (a `+Inf`
+/// bucket follows): 1 ms to 1 s, around the probe's 500 ms budget.
+pub const CALL_SECONDS_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+const BUCKET_MICROS: [u64; 10] = [1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000];
+
 #[derive(Default)]
 pub struct PluginStats {
     calls: AtomicU64,
@@ -24,6 +29,21 @@ pub struct PluginStats {
     memory_bytes: AtomicU64,
     /// The text of the last failure (bounded, as every error text is).
     last_error: Mutex<Option<String>>,
+    /// Every call's time, in buckets (not cumulative; the last is `+Inf`).
+    /// Written and read under `recent`'s lock, so a snapshot's counts, sum and
+    /// `calls` agree.
+    call_buckets: [AtomicU64; CALL_SECONDS_BUCKETS.len() + 1],
+    call_micros: AtomicU64,
+}
+
+/// Call times as a Prometheus histogram: cumulative counts per upper bound.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct CallHistogram {
+    /// `(le, calls that took at most le seconds)` for `CALL_SECONDS_BUCKETS`.
+    pub buckets: Vec<(f64, u64)>,
+    /// All calls (the `+Inf` bucket) and the seconds they took together.
+    pub count: u64,
+    pub sum_seconds: f64,
 }
 
 /// A consistent copy of the counters.
@@ -43,6 +63,9 @@ pub struct StatsSnapshot {
     /// What the last failure said, as the probe got it.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Every call's time since the plugin was first loaded.
+    #[serde(default)]
+    pub call_seconds: CallHistogram,
 }
 
 impl StatsSnapshot {
@@ -58,15 +81,19 @@ impl StatsSnapshot {
 impl PluginStats {
     /// One call into the plugin (answered or refused) and how long it took.
     pub fn record(&self, took: Duration, result: Result<(), &CallError>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         if let Err(err) = result {
             self.record_error(err);
         }
+        let micros = took.as_micros().min(u64::MAX as u128) as u64;
         let mut recent = self.recent.lock().unwrap();
+        let bucket = BUCKET_MICROS.iter().position(|&bound| micros <= bound).unwrap_or(BUCKET_MICROS.len());
+        self.call_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.call_micros.fetch_add(micros, Ordering::Relaxed);
         if recent.len() == RECENT_CALLS {
             recent.pop_front();
         }
-        recent.push_back((took.as_micros().min(u64::MAX as u128) as u64, result.err().map(CallError::cause)));
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        recent.push_back((micros, result.err().map(CallError::cause)));
     }
 
     /// A failure found outside a call (e.g. a report the probe would refuse).
@@ -83,6 +110,8 @@ impl PluginStats {
         let recent = self.recent.lock().unwrap();
         let last_causes: Vec<Option<&str>> = recent.iter().rev().take(HEALTH_WINDOW).map(|(_, cause)| *cause).collect();
         let mut times: Vec<u64> = recent.iter().map(|(us, _)| *us).collect();
+        let calls = self.calls.load(Ordering::Relaxed);
+        let call_seconds = self.histogram();
         drop(recent);
         times.sort_unstable();
         let at = |q: f64| {
@@ -93,7 +122,7 @@ impl PluginStats {
             times[index] as f64 / 1000.0
         };
         StatsSnapshot {
-            calls: self.calls.load(Ordering::Relaxed),
+            calls,
             errors: self.errors.lock().unwrap().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             p50_ms: at(0.5),
             p99_ms: at(0.99),
@@ -102,7 +131,20 @@ impl PluginStats {
             recent_failures: last_causes.iter().filter(|c| c.is_some()).count() as u64,
             recent_limit_hits: last_causes.iter().filter(|c| matches!(c, Some("deadline" | "out-of-memory"))).count() as u64,
             last_error: self.last_error.lock().unwrap().clone(),
+            call_seconds,
         }
+    }
+
+    /// Under `recent`'s lock.
+    fn histogram(&self) -> CallHistogram {
+        let mut so_far = 0;
+        let mut buckets = Vec::with_capacity(CALL_SECONDS_BUCKETS.len());
+        for (le, n) in CALL_SECONDS_BUCKETS.iter().zip(&self.call_buckets) {
+            so_far += n.load(Ordering::Relaxed);
+            buckets.push((*le, so_far));
+        }
+        let count = so_far + self.call_buckets[CALL_SECONDS_BUCKETS.len()].load(Ordering::Relaxed);
+        CallHistogram { buckets, count, sum_seconds: self.call_micros.load(Ordering::Relaxed) as f64 / 1e6 }
     }
 }
 
@@ -131,5 +173,19 @@ mod tests {
         assert_eq!(snap.p99_ms, 100.0);
         assert_eq!(snap.memory_bytes, 3 << 20);
         assert_eq!(snap.last_error.as_deref(), Some("plugin p: invalid report: x"));
+        // 1..=100 ms and 400 ms: cumulative per bound, every call in the count.
+        let hist = &snap.call_seconds;
+        assert_eq!(hist.count, snap.calls);
+        let at = |le: f64| hist.buckets.iter().find(|(b, _)| *b == le).unwrap().1;
+        assert_eq!((at(0.001), at(0.005), at(0.01), at(0.1), at(0.25), at(0.5), at(1.0)), (1, 5, 10, 100, 100, 101, 101));
+        assert!((hist.sum_seconds - (5.050 + 0.4)).abs() < 1e-9, "{}", hist.sum_seconds);
+    }
+
+    #[test]
+    fn slow_calls_land_past_the_last_bound() {
+        let stats = PluginStats::default();
+        stats.record(Duration::from_secs(3), Ok(()));
+        let hist = stats.snapshot().call_seconds;
+        assert_eq!((hist.buckets.last().copied(), hist.count), (Some((1.0, 0)), 1));
     }
 }
