@@ -116,6 +116,15 @@ async fn the_daemons_own_plugin_reports_each_plugins_health_to_the_probe() {
     let latest = &json["Host"]["nodes"]["test-host;<host>"]["latest"];
     assert_eq!(latest["scope-wasm-plugin-counter___state"]["value"], "serving");
     assert_eq!(latest["scope-wasm-plugin-counter___health"]["value"], "ok");
+    // The UI draws the columns only, sorted by the first, descending: the
+    // first names the plugin, an unhealthy one marked so that it comes first.
+    let columns = &json["Host"]["table_templates"]["scope-wasm-plugins"]["columns"];
+    assert_eq!(columns[0]["id"], "plugin", "{columns}");
+    assert_eq!(latest["scope-wasm-plugin-counter___plugin"]["value"], "counter");
+    let looping = latest["scope-wasm-plugin-loop-forever___plugin"]["value"].as_str().unwrap();
+    assert_eq!(looping, "\u{26a0} loop-forever");
+    let broken = latest["scope-wasm-plugin-broken___plugin"]["value"].as_str().unwrap();
+    assert!(broken > "counter" && looping > "counter", "unhealthy rows sort above healthy ones");
     assert_eq!(latest["scope-wasm-plugin-loop-forever___state"]["value"], "serving");
     assert_ne!(latest["scope-wasm-plugin-loop-forever___deadlines"]["value"], "0");
     assert!(latest["scope-wasm-plugin-counter___calls"]["value"].as_str().unwrap().parse::<u64>().unwrap() > 0);

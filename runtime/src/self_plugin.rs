@@ -31,7 +31,12 @@ use crate::scope_json::{self, RenderContext, RenderLimits};
 /// The ID of the daemon's own plugin; no plugin file may take it.
 pub const SELF_ID: &str = "scope-wasm";
 const TABLE_PREFIX: &str = "scope-wasm-plugin-";
-const COLUMNS: [(&str, &str); 7] = [
+/// The Scope UI draws only these columns (never the row key), sorts the rows
+/// by the first one, descending, and shows the first five: so the first names
+/// the plugin, and an unhealthy plugin's name starts with `UNHEALTHY`, which
+/// sorts above every plugin ID (IDs are ASCII).
+const COLUMNS: [(&str, &str); 8] = [
+    ("plugin", "Plugin"),
     ("state", "State"),
     ("health", "Health"),
     ("calls", "Calls"),
@@ -40,6 +45,9 @@ const COLUMNS: [(&str, &str); 7] = [
     ("p99", "p99 ms"),
     ("memory", "Memory MiB"),
 ];
+/// Marks an unhealthy plugin's name (a warning sign, as the UI's own "!" for a
+/// failing plugin).
+const UNHEALTHY: &str = "\u{26a0} ";
 const MAX_REPORT_BYTES: usize = 4 << 20;
 /// Open connections at most (the probe keeps one or two).
 const MAX_CONNECTIONS: usize = 64;
@@ -56,7 +64,9 @@ pub fn report(hostname: &str, plugins: &[PluginStatus]) -> Report {
     let mut latest = Vec::new();
     for plugin in plugins {
         let row = plugin.id.replace(['/', ' '], "_");
+        let name = if plugin.health == "ok" { plugin.id.clone() } else { format!("{UNHEALTHY}{}", plugin.id) };
         let cells = [
+            name,
             plugin.state.clone(),
             plugin.health.clone(),
             plugin.stats.calls.to_string(),
