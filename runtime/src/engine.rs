@@ -269,6 +269,7 @@ impl Runtime {
             move || store.cache.load(&engine, &entry)
         };
         if let Some(component) = blocking(load.clone()).await? {
+            crate::daemon_stats::cache_hit();
             return Ok((component, Origin::CacheHit));
         }
 

@@ -14,6 +14,7 @@ pub mod check;
 pub mod compile_cache;
 pub mod config;
 pub mod daemon;
+pub mod daemon_stats;
 pub mod engine;
 pub mod error;
 pub mod grants;

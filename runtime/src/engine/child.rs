@@ -173,6 +173,7 @@ pub async fn compile(
         let _ = std::fs::remove_file(compile_cache::tmp_path(entry, pid));
     }
     let took = started.elapsed();
+    crate::daemon_stats::compiled(took);
     if took >= limits.demote_after {
         let result = match &outcome {
             Ok(()) => "done".to_owned(),
