@@ -49,11 +49,15 @@ zoo: setup
 run: build guests
 	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR) --config config/bundled.toml
 
-## test-tools: Debian's stress-ng, which keeps every core busy in the busy-host load test
+## test-tools: Debian's stress-ng, which keeps every core busy in the busy-host load test,
+## and prometheus, whose promtool checks the admin endpoint's /metrics
 test-tools:
 	@command -v stress-ng >/dev/null || { echo "installing stress-ng (the busy-host load test)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; }
+	@command -v promtool >/dev/null || { echo "installing prometheus (promtool checks /metrics)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 ## and a private Docker Engine (installed from Debian if missing, started and stopped here)

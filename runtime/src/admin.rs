@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
+use crate::daemon_stats::DaemonSnapshot;
 use crate::health::{HealthBoard, PluginStatus};
 
 /// Open admin connections at most; past this, new ones are closed at once.
@@ -71,7 +72,7 @@ fn spawn_connection(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static
 
 async fn answer(req: Request<Incoming>, health: Arc<HealthBoard>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", prometheus_text(&health.snapshot())),
+        (&Method::GET, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", prometheus_text(&health.snapshot(), &crate::daemon_stats::snapshot())),
         (&Method::GET, "/status") => {
             (StatusCode::OK, "application/json", serde_json::to_string(&health.snapshot()).unwrap_or_default())
         }
@@ -84,79 +85,177 @@ async fn answer(req: Request<Incoming>, health: Arc<HealthBoard>) -> Result<Resp
     Ok(response)
 }
 
-/// Label values are plugin IDs, causes and file paths: escape what the text
+/// Label values are plugin IDs, file stems and causes: escape what the text
 /// format reserves.
 fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The Prometheus text exposition of the status table.
-pub fn prometheus_text(plugins: &[PluginStatus]) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
+/// Every health a plugin can have, so each plugin's `scope_wasm_plugin_health`
+/// series are all there, whatever its health is now.
+const HEALTHS: [&str; 5] = ["ok", "slow", "failing", "over-limits", "down"];
+/// Likewise for `scope_wasm_plugin_state`.
+const STATES: [&str; 5] = ["serving", "queued", "compiling", "failed", "refused"];
+
+/// The `plugin` label of each entry: the plugin ID, or for a refused file its
+/// file stem (never a path). A stem another entry already labels (a file
+/// refused because its ID is taken) gets `#2`, `#3`, ... so no two entries
+/// share series.
+fn plugin_labels(plugins: &[PluginStatus]) -> Vec<String> {
+    let stem = |p: &PluginStatus| match p.state.as_str() {
+        "refused" => Path::new(&p.id).file_stem().map_or_else(|| p.id.clone(), |s| s.to_string_lossy().into_owned()),
+        _ => p.id.clone(),
     };
-    let id = |p: &PluginStatus| format!("plugin=\"{}\"", label(&p.id));
+    let mut taken: std::collections::BTreeSet<String> = plugins.iter().filter(|p| p.state != "refused").map(stem).collect();
+    plugins
+        .iter()
+        .map(|p| {
+            let name = stem(p);
+            if p.state != "refused" {
+                return name;
+            }
+            let mut unique = name.clone();
+            for n in 2.. {
+                if taken.insert(unique.clone()) {
+                    break;
+                }
+                unique = format!("{name}#{n}");
+            }
+            unique
+        })
+        .collect()
+}
+
+/// One metric family of the text format: its samples as (name suffix, labels, value).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (&'static str, String, f64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (suffix, labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name}{suffix} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{suffix}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// `values`, each as a `key` label, 1 for `current` and 0 for the others
+/// (`current` is added if it is not among them).
+fn one_hot(id: &str, key: &str, values: &[&str], current: &str) -> Vec<(&'static str, String, f64)> {
+    let extra = (!values.contains(&current)).then_some(current);
+    values
+        .iter()
+        .copied()
+        .chain(extra)
+        .map(|v| ("", format!("{id},{key}=\"{}\"", label(v)), if v == current { 1.0 } else { 0.0 }))
+        .collect()
+}
+
+/// The Prometheus text exposition of the status table and the daemon's own counters.
+pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> String {
+    let mut text = String::new();
+    let out = &mut text;
+    family(out, "scope_wasm_build_info", "gauge", "Always 1; the daemon's version as a label.", [
+        ("", format!("version=\"{}\"", label(env!("CARGO_PKG_VERSION"))), 1.0),
+    ]);
+    family(out, "scope_wasm_compiles_total", "counter", "Compile children run (finished or failed).", [(
+        "",
+        String::new(),
+        daemon.compiles as f64,
+    )]);
+    family(out, "scope_wasm_compile_seconds_total", "counter", "Wall-clock time compile children ran, together.", [(
+        "",
+        String::new(),
+        daemon.compile_seconds,
+    )]);
+    family(out, "scope_wasm_compile_cache_hits_total", "counter", "Plugins whose compiled code was found in the disk cache.", [(
+        "",
+        String::new(),
+        daemon.cache_hits as f64,
+    )]);
+    let refused = plugins.iter().filter(|p| p.state == "refused").count();
+    family(out, "scope_wasm_refused_files", "gauge", "Plugin files refused now (bad name, ID taken).", [(
+        "",
+        String::new(),
+        refused as f64,
+    )]);
+
+    let names = plugin_labels(plugins);
+    let ids: Vec<String> = names.iter().map(|n| format!("plugin=\"{}\"", label(n))).collect();
+    let each = || plugins.iter().zip(ids.iter());
     family(
+        out,
         "scope_wasm_plugin_up",
         "gauge",
-        "1 while the plugin serves; state and health say how it is doing.",
-        plugins
-            .iter()
-            .map(|p| {
-                let labels = format!("{},state=\"{}\",health=\"{}\"", id(p), p.state, p.health);
-                (labels, if p.state == "serving" { 1.0 } else { 0.0 })
-            })
-            .collect(),
+        "1 while the plugin serves, else 0.",
+        each().map(|(p, id)| ("", id.clone(), if p.state == "serving" { 1.0 } else { 0.0 })),
     );
     family(
+        out,
+        "scope_wasm_plugin_health",
+        "gauge",
+        "1 for the plugin's health now (ok, slow, failing, over-limits; down when not serving), 0 for the others.",
+        each().flat_map(|(p, id)| one_hot(id, "health", &HEALTHS, &p.health)),
+    );
+    family(
+        out,
+        "scope_wasm_plugin_state",
+        "gauge",
+        "1 for the plugin's state now (serving, queued, compiling, failed, refused), 0 for the others.",
+        each().flat_map(|(p, id)| one_hot(id, "state", &STATES, &p.state)),
+    );
+    family(
+        out,
         "scope_wasm_plugin_calls_total",
         "counter",
         "Calls into the plugin, answered or refused.",
-        plugins.iter().map(|p| (id(p), p.stats.calls as f64)).collect(),
+        each().map(|(p, id)| ("", id.clone(), p.stats.calls as f64)),
     );
     family(
+        out,
         "scope_wasm_plugin_errors_total",
         "counter",
         "Failed calls by cause (deadline, trap, out-of-memory, busy, invalid-output, ...).",
-        plugins
-            .iter()
-            .flat_map(|p| p.stats.errors.iter().map(move |(cause, n)| (format!("{},cause=\"{}\"", id(p), label(cause)), *n as f64)))
-            .collect(),
+        each().flat_map(|(p, id)| {
+            p.stats.errors.iter().map(move |(cause, n)| ("", format!("{id},cause=\"{}\"", label(cause)), *n as f64))
+        }),
     );
     family(
+        out,
         "scope_wasm_plugin_call_seconds",
-        "gauge",
-        "Call time percentiles over the most recent 1024 calls.",
-        plugins
-            .iter()
-            .flat_map(|p| {
-                [(format!("{},quantile=\"0.5\"", id(p)), p.stats.p50_ms / 1e3), (format!("{},quantile=\"0.99\"", id(p)), p.stats.p99_ms / 1e3)]
-            })
-            .collect(),
+        "histogram",
+        "Time the plugin's calls took.",
+        each().flat_map(|(p, id)| {
+            let hist = &p.stats.call_seconds;
+            let buckets = hist.buckets.iter().map(move |(le, n)| ("_bucket", format!("{id},le=\"{le}\""), *n as f64));
+            buckets.chain([
+                ("_bucket", format!("{id},le=\"+Inf\""), hist.count as f64),
+                ("_sum", id.clone(), hist.sum_seconds),
+                ("_count", id.clone(), hist.count as f64),
+            ])
+        }),
     );
     family(
+        out,
         "scope_wasm_plugin_memory_bytes",
         "gauge",
         "Linear memory held by the plugin's live instance.",
-        plugins.iter().map(|p| (id(p), p.stats.memory_bytes as f64)).collect(),
+        each().map(|(p, id)| ("", id.clone(), p.stats.memory_bytes as f64)),
     );
     family(
+        out,
         "scope_wasm_plugin_reloads_total",
         "counter",
         "New versions swapped in while serving.",
-        plugins.iter().map(|p| (id(p), p.reloads as f64)).collect(),
+        each().map(|(p, id)| ("", id.clone(), p.reloads as f64)),
     );
     family(
+        out,
         "scope_wasm_plugin_loaded_timestamp_seconds",
         "gauge",
         "When the serving version was loaded.",
-        plugins.iter().filter_map(|p| Some((id(p), p.loaded_at? as f64))).collect(),
+        each().filter_map(|(p, id)| Some(("", id.clone(), p.loaded_at? as f64))),
     );
-    out
+    text
 }
 
 /// `scope-wasm status`: the status table from a running daemon's admin socket.
@@ -203,40 +302,86 @@ mod tests {
     use super::*;
     use crate::stats::StatsSnapshot;
 
-    #[test]
-    fn metrics_are_prometheus_text() {
-        let status = PluginStatus {
-            id: "counter".into(),
-            file: "/p/counter.wasm".into(),
-            state: "serving".into(),
-            health: "ok".into(),
-            label: "Counter".into(),
+    fn status(id: &str, state: &str, health: &str) -> PluginStatus {
+        PluginStatus {
+            id: id.into(),
+            file: format!("/p/{id}.wasm"),
+            state: state.into(),
+            health: health.into(),
+            label: String::new(),
             detail: String::new(),
             loading_s: None,
+            loaded_at: None,
+            reloads: 0,
+            budget_ms: 400,
+            stats: StatsSnapshot::default(),
+        }
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let stats = crate::stats::PluginStats::default();
+        for ms in [1, 3, 40, 600] {
+            stats.record(Duration::from_millis(ms), Ok(()));
+        }
+        let counter = PluginStatus {
+            label: "Counter".into(),
             loaded_at: Some(1_700_000_000),
             reloads: 2,
-            budget_ms: 400,
-            stats: StatsSnapshot {
-                calls: 10,
-                errors: [("deadline".to_owned(), 3)].into(),
-                p50_ms: 1.5,
-                p99_ms: 4.0,
-                memory_bytes: 1 << 20,
-                ..Default::default()
-            },
+            stats: StatsSnapshot { errors: [("deadline".to_owned(), 3)].into(), memory_bytes: 1 << 20, ..stats.snapshot() },
+            ..status("counter", "serving", "ok")
         };
-        let text = prometheus_text(&[status]);
+        let plugins = [
+            counter,
+            status("looping", "serving", "failing"),
+            status("/p/Bad Name.wasm", "refused", "down"),
+            // Refused because its ID is taken: its stem is a plugin's ID.
+            status("/p/b/counter.wasm", "refused", "down"),
+        ];
+        let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1 };
+        let text = prometheus_text(&plugins, &daemon);
         for line in [
             "# TYPE scope_wasm_plugin_calls_total counter",
-            "scope_wasm_plugin_up{plugin=\"counter\",state=\"serving\",health=\"ok\"} 1",
-            "scope_wasm_plugin_calls_total{plugin=\"counter\"} 10",
+            &format!("scope_wasm_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+            "scope_wasm_compiles_total 3",
+            "scope_wasm_compile_seconds_total 1.25",
+            "scope_wasm_compile_cache_hits_total 1",
+            "scope_wasm_refused_files 2",
+            "scope_wasm_plugin_up{plugin=\"counter\"} 1",
+            "scope_wasm_plugin_up{plugin=\"Bad Name\"} 0",
+            "scope_wasm_plugin_up{plugin=\"counter#2\"} 0",
+            "scope_wasm_plugin_health{plugin=\"counter\",health=\"ok\"} 1",
+            "scope_wasm_plugin_health{plugin=\"counter\",health=\"failing\"} 0",
+            "scope_wasm_plugin_health{plugin=\"looping\",health=\"failing\"} 1",
+            "scope_wasm_plugin_health{plugin=\"Bad Name\",health=\"down\"} 1",
+            "scope_wasm_plugin_state{plugin=\"Bad Name\",state=\"refused\"} 1",
+            "scope_wasm_plugin_calls_total{plugin=\"counter\"} 4",
             "scope_wasm_plugin_errors_total{plugin=\"counter\",cause=\"deadline\"} 3",
-            "scope_wasm_plugin_call_seconds{plugin=\"counter\",quantile=\"0.99\"} 0.004",
+            "# TYPE scope_wasm_plugin_call_seconds histogram",
+            "scope_wasm_plugin_call_seconds_bucket{plugin=\"counter\",le=\"0.001\"} 1",
+            "scope_wasm_plugin_call_seconds_bucket{plugin=\"counter\",le=\"0.005\"} 2",
+            "scope_wasm_plugin_call_seconds_bucket{plugin=\"counter\",le=\"0.05\"} 3",
+            "scope_wasm_plugin_call_seconds_bucket{plugin=\"counter\",le=\"0.5\"} 3",
+            "scope_wasm_plugin_call_seconds_bucket{plugin=\"counter\",le=\"1\"} 4",
+            "scope_wasm_plugin_call_seconds_bucket{plugin=\"counter\",le=\"+Inf\"} 4",
+            "scope_wasm_plugin_call_seconds_sum{plugin=\"counter\"} 0.644",
+            "scope_wasm_plugin_call_seconds_count{plugin=\"counter\"} 4",
             "scope_wasm_plugin_memory_bytes{plugin=\"counter\"} 1048576",
             "scope_wasm_plugin_reloads_total{plugin=\"counter\"} 2",
+            "scope_wasm_plugin_loaded_timestamp_seconds{plugin=\"counter\"} 1700000000",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+        // Health and state are one-hot: every value present, exactly one 1.
+        for (series, values) in [("scope_wasm_plugin_health{", HEALTHS.len()), ("scope_wasm_plugin_state{", STATES.len())] {
+            for id in ["counter", "looping", "Bad Name", "counter#2"] {
+                let rows: Vec<&str> =
+                    text.lines().filter(|l| l.starts_with(&format!("{series}plugin=\"{id}\","))).collect();
+                assert_eq!(rows.len(), values, "{series} {id}: {rows:?}");
+                assert_eq!(rows.iter().filter(|l| l.ends_with(" 1")).count(), 1, "{series} {id}: {rows:?}");
+            }
+        }
+        assert!(!text.contains('/'), "no paths in labels:\n{text}");
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }
