@@ -63,9 +63,18 @@ async fn iowait_reports_like_the_original_and_follows_the_host() {
     assert_eq!(shortcut["Host"]["metric_templates"]["iowait"]["label"], "IO Wait");
     assert!(host_node(shortcut)["metrics"]["iowait"]["samples"][0]["value"].is_number());
     assert_eq!(host_node(shortcut)["latest"]["active_controls"]["value"], "switchToIdle");
-    // The dead one is refused, as in the original.
+    // The dead one is refused, as in the original, in words that say why; a
+    // control the plugin never declared is unknown.
     let reply = client.post("/control", switch("switchToIOWait")).await;
-    assert!(reply.json["error"].as_str().unwrap().contains("unknown control"), "{}", reply.json);
+    let error = reply.json["error"].as_str().unwrap();
+    assert_eq!(
+        error,
+        format!("plugin iowait: control \"switchToIOWait\" is not active on node \"{HOST_NODE}\" now (the node's latest report does not offer it)"),
+        "{}",
+        reply.json
+    );
+    let reply = client.post("/control", switch("explode")).await;
+    assert_eq!(reply.json["error"], "plugin iowait: unknown control \"explode\"", "{}", reply.json);
     let reply = client.post("/control", switch("switchToIdle")).await;
     assert!(reply.json.get("error").is_none(), "{}", reply.json);
 
@@ -114,5 +123,9 @@ async fn iowait_reports_like_the_original_and_follows_the_host() {
     eprintln!("idle at rest: test {rest_ours:.1}%, plugin {rest_plugin:.1}%; loaded: test {load_ours:.1}%, plugin {load_plugin:.1}%");
     assert!((rest_plugin - rest_ours).abs() < 20.0, "at rest: plugin {rest_plugin:.1}% vs /proc/stat {rest_ours:.1}%");
     assert!((load_plugin - load_ours).abs() < 20.0, "loaded: plugin {load_plugin:.1}% vs /proc/stat {load_ours:.1}%");
-    assert!(load_plugin < rest_plugin - 25.0, "the value moves with the load: {rest_plugin:.1}% -> {load_plugin:.1}%");
+    // On a machine already busy (idle near 0 "at rest") the burners cannot
+    // move the value; the agreement with /proc/stat above still holds there.
+    if rest_ours > 40.0 {
+        assert!(load_plugin < rest_plugin - 25.0, "the value moves with the load: {rest_plugin:.1}% -> {load_plugin:.1}%");
+    }
 }

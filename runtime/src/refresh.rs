@@ -66,6 +66,10 @@ impl GoodReport {
         Self { rendered, made_ms, bodies: Mutex::new(Vec::new()) }
     }
 
+    pub fn declares_control(&self, id: &str) -> bool {
+        self.rendered.declares_control(id)
+    }
+
     /// The body for `probe_id`, put together the first time only.
     pub fn body(&self, probe_id: Option<&str>) -> Result<Bytes, String> {
         if let Some((_, body)) = self.bodies.lock().unwrap().iter().find(|(id, _)| id.as_deref() == probe_id) {
@@ -95,6 +99,8 @@ struct CacheState {
     last_probe_id: Option<String>,
     /// Bumped by `invalidate`; a refresh started before it is thrown away.
     generation: u64,
+    /// The latest good report, kept past `invalidate` for what it declares.
+    latest_good: Option<Arc<GoodReport>>,
 }
 
 impl ReportCache {
@@ -157,6 +163,11 @@ impl ReportCache {
         let _ = tokio::time::timeout_at(until, attempts.wait_for(settled)).await;
     }
 
+    /// Whether the plugin's latest good report declares the control `id`.
+    pub fn declares_control(&self, id: &str) -> bool {
+        self.state.lock().unwrap().latest_good.as_ref().is_some_and(|good| good.declares_control(id))
+    }
+
     pub fn last_probe_id(&self) -> Option<String> {
         self.state.lock().unwrap().last_probe_id.clone()
     }
@@ -193,6 +204,7 @@ impl ReportCache {
         let now = Instant::now();
         match result {
             Ok(report) => {
+                state.latest_good = Some(report.clone());
                 state.good = Some((report, now));
                 state.failures_in_a_row = 0;
                 state.failure = None;

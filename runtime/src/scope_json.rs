@@ -52,9 +52,16 @@ pub struct RenderedReport {
     /// The timestamp those entries carry (the report's "now").
     now: String,
     max_bytes: usize,
+    /// The IDs of the controls the report declares, sorted.
+    controls: Vec<String>,
 }
 
 impl RenderedReport {
+    /// Whether the report declares the control `id` (on some topology).
+    pub fn declares_control(&self, id: &str) -> bool {
+        self.controls.binary_search_by(|c| c.as_str().cmp(id)).is_ok()
+    }
+
     /// The body for a request from `probe_id`: a copy of the rendered bytes
     /// with the probe's ID in every slot, or the bytes themselves without slots.
     pub fn body(&self, probe_id: Option<&str>) -> Result<Bytes, String> {
@@ -106,7 +113,10 @@ pub fn encode_report(ctx: &RenderContext, report: &Report, limits: RenderLimits)
     check::check(ctx, report, limits)?;
     let now = check::timestamp(ctx.now_ms)?;
     let (body, slots) = write::report(ctx, report, &now, limits.max_bytes, false)?;
-    Ok(RenderedReport { body: body.into(), slots, now, max_bytes: limits.max_bytes })
+    let mut controls: Vec<String> = report.topologies.iter().flat_map(|t| t.controls.iter().map(|c| c.id.clone())).collect();
+    controls.sort_unstable();
+    controls.dedup();
+    Ok(RenderedReport { body: body.into(), slots, now, max_bytes: limits.max_bytes, controls })
 }
 
 /// The body of a successful `POST /control` for `probe_id`.
@@ -122,7 +132,7 @@ pub fn encode_control_response(
         let now = check::timestamp(ctx.now_ms)?;
         // A plugin answering a control is a controller, whatever the shortcut holds.
         let (body, slots) = write::report(ctx, report, &now, limits.max_bytes, true)?;
-        RenderedReport { body: body.into(), slots, now, max_bytes: limits.max_bytes }.body(probe_id)
+        RenderedReport { body: body.into(), slots, now, max_bytes: limits.max_bytes, controls: Vec::new() }.body(probe_id)
     })()
     .map_err(|e| format!("shortcut report: {e}"))?;
     let mut out = Vec::with_capacity(shortcut.len() + 20);
@@ -144,6 +154,17 @@ fn check_size(bytes: usize, max_bytes: usize) -> Result<(), String> {
         return Err(format!("report is over {} KiB, more than the limit of {} KiB", bytes >> 10, max_bytes >> 10));
     }
     Ok(())
+}
+
+/// The text the UI shows for a control the plugin declares but the node does
+/// not offer now (e.g. "switch to idle" on a node that is idle already).
+pub fn inactive_control_message(plugin: &PluginId, control: &str, node: &str) -> String {
+    let message = format!(
+        "plugin {plugin}: control {:?} is not active on node {:?} now (the node's latest report does not offer it)",
+        check::short(control),
+        check::short(node)
+    );
+    crate::limits::bounded_text(&message, crate::limits::MAX_ERROR_TEXT_BYTES).into_owned()
 }
 
 /// The text the UI shows when a control fails.

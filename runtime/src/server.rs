@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::bindings::ControlRequest;
+use crate::bindings::{ControlError, ControlRequest};
 use crate::error::CallError;
 use crate::scope_json;
 use crate::worker::PluginHandle;
@@ -141,6 +141,7 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         Ok(body) => body,
         Err(err) => return error_response(StatusCode::BAD_REQUEST, format!("plugin {}: bad control request JSON: {err}", plugin.id)),
     };
+    let node_id = body.node_id.clone();
     let request = ControlRequest {
         app_id: body.app_id,
         node_id: body.node_id,
@@ -155,7 +156,12 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         }
         // The probe shows a control's `error` to the user: answer 200 with it.
         Ok(Err(err)) => {
-            let message = scope_json::control_error_message(&plugin.id, &err);
+            let message = match &err {
+                ControlError::UnknownControl(control) if plugin.cache.declares_control(control) => {
+                    scope_json::inactive_control_message(&plugin.id, control, &node_id)
+                }
+                _ => scope_json::control_error_message(&plugin.id, &err),
+            };
             json_response(StatusCode::OK, &json!({ "error": message }))
         }
         Err(err) => call_error(err),
