@@ -74,7 +74,8 @@ async fn the_admin_endpoint_and_status_show_every_plugin() {
 
     let metrics = daemon.admin_get("/metrics").await;
     assert!(metrics.contains("# TYPE scope_wasm_plugin_calls_total counter"), "{metrics}");
-    assert!(metrics.contains("scope_wasm_plugin_up{plugin=\"counter\",state=\"serving\",health=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("scope_wasm_plugin_up{plugin=\"counter\"} 1"), "{metrics}");
+    assert!(metrics.contains("scope_wasm_plugin_state{plugin=\"counter\",state=\"serving\"} 1"), "{metrics}");
     assert!(metrics.contains("scope_wasm_plugin_errors_total{plugin=\"loop-forever\",cause=\"deadline\"}"), "{metrics}");
     let calls: f64 = metrics
         .lines()
