@@ -27,11 +27,53 @@
 
 mod builders;
 pub mod docker;
+mod errors;
 pub mod host;
 pub mod http_traffic;
 pub mod ids;
 pub mod procfs;
 pub mod traffic;
+
+/// A panic in a plugin becomes its status: the hook sends `panicked at
+/// FILE:LINE:COL: MESSAGE` to the host's log at error level, and the host puts
+/// the last such message of the call into the trap's text (a panic aborts the
+/// instance, so no error value could carry it). Installed by [`export_plugin!`].
+#[doc(hidden)]
+pub mod panic {
+    /// Longest panic text sent; the rest is cut off (the status is one line).
+    const MAX_TEXT: usize = 1024;
+
+    pub fn install_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(a panic without a message)");
+                let text = match info.location() {
+                    Some(at) => format!("panicked at {}:{}:{}: {message}", at.file(), at.line(), at.column()),
+                    None => format!("panicked: {message}"),
+                };
+                crate::host::error(bounded(&text, MAX_TEXT));
+            }));
+        });
+    }
+
+    /// `text` cut to at most `max` bytes, between characters.
+    pub fn bounded(text: &str, max: usize) -> &str {
+        if text.len() <= max {
+            return text;
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        &text[..end]
+    }
+}
 
 #[doc(hidden)]
 pub mod bindings {
@@ -57,7 +99,11 @@ pub trait Plugin: Default + 'static {
     /// Label and description shown in the UI's plugin list.
     fn describe(&self) -> PluginInfo;
 
-    /// The report for this poll. An `Err` is shown as the plugin's status.
+    /// The report for this poll. An `Err` is shown as the plugin's status;
+    /// a capability's error converts with `?` into its sentence, e.g.
+    /// `Docker Engine unavailable: /var/run/docker.sock does not exist`. A
+    /// panic is shown too (`trapped: panicked at src/lib.rs:12:9: boom`), but
+    /// it throws the instance and its state away.
     fn report(&mut self) -> Result<Report, String>;
 
     /// A user clicked one of the plugin's controls.
@@ -79,6 +125,7 @@ macro_rules! export_plugin {
             }
 
             fn with_plugin<R>(f: impl FnOnce(&mut $plugin) -> R) -> R {
+                $crate::panic::install_hook();
                 STATE.with_borrow_mut(|state| {
                     f(state.get_or_insert_with(<$plugin as ::core::default::Default>::default))
                 })

@@ -36,6 +36,16 @@ const BURST_LINES: f64 = 100.0;
 pub struct GuestLog {
     plugin: PluginId,
     budget: Arc<Mutex<LineBudget>>,
+    /// The last failure the guest announced (see `is_failure_notice`) during
+    /// the current call: the text its trap is shown with.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// How an SDK announces, at error level, the failure it is about to trap on: a
+/// Rust panic (`panicked at src/lib.rs:12:9: boom`) or a C plugin's abort
+/// (`aborted: reason`). The trap itself carries no message.
+pub fn is_failure_notice(message: &str) -> bool {
+    message.starts_with("panicked at ") || message.starts_with("panicked: ") || message.starts_with("aborted: ")
 }
 
 /// A token bucket of log lines.
@@ -63,7 +73,21 @@ impl LineBudget {
 impl GuestLog {
     pub fn new(plugin: PluginId) -> Self {
         let budget = LineBudget { tokens: BURST_LINES, refilled: Instant::now(), dropped: 0 };
-        Self { plugin, budget: Arc::new(Mutex::new(budget)) }
+        Self { plugin, budget: Arc::new(Mutex::new(budget)), failure: Arc::default() }
+    }
+
+    /// Keeps `message` as the current call's failure if it announces one; kept
+    /// even when the line itself is dropped by the rate limit.
+    pub fn note_if_failure(&self, level: Level, message: &str) {
+        if level == Level::ERROR && is_failure_notice(message) {
+            let text = escape_controls(message.trim_end(), MAX_LINE).into_owned();
+            *self.failure.lock().unwrap() = Some(text);
+        }
+    }
+
+    /// The failure announced since the last call of this, if any.
+    pub fn take_failure(&self) -> Option<String> {
+        self.failure.lock().unwrap().take()
     }
 
     pub fn write(&self, level: Level, message: &str) {
@@ -230,6 +254,17 @@ mod tests {
         assert_eq!(budget.take(later), Some(900));
         let passed = 1 + (0..100).filter(|_| budget.take(later).is_some()).count();
         assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn an_announced_failure_is_kept_for_the_call_once() {
+        let log = GuestLog::new(PluginId::parse("failing").unwrap());
+        log.note_if_failure(Level::INFO, "panicked at src/lib.rs:1:1: not at error level");
+        log.note_if_failure(Level::ERROR, "an ordinary error line");
+        assert_eq!(log.take_failure(), None);
+        log.note_if_failure(Level::ERROR, "panicked at src/lib.rs:12:9: boom\n");
+        assert_eq!(log.take_failure().as_deref(), Some("panicked at src/lib.rs:12:9: boom"));
+        assert_eq!(log.take_failure(), None);
     }
 
     #[test]

@@ -94,6 +94,8 @@ impl PluginInstance {
             return Err(CallError::Busy { plugin: self.id.clone() });
         }
         let _ticking = GuestRunning::start();
+        // Only what the guest announces during this call explains its trap.
+        self.log.take_failure();
         let result = match self.live.as_mut() {
             Some(live) => invoke(live, call, deadline).await,
             None => match instantiate(&self.pre, self.new_state(), deadline).await {
@@ -102,7 +104,7 @@ impl PluginInstance {
             },
         };
         result.map_err(|err| {
-            let err = self.classify(err);
+            let err = self.classify(err, self.log.take_failure());
             if err.poisons_instance() {
                 self.live = None;
             }
@@ -114,7 +116,9 @@ impl PluginInstance {
         PluginState::new(&self.id, &self.services, &self.policy, self.log.clone())
     }
 
-    fn classify(&self, err: wasmtime::Error) -> CallError {
+    /// `announced`: the failure the guest's SDK logged before trapping (a Rust
+    /// panic's message, a C abort's reason), shown instead of the bare trap.
+    fn classify(&self, err: wasmtime::Error, announced: Option<String>) -> CallError {
         let plugin = self.id.clone();
         if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return CallError::Deadline { plugin, budget: self.policy.limits.call_budget };
@@ -126,7 +130,11 @@ impl PluginInstance {
             Some(trap) => trap.to_string(),
             None => format!("{:#}", err.root_cause()),
         };
-        if let Some(frames) = err.downcast_ref::<WasmBacktrace>().and_then(innermost_frames) {
+        if let Some(announced) = announced.filter(|_| err.downcast_ref::<Trap>().is_some()) {
+            // `panicked at src/lib.rs:12:9: boom` says more than `wasm unreachable`
+            // and where it was, both.
+            detail = announced;
+        } else if let Some(frames) = err.downcast_ref::<WasmBacktrace>().and_then(innermost_frames) {
             detail = format!("{detail} (in {frames})");
         }
         if err.downcast_ref::<InstantiateFailed>().is_some() {

@@ -25,6 +25,7 @@ impl host::Host for HostInfo {
 
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
         panic_if_asked(&message);
+        self.log.note_if_failure(level.into(), &message);
         self.log.write(level.into(), &message);
         Ok(())
     }
