@@ -36,6 +36,15 @@ static char *vformat(const char *format, va_list args) {
     return text;
 }
 
+static char *format(const char *format_text, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *format_text, ...) {
+    va_list args;
+    va_start(args, format_text);
+    char *text = vformat(format_text, args);
+    va_end(args);
+    return text;
+}
+
 /* A malloc'd NUL-terminated text as a string that owns it (the NUL is not
  * part of the string; an empty text is freed, see scope_string). */
 static scope_string_t owned(char *text) {
@@ -253,6 +262,46 @@ const char *scope_procfs_error_kind(const scope_procfs_error_t *error) {
 
 void scope_procfs_error_free(scope_procfs_error_t *error) {
     scope_plugin_procfs_procfs_error_free(error);
+}
+
+/* The same words as the Rust SDK's Display. */
+char *scope_procfs_error_text(const scope_procfs_error_t *error) {
+    const scope_string_t *why = &error->val.not_found;
+    switch (error->tag) {
+    case SCOPE_PLUGIN_PROCFS_PROCFS_ERROR_NOT_FOUND:
+        return format("procfs: %.*s does not exist (no such file, or the process has exited)", (int)why->len,
+                      (const char *)why->ptr);
+    case SCOPE_PLUGIN_PROCFS_PROCFS_ERROR_DENIED: {
+        why = &error->val.denied;
+        const char *text = (const char *)why->ptr;
+        int len = (int)why->len;
+        /* The host's not-granted text names the plugin, which the status already starts with. */
+        const char *colon = len > 7 && memcmp(text, "plugin ", 7) == 0 ? memchr(text, ':', (size_t)len) : NULL;
+        const char *rest = colon && colon + 2 <= text + len ? colon + 2 : text;
+        if ((size_t)(text + len - rest) >= 21 && memcmp(rest, "procfs is not granted", 21) == 0) {
+            return format("procfs denied: procfs is not granted to this plugin (add \"procfs\" to its grants in the config)");
+        }
+        return format("procfs denied: %.*s", len, text);
+    }
+    case SCOPE_PLUGIN_PROCFS_PROCFS_ERROR_TOO_LARGE:
+        return format("procfs: the file is larger than the host's limit of %llu bytes",
+                      (unsigned long long)error->val.too_large);
+    default:
+        why = &error->val.io;
+        return format("procfs read failed: %.*s", (int)why->len, (const char *)why->ptr);
+    }
+}
+
+_Noreturn void scope_abort(const char *format_text, ...) {
+    va_list args;
+    va_start(args, format_text);
+    char *reason = vformat(format_text, args);
+    va_end(args);
+    /* The host keeps this error line as the trap's text (see docs/authors.md). */
+    char *text = format("aborted: %.1024s", reason);
+    scope_string_t message = {(uint8_t *)text, strlen(text)};
+    scope_plugin_host_log(SCOPE_PLUGIN_HOST_LOG_LEVEL_ERROR, &message);
+    abort();
 }
 
 /* The exports: the generated glue frees what they return once the host read it. */

@@ -106,6 +106,16 @@ void scope_log(scope_plugin_host_log_level_t level, const char *format, ...) __a
 bool scope_procfs_read(const char *path, char **text, scope_procfs_error_t *error);
 const char *scope_procfs_error_kind(const scope_procfs_error_t *error); /* "denied", "not-found", ... */
 void scope_procfs_error_free(scope_procfs_error_t *error);
+/* The error as the sentence a person reads, malloc'd (the caller frees it):
+ * "procfs denied: /proc/kcore is not readable by plugins: ...". For a report:
+ * scope_string(error, text) with it. */
+char *scope_procfs_error_text(const scope_procfs_error_t *error);
+
+/* Gives up: `reason` (printf-style, cut at 1024 bytes) becomes the plugin's
+ * status, "trapped: aborted: REASON", and the instance is thrown away (the
+ * next call starts a fresh one). For what cannot go on; return false with an
+ * error for what can. */
+_Noreturn void scope_abort(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* The other capabilities (docker, traffic, http-traffic) are called through
  * plugin.h directly: scope_plugin_docker_list_containers(), ... */

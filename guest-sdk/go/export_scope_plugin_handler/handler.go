@@ -18,8 +18,17 @@ func Describe() types.PluginInfo {
 	return scope.Exported().Describe()
 }
 
-func Report() witTypes.Result[types.Report, string] {
+// A panic in Report or Control is that call's error, its value the status
+// text ("panic: index out of range [3] with length 1"), instead of a trap that
+// says only "unreachable". The plugin's state is what the panic left.
+
+func Report() (result witTypes.Result[types.Report, string]) {
 	defer scope.CollectIfDue()
+	defer func() {
+		if value := recover(); value != nil {
+			result = witTypes.Err[types.Report, string](scope.PanicText(value))
+		}
+	}()
 	report, err := scope.Exported().Report()
 	if err != nil {
 		return witTypes.Err[types.Report, string](err.Error())
@@ -27,8 +36,13 @@ func Report() witTypes.Result[types.Report, string] {
 	return witTypes.Ok[types.Report, string](report)
 }
 
-func Control(request types.ControlRequest) witTypes.Result[types.ControlResponse, types.ControlError] {
+func Control(request types.ControlRequest) (result witTypes.Result[types.ControlResponse, types.ControlError]) {
 	defer scope.CollectIfDue()
+	defer func() {
+		if value := recover(); value != nil {
+			result = witTypes.Err[types.ControlResponse, types.ControlError](types.MakeControlErrorFailed(scope.PanicText(value)))
+		}
+	}()
 	response, err := scope.Exported().Control(request)
 	if err != nil {
 		return witTypes.Err[types.ControlResponse, types.ControlError](scope.AsWit(err))

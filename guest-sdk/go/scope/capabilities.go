@@ -37,15 +37,15 @@ func fromDocker[T any](result witTypes.Result[T, dockerWit.DockerError]) (T, err
 	failure := result.Err()
 	switch failure.Tag() {
 	case dockerWit.DockerError_Unavailable:
-		return zero, &HostError{"unavailable", failure.Unavailable()}
+		return zero, &HostError{"unavailable", failure.Unavailable(), "docker"}
 	case dockerWit.DockerError_Timeout:
-		return zero, &HostError{"timeout", ""}
+		return zero, &HostError{"timeout", "", "docker"}
 	case dockerWit.DockerError_NotFound:
-		return zero, &HostError{"not-found", failure.NotFound()}
+		return zero, &HostError{"not-found", failure.NotFound(), "docker"}
 	case dockerWit.DockerError_Denied:
-		return zero, &HostError{"denied", failure.Denied()}
+		return zero, &HostError{"denied", failure.Denied(), "docker"}
 	default:
-		return zero, &HostError{"failed", failure.Failed()}
+		return zero, &HostError{"failed", failure.Failed(), "docker"}
 	}
 }
 
@@ -71,15 +71,15 @@ func fromTraffic(result witTypes.Result[trafficWit.Shaping, trafficWit.TrafficEr
 	failure := result.Err()
 	switch failure.Tag() {
 	case trafficWit.TrafficError_Denied:
-		return trafficWit.Shaping{}, &HostError{"denied", failure.Denied()}
+		return trafficWit.Shaping{}, &HostError{"denied", failure.Denied(), "traffic"}
 	case trafficWit.TrafficError_NotFound:
-		return trafficWit.Shaping{}, &HostError{"not-found", failure.NotFound()}
+		return trafficWit.Shaping{}, &HostError{"not-found", failure.NotFound(), "traffic"}
 	case trafficWit.TrafficError_Unsupported:
-		return trafficWit.Shaping{}, &HostError{"unsupported", failure.Unsupported()}
+		return trafficWit.Shaping{}, &HostError{"unsupported", failure.Unsupported(), "traffic"}
 	case trafficWit.TrafficError_Timeout:
-		return trafficWit.Shaping{}, &HostError{"timeout", ""}
+		return trafficWit.Shaping{}, &HostError{"timeout", "", "traffic"}
 	default:
-		return trafficWit.Shaping{}, &HostError{"failed", failure.Failed()}
+		return trafficWit.Shaping{}, &HostError{"failed", failure.Failed(), "traffic"}
 	}
 }
 
@@ -92,10 +92,10 @@ func HTTPCounters() ([]httpWit.ProcessCounters, error) {
 	failure := result.Err()
 	switch failure.Tag() {
 	case httpWit.HttpTrafficError_Denied:
-		return nil, &HostError{"denied", failure.Denied()}
+		return nil, &HostError{"denied", failure.Denied(), "http-traffic"}
 	case httpWit.HttpTrafficError_Unavailable:
-		return nil, &HostError{"unavailable", failure.Unavailable()}
+		return nil, &HostError{"unavailable", failure.Unavailable(), "http-traffic"}
 	default:
-		return nil, &HostError{"timeout", ""}
+		return nil, &HostError{"timeout", "", "http-traffic"}
 	}
 }

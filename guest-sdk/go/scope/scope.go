@@ -34,6 +34,8 @@ package scope
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 	host "wit_component/scope_plugin_host"
@@ -98,17 +100,100 @@ func AsWit(err error) types.ControlError {
 }
 
 // HostError is a host capability's typed error: Kind is the WIT case
-// ("denied", "not-found", ...), Message its text.
+// ("denied", "not-found", ...), Message the host's text, Capability which
+// capability ("docker", "procfs", ...). Error() is the sentence shown as the
+// plugin's status, e.g. "Docker Engine unavailable: /var/run/docker.sock does
+// not exist".
 type HostError struct {
-	Kind    string
-	Message string
+	Kind       string
+	Message    string
+	Capability string
 }
 
 func (e *HostError) Error() string {
-	if e.Message == "" {
-		return e.Kind
+	if e.Capability == "" {
+		if e.Message == "" {
+			return e.Kind
+		}
+		return e.Kind + ": " + e.Message
 	}
-	return e.Kind + ": " + e.Message
+	return DescribeHostError(e.Capability, e.Kind, e.Message)
+}
+
+// What each capability is called in a sentence.
+var capabilityNames = map[string]string{
+	"docker": "Docker", "procfs": "procfs", "traffic": "traffic shaping", "http-traffic": "HTTP traffic counters",
+}
+
+// The sentence per capability and kind; "%s" is the host's message.
+var sentences = map[string]string{
+	"docker/unavailable":       "Docker Engine unavailable: %s",
+	"docker/timeout":           "Docker Engine did not answer within the call's time budget",
+	"docker/not-found":         "Docker object not found: %s",
+	"docker/failed":            "Docker Engine error: %s",
+	"procfs/not-found":         "procfs: %s does not exist (no such file, or the process has exited)",
+	"procfs/too-large":         "procfs: the file is larger than the host's limit of %s bytes",
+	"procfs/io":                "procfs read failed: %s",
+	"traffic/not-found":        "traffic shaping: container not found: %s",
+	"traffic/unsupported":      "traffic shaping is not supported on this host: %s",
+	"traffic/failed":           "traffic shaping failed: %s",
+	"traffic/timeout":          "traffic shaping did not finish within the call's time budget",
+	"http-traffic/unavailable": "HTTP traffic counters unavailable on this host: %s",
+	"http-traffic/timeout":     "HTTP traffic counters did not answer within the call's time budget",
+}
+
+// DescribeHostError is a capability error as a sentence: the capability, the
+// cause and, where there is one, the fix (the same words as the Rust SDK).
+func DescribeHostError(capability, kind, message string) string {
+	what, ok := capabilityNames[capability]
+	if !ok {
+		what = capability
+	}
+	if kind == "denied" {
+		notGranted := capability + " is not granted"
+		// The host's text names the plugin, which the status already starts with.
+		if head, rest, found := strings.Cut(message, ": "); found && strings.HasPrefix(head, "plugin ") && strings.HasPrefix(rest, notGranted) {
+			message = rest
+		}
+		if strings.HasPrefix(message, notGranted) {
+			return fmt.Sprintf("%s denied: %s is not granted to this plugin (add %q to its grants in the config)", what, capability, capability)
+		}
+		return what + " denied: " + message
+	}
+	sentence, ok := sentences[capability+"/"+kind]
+	if !ok {
+		if message == "" {
+			return fmt.Sprintf("%s error (%s)", what, kind)
+		}
+		return fmt.Sprintf("%s error (%s): %s", what, kind, message)
+	}
+	if strings.Contains(sentence, "%s") {
+		return fmt.Sprintf(sentence, message)
+	}
+	return sentence
+}
+
+// MaxStatus is the longest status text a panic makes; the rest is cut off.
+const MaxStatus = 1024
+
+// PanicText is a recovered panic as the plugin's status: "panic: VALUE",
+// bounded. The handler export recovers every call's panic into it, so a
+// panicking plugin fails that call, and says why, instead of trapping.
+func PanicText(value any) string {
+	var text string
+	if err, ok := value.(error); ok {
+		text = "panic: " + err.Error()
+	} else {
+		text = fmt.Sprintf("panic: %v", value)
+	}
+	if len(text) > MaxStatus {
+		cut := MaxStatus - 3
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "..."
+	}
+	return text
 }
 
 // NewReport is a report of these topologies.
@@ -180,12 +265,12 @@ func ReadProc(path string) (string, error) {
 	failure := result.Err()
 	switch failure.Tag() {
 	case procfsWit.ProcfsError_NotFound:
-		return "", &HostError{"not-found", failure.NotFound()}
+		return "", &HostError{"not-found", failure.NotFound(), "procfs"}
 	case procfsWit.ProcfsError_Denied:
-		return "", &HostError{"denied", failure.Denied()}
+		return "", &HostError{"denied", failure.Denied(), "procfs"}
 	case procfsWit.ProcfsError_TooLarge:
-		return "", &HostError{"too-large", fmt.Sprint(failure.TooLarge())}
+		return "", &HostError{"too-large", fmt.Sprint(failure.TooLarge()), "procfs"}
 	default:
-		return "", &HostError{"io", failure.Io()}
+		return "", &HostError{"io", failure.Io(), "procfs"}
 	}
 }

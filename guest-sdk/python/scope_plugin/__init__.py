@@ -21,8 +21,9 @@ The records are the ones `componentize-py` generates from `wit/` (module
 `wit_world.imports.types`); the functions here only fill in their defaults.
 The host writes the JSON: a plugin never handles JSON.
 
-Errors are exceptions: raise anything from `report` and its text becomes the
-plugin's status; raise `UnknownControl`, `UnknownNode`, `InvalidArgument` or
+Errors are exceptions: raise anything from `report` and it becomes the
+plugin's status, as `TypeError: message` (a `HostError` or a plain `Exception`:
+its message alone); raise `UnknownControl`, `UnknownNode`, `InvalidArgument` or
 `ControlFailed` from `control`. Host capabilities raise `HostError`.
 """
 
@@ -54,7 +55,7 @@ from wit_world.imports.types import (
     TopologyKind,
 )
 
-from .errors import ControlFailed, HostError, InvalidArgument, UnknownControl, UnknownNode
+from .errors import ControlFailed, HostError, InvalidArgument, UnknownControl, UnknownNode, status_text
 
 __all__ = [
     "Plugin", "export", "plugin_info", "report", "topology", "node", "metric", "control",
@@ -91,21 +92,27 @@ def export(plugin_class):
 
         def report(self) -> Report:
             try:
-                return plugin.report()
+                result = plugin.report()
+                if not isinstance(result, Report):
+                    raise TypeError(f"report() must return a Report (scope.report(...)), not {type(result).__name__}")
+                return result
             except Err:
                 raise
             except Exception as error:
-                raise Err(str(error) or type(error).__name__)
+                raise Err(status_text(error))
 
         def control(self, request: ControlRequest) -> ControlResponse:
             try:
-                return plugin.control(request)
+                result = plugin.control(request)
+                if not isinstance(result, ControlResponse):
+                    raise TypeError(f"control() must return a ControlResponse (scope.shortcut(...) or scope.done()), not {type(result).__name__}")
+                return result
             except (UnknownControl, UnknownNode, InvalidArgument, ControlFailed) as error:
                 raise Err(error.as_wit())
             except Err:
                 raise
             except Exception as error:
-                raise Err(types.ControlError_Failed(str(error) or type(error).__name__))
+                raise Err(types.ControlError_Failed(status_text(error)))
 
     return Handler
 
