@@ -48,11 +48,16 @@ async fn start(lang: &str) -> (Daemon, Client, Client) {
     (daemon, reference, plugin)
 }
 
-/// The body with every RFC 3339 timestamp replaced by `T` and the plugin's ID
-/// (in `Plugins` and in error texts) by `ID`: what must match byte for byte.
+/// The body with every RFC 3339 timestamp replaced by `T`, the plugin's ID
+/// (in `Plugins` and in error texts) by `ID` and its label's language
+/// (`Conformance (Python)`) by `LANG`: what must match byte for byte.
 fn normalized(body: &[u8], id: &str) -> String {
-    let text = String::from_utf8(body.to_vec())
-        .unwrap()
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let text = match text.split_once("\"label\":\"Conformance (") {
+        Some((head, rest)) => format!("{head}\"label\":\"Conformance (LANG{}", &rest[rest.find(')').unwrap_or(0)..]),
+        None => text,
+    };
+    let text = text
         .replace(&format!("\"id\":\"{id}\""), "\"id\":\"ID\"")
         .replace(&format!("plugin {id}: "), "plugin ID: ");
     let mut out = String::with_capacity(text.len());
@@ -222,4 +227,6 @@ fn timestamps_and_ids_are_all_that_normalizing_hides() {
     let body = br#"{"a":"2026-11-26T02:07:00.123Z","id":"conformance","b":"x","error":"plugin conformance: no"}"#;
     assert_eq!(normalized(body, "conformance"), r#"{"a":"T","id":"ID","b":"x","error":"plugin ID: no"}"#);
     assert_ne!(normalized(br#"{"a":"1"}"#, "c"), normalized(br#"{"a":"2"}"#, "c"));
+    let labelled = br#"{"label":"Conformance (Python)","description":"x (y)"}"#;
+    assert_eq!(normalized(labelled, "c"), r#"{"label":"Conformance (LANG)","description":"x (y)"}"#);
 }

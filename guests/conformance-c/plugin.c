@@ -9,7 +9,7 @@
 static uint64_t count;
 
 void plugin_describe(scope_plugin_info_t *info) {
-    scope_info(info, "Conformance", "The same plugin in every language: a counter, a reset control, typed errors");
+    scope_info(info, "Conformance (C)", "The same plugin in every language: a counter, a reset control, typed errors");
 }
 
 static void render(scope_report_t *report) {
@@ -97,6 +97,9 @@ bool plugin_control(const scope_control_request_t *request, scope_control_respon
         free(n);
     } else if (scope_string_eq(&request->control, "fail")) {
         scope_control_fail(error, SCOPE_FAILED, "failing on purpose");
+    } else if (scope_string_eq(&request->control, "abort")) {
+        /* Not in the reference: an abort's status text (tests/guest_errors.rs). */
+        scope_abort("count %llu is beyond repair", (unsigned long long)count);
         return false;
     } else {
         scope_control_fail(error, SCOPE_UNKNOWN_CONTROL, "%.*s", (int)request->control.len, request->control.ptr);

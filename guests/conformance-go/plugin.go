@@ -18,7 +18,7 @@ type conformance struct {
 
 func (c *conformance) Describe() types.PluginInfo {
 	return types.PluginInfo{
-		Label:       "Conformance",
+		Label:       "Conformance (Go)",
 		Description: "The same plugin in every language: a counter, a reset control, typed errors",
 	}
 }
@@ -98,6 +98,10 @@ func (c *conformance) Control(request types.ControlRequest) (types.ControlRespon
 		c.count += value
 	case "fail":
 		return types.ControlResponse{}, scope.Failed("failing on purpose")
+	case "panic":
+		// Not in the reference: a panic's status text (tests/guest_errors.rs).
+		var counts []uint64
+		c.count += counts[c.count+3]
 	default:
 		return types.ControlResponse{}, scope.UnknownControl(request.Control)
 	}

@@ -40,7 +40,7 @@ function render() {
 }
 
 export const handler = exportPlugin({
-  describe: () => ({ label: 'Conformance', description: 'The same plugin in every language: a counter, a reset control, typed errors' }),
+  describe: () => ({ label: 'Conformance (JavaScript)', description: 'The same plugin in every language: a counter, a reset control, typed errors' }),
   report: () => render(),
   control(request) {
     if (request.nodeId !== ids.thisHost()) throw unknownNode(request.nodeId);
@@ -58,6 +58,13 @@ export const handler = exportPlugin({
       }
       case 'fail':
         throw controlFailed('failing on purpose');
+      case 'raise': {
+        // Not in the reference: an uncaught exception's status text (tests/guest_errors.rs).
+        const what = arg(request, 'what') ?? '';
+        if (what === 'type-error') return null.missing;
+        if (what === 'host-error') docker.containers(false);
+        throw invalidArgument(`what must be type-error or host-error, got '${what}'`);
+      }
       default:
         throw unknownControl(request.control);
     }

@@ -11,7 +11,7 @@ class Conformance(scope.Plugin):
         self.count = 0
 
     def describe(self):
-        return scope.plugin_info("Conformance", "The same plugin in every language: a counter, a reset control, typed errors")
+        return scope.plugin_info("Conformance (Python)", "The same plugin in every language: a counter, a reset control, typed errors")
 
     def render(self):
         # /proc/kcore is never readable: the typed error must come through.
@@ -62,6 +62,20 @@ class Conformance(scope.Plugin):
             self.count += int(n)
         elif request.control == "fail":
             raise scope.ControlFailed("failing on purpose")
+        elif request.control == "raise":
+            # Not in the reference: an uncaught exception's status text
+            # (tests/guest_errors.rs).
+            what = dict(request.args).get("what", "")
+            if what == "type-error":
+                return self.count + "1"
+            if what == "key-error":
+                return {}["missing"]
+            if what == "open-proc":
+                with open("/proc/x") as file:
+                    return file.read()
+            if what == "host-error":
+                docker.containers(False)
+            raise scope.InvalidArgument(f"what must be type-error, key-error, open-proc or host-error, got '{what}'")
         else:
             raise scope.UnknownControl(request.control)
         return scope.shortcut(self.render())

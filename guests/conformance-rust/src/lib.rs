@@ -53,7 +53,7 @@ impl Conformance {
 
 impl Plugin for Conformance {
     fn describe(&self) -> PluginInfo {
-        PluginInfo::new("Conformance", "The same plugin in every language: a counter, a reset control, typed errors")
+        PluginInfo::new("Conformance (Rust)", "The same plugin in every language: a counter, a reset control, typed errors")
     }
 
     fn report(&mut self) -> Result<Report, String> {
