@@ -127,5 +127,5 @@ def status_text(error: BaseException) -> str:
         text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     filename = getattr(error, "filename", None)
     if isinstance(error, OSError) and isinstance(filename, str) and (filename == "/proc" or filename.startswith("/proc/")):
-        text += " (plugins cannot open /proc directly: read /proc through scope_plugin.procfs, e.g. procfs.read(\"stat\"))"
+        text += " (plugins cannot open /proc directly: read /proc through scope_plugin.procfs, e.g. procfs.read('stat'))"
     return text if len(text) <= MAX_STATUS else text[: MAX_STATUS - 3] + "..."
