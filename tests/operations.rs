@@ -28,9 +28,10 @@ fn config_check_accepts_the_default_and_names_the_place_of_errors() {
 
     for (text, must_say) in [
         ("plugin_dir = \"/x\"\nsokcet_dir = \"/y\"\n", vec!["line 2", "unknown field `sokcet_dir`"]),
-        ("[defaults]\ncall_timeout_ms = 900\n", vec!["[defaults]", "900 ms is out of range"]),
+        ("[defaults]\ncall_timeout_ms = 900\n", vec!["line 2 (call_timeout_ms): [defaults]", "900 ms is out of range"]),
+        ("[plugins.x]\nmemory_mib = 8\nrefresh_ms = 1\n", vec!["line 3 (refresh_ms): [plugins.\"x\"]", "refresh interval"]),
         ("[plugins.x]\ngrants = [\"docker\", \"root\"]\n", vec!["[plugins.\"x\"]", "unknown capability \"root\""]),
-        ("rescan_ms = 10\n", vec!["rescan_ms = 10"]),
+        ("rescan_ms = 10\n", vec!["line 1: rescan_ms = 10"]),
         ("[plugins.bad_name]\nmemory_mib = 8\n", vec!["invalid plugin ID \"bad_name\""]),
         ("log_format = \"xml\"\n", vec!["line 1", "unknown variant `xml`"]),
     ] {

@@ -50,6 +50,9 @@ pub struct ConfigFile {
     pub defaults: Overrides,
     #[serde(default)]
     pub plugins: BTreeMap<String, Overrides>,
+    /// The file's text, to name the line of a setting found wrong after parsing.
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 pub const DEFAULT_PLUGIN_DIR: &str = "/var/lib/scope-wasm/plugins";
@@ -86,7 +89,9 @@ impl ConfigFile {
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        Ok(toml::from_str(text)?)
+        let mut file: ConfigFile = toml::from_str(text)?;
+        file.source = Some(text.to_owned());
+        Ok(file)
     }
 
     /// `flags` over `self`, key by key.
@@ -109,29 +114,31 @@ impl ConfigFile {
             log_filter: flags.log_filter.or(self.log_filter),
             defaults: self.defaults,
             plugins: self.plugins,
+            source: self.source,
         }
     }
 
     /// The daemon's configuration, checked; `limit_flags` go over `[defaults]`.
     pub fn run_config(&self, origin: &str, limit_flags: &Overrides) -> Result<RunConfig> {
+        let at = |key: &str| crate::config_lines::place(origin, self.source.as_deref(), &[], key);
         let mut config = RunConfig::new(
             self.plugin_dir.clone().unwrap_or_else(|| DEFAULT_PLUGIN_DIR.into()),
             self.socket_dir.clone().unwrap_or_else(default_socket_dir),
         );
         config.socket_access =
             SocketAccess::parse(self.socket_mode.as_deref().unwrap_or("660"), self.socket_group.as_deref())
-                .with_context(|| format!("{origin}: socket_mode / socket_group"))?;
+                .with_context(|| format!("{}: socket_mode / socket_group", at(if self.socket_group.is_some() { "socket_group" } else { "socket_mode" })))?;
         config.cache_dir =
             if self.no_cache == Some(true) { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         config.docker_socket = self.docker_socket.clone().unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.into());
         config.hostname = self.hostname.clone();
         // Unset keys keep `RunConfig::new`'s defaults.
         if let Some(ms) = self.rescan_ms {
-            ensure!(ms >= 100, "{origin}: rescan_ms = {ms}: must be at least 100");
+            ensure!(ms >= 100, "{}: rescan_ms = {ms}: must be at least 100", at("rescan_ms"));
             config.rescan_interval = Duration::from_millis(ms);
         }
         if let Some(ms) = self.settle_ms {
-            ensure!(ms <= 60_000, "{origin}: settle_ms = {ms}: must be at most 60000");
+            ensure!(ms <= 60_000, "{}: settle_ms = {ms}: must be at most 60000", at("settle_ms"));
             config.settle = Duration::from_millis(ms);
         }
         config.admin_socket = match &self.admin_socket {
@@ -143,17 +150,18 @@ impl ConfigFile {
             && admin.starts_with(&config.socket_dir)
         {
             bail!(
-                "{origin}: admin_socket {} is inside socket_dir {}: the probe would take it for a plugin",
+                "{}: admin_socket {} is inside socket_dir {}: the probe would take it for a plugin",
+                at("admin_socket"),
                 admin.display(),
                 config.socket_dir.display()
             );
         }
         config.admin_tcp = match &self.admin_tcp {
-            Some(addr) => Some(addr.parse().with_context(|| format!("{origin}: admin_tcp = {addr:?}: not an address like 127.0.0.1:9464"))?),
+            Some(addr) => Some(addr.parse().with_context(|| format!("{}: admin_tcp = {addr:?}: not an address like 127.0.0.1:9464", at("admin_tcp")))?),
             None => None,
         };
         config.self_plugin = self.self_plugin.unwrap_or(config.self_plugin);
-        config.policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin)?;
+        config.policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin, self.source.as_deref())?;
         Ok(config)
     }
 }
@@ -270,9 +278,9 @@ mod tests {
         let err = ConfigFile::parse("log_format = \"xml\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("unknown variant `xml`"), "{err:#}");
         let bad = |text: &str| ConfigFile::parse(text).unwrap().run_config("f.toml", &Overrides::default()).unwrap_err();
-        assert!(format!("{:#}", bad("rescan_ms = 5")).contains("f.toml: rescan_ms = 5"));
+        assert!(format!("{:#}", bad("rescan_ms = 5")).contains("f.toml line 1: rescan_ms = 5"));
         assert!(format!("{:#}", bad("admin_tcp = \"nowhere\"")).contains("admin_tcp"));
         assert!(format!("{:#}", bad("socket_dir = \"/s\"\nadmin_socket = \"/s/admin.sock\"")).contains("inside socket_dir"));
-        assert!(format!("{:#}", bad("[defaults]\nmemory_mib = 0")).contains("f.toml: [defaults]"));
+        assert!(format!("{:#}", bad("[defaults]\nmemory_mib = 0")).contains("f.toml line 2 (memory_mib): [defaults]"));
     }
 }

@@ -13,6 +13,7 @@ pub mod bindings;
 pub mod check;
 pub mod compile_cache;
 pub mod config;
+pub mod config_lines;
 pub mod daemon;
 pub mod daemon_stats;
 pub mod engine;

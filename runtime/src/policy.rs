@@ -181,6 +181,20 @@ pub struct Policy {
     sections: Vec<Section>,
 }
 
+/// `origin: ` with the line of the first key of the section at `path` that is
+/// wrong on its own over `base` (or none, if no single key is).
+fn where_in(origin: &str, source: Option<&str>, path: &[&str], base: &PluginPolicy) -> String {
+    let wrong_alone = |text: &str| {
+        let Ok(one) = toml::from_str::<Overrides>(text) else { return false };
+        let mut policy = base.clone();
+        one.check_options().and_then(|()| one.apply(&mut policy)).and_then(|()| policy.limits.validate()).is_err()
+    };
+    match source.and_then(|source| crate::config_lines::culprit(source, path, wrong_alone)) {
+        Some((key, line)) => format!("{origin} line {line} ({key}): "),
+        None => format!("{origin}: "),
+    }
+}
+
 impl Policy {
     /// `file` (if any) over the built-in defaults, then `flags` over both.
     pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self> {
@@ -189,16 +203,17 @@ impl Policy {
             None => ConfigFile::default(),
         };
         let origin = file.map_or_else(|| "flags".to_owned(), |p| p.display().to_string());
-        Self::from_sections(&parsed.defaults, &parsed.plugins, flags, &origin)
+        Self::from_sections(&parsed.defaults, &parsed.plugins, flags, &origin, parsed.source.as_deref())
     }
 
     /// The `[defaults]` and `[plugins.*]` sections of a config file read from
-    /// `origin`, with `flags` over `[defaults]`.
+    /// `origin` (its text `source`, for line numbers), with `flags` over `[defaults]`.
     pub fn from_sections(
         file_defaults: &Overrides,
         plugins: &BTreeMap<String, Overrides>,
         flags: &Overrides,
         origin: &str,
+        source: Option<&str>,
     ) -> Result<Self> {
         let mut defaults = PluginPolicy::default();
         file_defaults
@@ -206,11 +221,11 @@ impl Policy {
             .and_then(|()| file_defaults.apply(&mut defaults))
             .and_then(|()| flags.apply(&mut defaults))
             .and_then(|()| defaults.limits.validate())
-            .with_context(|| format!("{origin}: [defaults]"))?;
+            .with_context(|| format!("{}[defaults]", where_in(origin, source, &["defaults"], &PluginPolicy::default())))?;
 
         let mut sections = Vec::new();
         for (key, overrides) in plugins {
-            let place = || format!("{origin}: [plugins.{key:?}]");
+            let place = || format!("{}[plugins.{key:?}]", where_in(origin, source, &["plugins", key], &defaults));
             let pattern = if key.contains(['*', '?', '[']) {
                 Some(glob::Pattern::new(key).with_context(|| format!("{}: not a valid glob", place()))?)
             } else {
