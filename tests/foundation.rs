@@ -343,3 +343,32 @@ fn hostname_defaults_to_the_systems() {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("\"{hostname};<host>\"")));
 }
+
+#[test]
+fn check_takes_the_id_from_id_over_the_file_name() {
+    // A build output named plugin.wasm, checked with its grants by --id.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plugin.wasm");
+    std::fs::copy(guest("volume-count"), &file).unwrap();
+    let config = dir.path().join("scope-wasm.toml");
+    std::fs::write(&config, "[plugins.volume-count]\ngrants = [\"docker\"]\n").unwrap();
+    let check = |extra: &[&str]| {
+        let out = std::process::Command::new(support::binary())
+            .arg("check")
+            .arg(&file)
+            .arg("--config")
+            .arg(&config)
+            .args(["--docker-socket", "/nonexistent/docker.sock"])
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    // (No engine there: the report fails, with the cause its grant decides.)
+    let as_named = check(&[]);
+    assert!(as_named.contains("plugin plugin: ") && as_named.contains("docker is not granted"), "{as_named}");
+    let as_id = check(&["--id", "volume-count"]);
+    assert!(as_id.contains("plugin volume-count: ") && as_id.contains("/nonexistent/docker.sock does not exist"), "{as_id}");
+    let bad = check(&["--id", "Bad_ID"]);
+    assert!(bad.contains("invalid plugin ID"), "{bad}");
+}

@@ -24,12 +24,23 @@ const CHECK_PROBE_ID: &str = "scope-wasm-check";
 const HTTP_PROBE_LOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// Returns the text to print; any failure is an error naming its cause.
-pub async fn check(path: &Path, policy: &Policy, hostname: Option<String>, docker_socket: &Path) -> Result<String> {
+/// The plugin is checked as `id` (its grants and limits), or as the daemon
+/// would take it from the file's name.
+pub async fn check(
+    path: &Path,
+    id: Option<PluginId>,
+    policy: &Policy,
+    hostname: Option<String>,
+    docker_socket: &Path,
+) -> Result<String> {
     let mut out = String::new();
-    let id = match PluginId::from_wasm_path(path) {
+    let id = match id.map_or_else(|| PluginId::from_wasm_path(path), Ok) {
         Ok(id) => id,
         Err(err) => {
-            writeln!(out, "warning: {err:#}\n         the daemon would refuse this file name; checking it as `plugin`")?;
+            writeln!(
+                out,
+                "warning: {err:#}\n         the daemon would refuse this file name; checking it as `plugin` (--id names it)"
+            )?;
             PluginId::parse("plugin")?
         }
     };

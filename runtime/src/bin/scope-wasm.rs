@@ -30,6 +30,10 @@ enum Command {
     /// Compile, instantiate and run one plugin file once; print its report.
     Check {
         file: PathBuf,
+        /// The plugin ID to check it as (its grants and limits in --config);
+        /// the file name's stem by default, as the daemon takes it.
+        #[arg(long)]
+        id: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -304,13 +308,14 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let config = merged.run_config(&origin, &common.limit_flags())?;
             scope_wasm::run(config, shutdown_signal()?).await
         }
-        Command::Check { file, common } => {
+        Command::Check { file, id, common } => {
             common.compile_settings().set_for_process();
             init_logging(LogFormat::Human, Some("warn"));
             let (config_file, origin) = common.file()?;
             let flags = ConfigFile { docker_socket: common.docker_socket.clone(), hostname: common.hostname.clone(), ..Default::default() };
             let config = config_file.overridden_by(flags).run_config(&origin, &common.limit_flags())?;
-            let text = scope_wasm::check::check(&file, &config.policy, config.hostname, &config.docker_socket).await?;
+            let id = id.map(|id| scope_wasm::plugin_id::PluginId::parse(&id)).transpose()?;
+            let text = scope_wasm::check::check(&file, id, &config.policy, config.hostname, &config.docker_socket).await?;
             print!("{text}");
             Ok(())
         }
