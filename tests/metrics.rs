@@ -162,6 +162,7 @@ async fn metrics_pass_promtool_and_follow_the_conventions() {
     assert_eq!(metrics.get("scope_wasm_plugin_up", &[("plugin", "Bad Name")]), Some(0.0), "{text}");
     assert_eq!(metrics.get("scope_wasm_plugin_state", &[("plugin", "Bad Name"), ("state", "refused")]), Some(1.0), "{text}");
     assert_eq!(metrics.get("scope_wasm_refused_files", &[]), Some(1.0), "{text}");
+    assert_eq!(metrics.get("scope_wasm_files_refused_total", &[]), Some(1.0), "{text}");
 
     // up is 0/1 without health or state in its labels; those are one-hot series.
     assert_eq!(metrics.get("scope_wasm_plugin_up", &[("plugin", "counter")]), Some(1.0), "{text}");

@@ -172,6 +172,11 @@ pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> Str
         String::new(),
         daemon.cache_hits as f64,
     )]);
+    family(out, "scope_wasm_files_refused_total", "counter", "Plugin files refused (bad name, ID taken), once per file and reason.", [(
+        "",
+        String::new(),
+        daemon.files_refused as f64,
+    )]);
     let refused = plugins.iter().filter(|p| p.state == "refused").count();
     family(out, "scope_wasm_refused_files", "gauge", "Plugin files refused now (bad name, ID taken).", [(
         "",
@@ -338,7 +343,7 @@ mod tests {
             // Refused because its ID is taken: its stem is a plugin's ID.
             status("/p/b/counter.wasm", "refused", "down"),
         ];
-        let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1 };
+        let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1, files_refused: 2 };
         let text = prometheus_text(&plugins, &daemon);
         for line in [
             "# TYPE scope_wasm_plugin_calls_total counter",
@@ -347,6 +352,7 @@ mod tests {
             "scope_wasm_compile_seconds_total 1.25",
             "scope_wasm_compile_cache_hits_total 1",
             "scope_wasm_refused_files 2",
+            "scope_wasm_files_refused_total 2",
             "scope_wasm_plugin_up{plugin=\"counter\"} 1",
             "scope_wasm_plugin_up{plugin=\"Bad Name\"} 0",
             "scope_wasm_plugin_up{plugin=\"counter#2\"} 0",

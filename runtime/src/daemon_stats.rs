@@ -1,6 +1,6 @@
 //! Process-wide counters of the daemon itself (not of one plugin), read by the
-//! admin endpoint's `/metrics`: compiles run, the time they took, and compiled
-//! plugins found in the disk cache instead.
+//! admin endpoint's `/metrics`: compiles run, the time they took, compiled
+//! plugins found in the disk cache instead, and plugin files refused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 static COMPILES: AtomicU64 = AtomicU64::new(0);
 static COMPILE_MICROS: AtomicU64 = AtomicU64::new(0);
 static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+static FILES_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// A compile child ran (whether or not it succeeded) for `took`.
 pub fn compiled(took: Duration) {
@@ -20,12 +21,18 @@ pub fn cache_hit() {
     CACHE_HITS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A plugin file was refused (bad name, ID taken), once per reason.
+pub fn file_refused() {
+    FILES_REFUSED.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The counters as they are now.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DaemonSnapshot {
     pub compiles: u64,
     pub compile_seconds: f64,
     pub cache_hits: u64,
+    pub files_refused: u64,
 }
 
 pub fn snapshot() -> DaemonSnapshot {
@@ -33,6 +40,7 @@ pub fn snapshot() -> DaemonSnapshot {
         compiles: COMPILES.load(Ordering::Relaxed),
         compile_seconds: COMPILE_MICROS.load(Ordering::Relaxed) as f64 / 1e6,
         cache_hits: CACHE_HITS.load(Ordering::Relaxed),
+        files_refused: FILES_REFUSED.load(Ordering::Relaxed),
     }
 }
 
@@ -45,10 +53,12 @@ mod tests {
         let before = snapshot();
         compiled(Duration::from_millis(1500));
         cache_hit();
+        file_refused();
         let after = snapshot();
         // Other tests in this process may count too: at least ours.
         assert!(after.compiles > before.compiles);
         assert!(after.compile_seconds >= before.compile_seconds + 1.5);
         assert!(after.cache_hits > before.cache_hits);
+        assert!(after.files_refused > before.files_refused);
     }
 }

@@ -216,7 +216,8 @@ impl Supervisor {
 
     fn refuse(&mut self, path: &Path, reason: String) {
         if self.refused.get(path) != Some(&reason) {
-            tracing::error!("{reason}");
+            tracing::error!(file = %path.display(), "{reason}");
+            crate::daemon_stats::file_refused();
             self.health.refused(path, &reason);
             self.refused.insert(path.to_owned(), reason);
         }
