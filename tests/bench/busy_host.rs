@@ -78,21 +78,28 @@ impl Polled {
             self.client = Some(Client::connect(&self.socket).await);
         }
         let client = self.client.as_mut().unwrap();
-        let reply = tokio::time::timeout(PROBE_TIMEOUT, client.get(&report_path("busy-probe"))).await;
+        let reply = tokio::time::timeout(PROBE_TIMEOUT, client.try_get(&report_path("busy-probe"))).await;
         let took = started.elapsed();
         self.times.push(took);
         match reply {
-            Ok(reply) if reply.status == 200 => {
+            Ok(Ok(reply)) if reply.status == 200 => {
                 // The counter's latest values carry no timestamp of their own:
                 // theirs is when the daemon made the report.
                 if let Some(age) = report_age_ms(&reply.json).filter(|_| self.name == "counter") {
                     self.max_age_ms = self.max_age_ms.max(age);
                 }
             }
-            Ok(reply) => {
+            Ok(Ok(reply)) => {
                 self.failures += 1;
                 if self.healthy {
                     eprintln!("{}: {} {}", self.name, reply.status, reply.json["error"]);
+                }
+            }
+            Ok(Err(err)) => {
+                self.failures += 1;
+                self.client = None; // as the probe does: a new connection next time
+                if self.healthy {
+                    eprintln!("{}: {err}", self.name);
                 }
             }
             Err(_) => {

@@ -291,6 +291,16 @@ impl Client {
     }
 
     pub async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Reply {
+        self.try_send(method, path, body).await.unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// `GET path`, or why the connection gave no answer (as a poller that
+    /// counts failures, like the probe, needs).
+    pub async fn try_get(&mut self, path: &str) -> Result<Reply, String> {
+        self.try_send(Method::GET, path, Bytes::new()).await
+    }
+
+    pub async fn try_send(&mut self, method: Method, path: &str, body: Bytes) -> Result<Reply, String> {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -299,15 +309,15 @@ impl Client {
             .body(Full::new(body))
             .unwrap();
         let started = Instant::now();
-        self.sender.ready().await.expect("connection still usable");
-        let response = self.sender.send_request(request).await.expect("request answered");
+        self.sender.ready().await.map_err(|e| format!("connection still usable: {e}"))?;
+        let response = self.sender.send_request(request).await.map_err(|e| format!("request answered: {e}"))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = response.into_body().collect().await.map_err(|e| format!("body read: {e}"))?.to_bytes();
         let elapsed = started.elapsed();
         let json = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&body)));
-        Reply { status, headers, body, json, elapsed }
+        Ok(Reply { status, headers, body, json, elapsed })
     }
 }
 
