@@ -97,10 +97,10 @@ bool plugin_control(const scope_control_request_t *request, scope_control_respon
         free(n);
     } else if (scope_string_eq(&request->control, "fail")) {
         scope_control_fail(error, SCOPE_FAILED, "failing on purpose");
+        return false;
     } else if (scope_string_eq(&request->control, "abort")) {
         /* Not in the reference: an abort's status text (tests/guest_errors.rs). */
         scope_abort("count %llu is beyond repair", (unsigned long long)count);
-        return false;
     } else {
         scope_control_fail(error, SCOPE_UNKNOWN_CONTROL, "%.*s", (int)request->control.len, request->control.ptr);
         return false;
