@@ -191,3 +191,91 @@ async fn a_missing_or_silent_engine_is_an_error_in_time() {
     // The guest is fine afterwards: the host call was abandoned, not the guest.
     assert!(attempt(&mut client, "read", &[("path", "stat")]).await.starts_with("ok:"));
 }
+
+/// A UNIX socket in front of `upstream` that forwards until `frozen` is set,
+/// then holds every connection open without passing a byte: an engine that
+/// stopped answering.
+fn freezing_proxy(upstream: std::path::PathBuf, socket: &std::path::Path, frozen: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else { continue };
+            let frozen = frozen.clone();
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let (up_frozen, down_frozen) = (frozen.clone(), frozen);
+                let up = async move {
+                    let mut buf = vec![0; 64 << 10];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        while up_frozen.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = async move {
+                    let mut buf = vec![0; 64 << 10];
+                    while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                        while down_frozen.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn an_engine_that_stops_answering_leaves_the_last_good_report_served() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let engine = Engine::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = dir.path().join("docker.sock");
+    let frozen = Arc::new(AtomicBool::new(false));
+    freezing_proxy(engine.socket.clone(), &proxy, frozen.clone());
+    let config = dir.path().join("scope-wasm.toml");
+    std::fs::write(&config, "[plugins.volume-count]\ngrants = [\"docker\"]\n").unwrap();
+    let daemon = Daemon::start(
+        &[("volume-count.wasm", guest("volume-count"))],
+        &["--config", config.to_str().unwrap(), "--docker-socket", proxy.to_str().unwrap(), "--refresh-ms", "200"],
+    );
+    let mut client = Client::connect(&daemon.socket("volume-count").await).await;
+    let good = client.get(&report_path("p")).await;
+    assert_eq!(good.status, 200, "{}", good.json);
+
+    // The engine freezes: each refresh's Docker call gives up at the call's
+    // deadline and the guest answers its error at the very end of its budget.
+    frozen.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let last_error = loop {
+        let statuses: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
+        let status = statuses.as_array().unwrap().iter().find(|s| s["id"] == "volume-count").cloned().unwrap();
+        let last = status["stats"]["last_error"].as_str().unwrap_or_default().to_owned();
+        if last.contains("out of time") {
+            break last;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no late refresh: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(last_error.contains("Docker Engine did not answer"), "{last_error}");
+    // Late, not wrong: the previous report is served meanwhile, at once.
+    for _ in 0..10 {
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200, "a late refresh was served as an error: {}", reply.json);
+        assert_eq!(reply.body, good.body, "the last good report");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    frozen.store(false, Ordering::Relaxed);
+}

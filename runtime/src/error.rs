@@ -15,6 +15,10 @@ pub enum CallError {
     BackingOff { plugin: PluginId, retry_in: Duration, last_error: String },
     /// The guest ran past its wall-clock budget and was interrupted.
     Deadline { plugin: PluginId, budget: Duration },
+    /// The guest answered an error at the end of its budget: a host call it
+    /// made gave up at the call's deadline (a starved CPU, a slow engine), so
+    /// the report was late, not wrong. Its message says which call.
+    OutOfTime { plugin: PluginId, message: String },
     /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
     Trap { plugin: PluginId, detail: String },
     /// The guest asked for more linear memory than its budget.
@@ -32,7 +36,7 @@ impl CallError {
     pub fn http_status(&self) -> u16 {
         match self {
             CallError::Busy { .. } | CallError::BackingOff { .. } => 503,
-            CallError::Deadline { .. } => 504,
+            CallError::Deadline { .. } | CallError::OutOfTime { .. } => 504,
             _ => 500,
         }
     }
@@ -42,7 +46,7 @@ impl CallError {
         match self {
             CallError::Busy { .. } => "busy",
             CallError::BackingOff { .. } => "backing-off",
-            CallError::Deadline { .. } => "deadline",
+            CallError::Deadline { .. } | CallError::OutOfTime { .. } => "deadline",
             CallError::Trap { .. } => "trap",
             CallError::OutOfMemory { .. } => "out-of-memory",
             CallError::Instantiate { .. } => "instantiate",
@@ -56,6 +60,7 @@ impl CallError {
             CallError::Busy { plugin }
             | CallError::BackingOff { plugin, .. }
             | CallError::Deadline { plugin, .. }
+            | CallError::OutOfTime { plugin, .. }
             | CallError::Trap { plugin, .. }
             | CallError::OutOfMemory { plugin, .. }
             | CallError::Instantiate { plugin, .. }
@@ -102,6 +107,9 @@ impl CallError {
                 "plugin {plugin}: backing off for {} ms after repeated failures; last: {last_error}",
                 retry_in.as_millis()
             ),
+            CallError::OutOfTime { plugin, message } => {
+                write!(f, "plugin {plugin}: out of time at the end of its budget: {message}")
+            }
             CallError::Deadline { plugin, budget } => {
                 write!(f, "plugin {plugin}: deadline exceeded (budget {} ms)", budget.as_millis())
             }

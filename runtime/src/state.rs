@@ -35,7 +35,7 @@ pub struct PluginState {
 
 /// Host capability calls give up this long before the call's deadline, so the
 /// guest still has time to handle their typed `timeout` error and answer.
-const GUEST_GRACE: std::time::Duration = std::time::Duration::from_millis(25);
+pub(crate) const GUEST_GRACE: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl PluginState {
     /// When a host capability call made now must give up.

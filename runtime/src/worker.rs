@@ -290,6 +290,7 @@ async fn run_worker(
             continue;
         }
         let result = instance.call(job.call, job.deadline).await;
+        let result = late_if_out_of_time(instance.id(), result, job.deadline);
         let poisoned = matches!(&result, Err(err) if err.poisons_instance());
         let result = result.and_then(|answer| host.finish(instance.id(), answer, job.probe_id.as_deref()));
         load.finished(started.elapsed());
@@ -304,6 +305,19 @@ async fn run_worker(
             Ok(_) => backoff.succeeded(instance.id()),
         }
         let _ = job.reply.send(result);
+    }
+}
+
+/// A report error answered once host calls had to give up (within the last
+/// `GUEST_GRACE` of the budget) was caused by the time running out, not by
+/// what the guest found: it counts as late, so the previous good report stays
+/// served (see `refresh::merely_late`).
+fn late_if_out_of_time(plugin: &PluginId, result: Result<Answer, CallError>, deadline: Instant) -> Result<Answer, CallError> {
+    match result {
+        Ok(Answer::Report(Err(message))) if Instant::now() + crate::state::GUEST_GRACE >= deadline => {
+            Err(CallError::OutOfTime { plugin: plugin.clone(), message: bounded_text(&message, MAX_ERROR_TEXT_BYTES).into_owned() })
+        }
+        other => other,
     }
 }
 
