@@ -157,32 +157,17 @@ pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> Str
     family(out, "scope_wasm_build_info", "gauge", "Always 1; the daemon's version as a label.", [
         ("", format!("version=\"{}\"", label(env!("CARGO_PKG_VERSION"))), 1.0),
     ]);
-    family(out, "scope_wasm_compiles_total", "counter", "Compile children run (finished or failed).", [(
-        "",
-        String::new(),
-        daemon.compiles as f64,
-    )]);
-    family(out, "scope_wasm_compile_seconds_total", "counter", "Wall-clock time compile children ran, together.", [(
-        "",
-        String::new(),
-        daemon.compile_seconds,
-    )]);
-    family(out, "scope_wasm_compile_cache_hits_total", "counter", "Plugins whose compiled code was found in the disk cache.", [(
-        "",
-        String::new(),
-        daemon.cache_hits as f64,
-    )]);
-    family(out, "scope_wasm_files_refused_total", "counter", "Plugin files refused (bad name, ID taken), once per file and reason.", [(
-        "",
-        String::new(),
-        daemon.files_refused as f64,
-    )]);
     let refused = plugins.iter().filter(|p| p.state == "refused").count();
-    family(out, "scope_wasm_refused_files", "gauge", "Plugin files refused now (bad name, ID taken).", [(
-        "",
-        String::new(),
-        refused as f64,
-    )]);
+    let daemon_series: [(&str, &str, &str, f64); 5] = [
+        ("scope_wasm_compiles_total", "counter", "Compile children run (finished or failed).", daemon.compiles as f64),
+        ("scope_wasm_compile_seconds_total", "counter", "Wall-clock time compile children ran, together.", daemon.compile_seconds),
+        ("scope_wasm_compile_cache_hits_total", "counter", "Plugins whose compiled code was found in the disk cache.", daemon.cache_hits as f64),
+        ("scope_wasm_files_refused_total", "counter", "Plugin files refused (bad name, ID taken), once per file and reason.", daemon.files_refused as f64),
+        ("scope_wasm_refused_files", "gauge", "Plugin files refused now (bad name, ID taken).", refused as f64),
+    ];
+    for (name, kind, help, value) in daemon_series {
+        family(out, name, kind, help, [("", String::new(), value)]);
+    }
 
     let names = plugin_labels(plugins);
     let ids: Vec<String> = names.iter().map(|n| format!("plugin=\"{}\"", label(n))).collect();
