@@ -195,6 +195,13 @@ pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> Str
     );
     family(
         out,
+        "scope_wasm_plugin_loading_seconds",
+        "gauge",
+        "How long a version of the plugin has been queued or compiling, while one is.",
+        each().filter_map(|(p, id)| Some(("", id.clone(), p.loading_s? as f64))),
+    );
+    family(
+        out,
         "scope_wasm_plugin_calls_total",
         "counter",
         "Calls into the plugin, answered or refused.",
@@ -327,6 +334,7 @@ mod tests {
             status("/p/Bad Name.wasm", "refused", "down"),
             // Refused because its ID is taken: its stem is a plugin's ID.
             status("/p/b/counter.wasm", "refused", "down"),
+            PluginStatus { loading_s: Some(7), ..status("big", "compiling", "down") },
         ];
         let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1, files_refused: 2 };
         let text = prometheus_text(&plugins, &daemon);
@@ -336,6 +344,7 @@ mod tests {
             "scope_wasm_compiles_total 3",
             "scope_wasm_compile_seconds_total 1.25",
             "scope_wasm_compile_cache_hits_total 1",
+            "scope_wasm_plugin_loading_seconds{plugin=\"big\"} 7",
             "scope_wasm_refused_files 2",
             "scope_wasm_files_refused_total 2",
             "scope_wasm_plugin_up{plugin=\"counter\"} 1",
