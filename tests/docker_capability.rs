@@ -196,8 +196,6 @@ async fn a_missing_or_silent_engine_is_an_error_in_time() {
 /// then holds every connection open without passing a byte: an engine that
 /// stopped answering.
 fn freezing_proxy(upstream: std::path::PathBuf, socket: &std::path::Path, frozen: std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use std::sync::atomic::Ordering;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::UnixListener::bind(socket).unwrap();
     tokio::spawn(async move {
         loop {
@@ -205,35 +203,30 @@ fn freezing_proxy(upstream: std::path::PathBuf, socket: &std::path::Path, frozen
             let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else { continue };
             let frozen = frozen.clone();
             tokio::spawn(async move {
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let (up_frozen, down_frozen) = (frozen.clone(), frozen);
-                let up = async move {
-                    let mut buf = vec![0; 64 << 10];
-                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-                        while up_frozen.load(Ordering::Relaxed) {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        if server_write.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                };
-                let down = async move {
-                    let mut buf = vec![0; 64 << 10];
-                    while let Ok(n @ 1..) = server_read.read(&mut buf).await {
-                        while down_frozen.load(Ordering::Relaxed) {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        if client_write.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                };
-                tokio::join!(up, down);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::join!(forward(client_read, server_write, frozen.clone()), forward(server_read, client_write, frozen));
             });
         }
     });
+}
+
+/// Copies `from` into `to`, holding each chunk while `frozen` is set.
+async fn forward(
+    mut from: tokio::net::unix::OwnedReadHalf,
+    mut to: tokio::net::unix::OwnedWriteHalf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 64 << 10];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        while frozen.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 #[tokio::test]
