@@ -476,7 +476,7 @@ fn stdout_splits_long_lines_between_characters() {
 /// What the host's own lists must go on refusing, by name.
 #[test]
 fn known_escapes_stay_refused() {
-    use scope_wasm::grants::ProcfsGrant;
+    use scope_wasm::config::grants::ProcfsGrant;
     use scope_wasm::host::docker::{RawPath, check_raw_path};
     for path in ["self/environ", "1/task/1/environ", "1/root", "../1/stat", "/proc/1/../1/stat", "1/fd/0", "net/../1/environ"] {
         assert!(scope_wasm::host::procfs::resolve(path, &ProcfsGrant { environ: true }).is_err(), "{path}");
@@ -495,7 +495,7 @@ fn known_escapes_stay_refused() {
 #[test]
 fn procfs_refusals_are_short() {
     use scope_wasm::bindings::scope::plugin::procfs::ProcfsError;
-    use scope_wasm::grants::ProcfsGrant;
+    use scope_wasm::config::grants::ProcfsGrant;
     let path = "\u{1b}".repeat(1 << 20);
     match scope_wasm::host::procfs::resolve(&path, &ProcfsGrant::default()) {
         Err(ProcfsError::Denied(why)) => assert!(why.len() < 4096, "a refusal of {} bytes for a path of {}", why.len(), path.len()),

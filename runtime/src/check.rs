@@ -14,7 +14,7 @@ use crate::engine::Runtime;
 use crate::host::http_probe::ProbeError;
 use crate::host::{self, HostServices};
 use crate::loader::PluginSource;
-use crate::policy::Policy;
+use crate::config::policy::Policy;
 use crate::plugin_id::PluginId;
 use crate::worker::PluginHandle;
 

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -12,59 +11,11 @@ use crate::compile_cache::CompileCache;
 use crate::engine::Runtime;
 use crate::health::HealthBoard;
 use crate::host::HostServices;
-use crate::policy::Policy;
+use crate::config::RunConfig;
 use crate::sockets::{self, SocketAccess};
 use crate::supervisor::Supervisor;
 use crate::plugin_id::PluginId;
 use crate::{admin, self_plugin, watcher};
-
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub plugin_dir: PathBuf,
-    pub socket_dir: PathBuf,
-    pub socket_access: SocketAccess,
-    /// Where compiled plugins are kept across restarts; `None` compiles every time.
-    pub cache_dir: Option<PathBuf>,
-    /// The name used in host node IDs; the system's hostname when `None`.
-    pub hostname: Option<String>,
-    /// The Docker Engine's socket, for plugins granted `docker`.
-    pub docker_socket: PathBuf,
-    /// Limits and capability grants per plugin.
-    pub policy: Policy,
-    /// How often the plugin directory is scanned even without file events.
-    pub rescan_interval: Duration,
-    /// How long a file must go unwritten before it is loaded, unless its writer
-    /// closed it or it was renamed into place.
-    pub settle: Duration,
-    /// The admin endpoint's UNIX socket (`/metrics`, `/status`), if any. Keep it
-    /// out of the socket directory: the probe takes every socket there for a plugin.
-    pub admin_socket: Option<PathBuf>,
-    /// The admin endpoint on TCP too, only if asked.
-    pub admin_tcp: Option<std::net::SocketAddr>,
-    /// Whether the daemon serves its own Scope plugin (`scope-wasm.sock`).
-    pub self_plugin: bool,
-}
-
-impl RunConfig {
-    pub fn new(plugin_dir: PathBuf, socket_dir: PathBuf) -> Self {
-        Self {
-            plugin_dir,
-            socket_dir,
-            socket_access: SocketAccess::default(),
-            cache_dir: None,
-            hostname: None,
-            docker_socket: DEFAULT_DOCKER_SOCKET.into(),
-            policy: Policy::default(),
-            rescan_interval: Duration::from_secs(2),
-            settle: Duration::from_secs(1),
-            admin_socket: None,
-            admin_tcp: None,
-            self_plugin: true,
-        }
-    }
-}
-
-pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 pub fn system_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

@@ -16,7 +16,7 @@ use crate::error::CallError;
 use crate::guest_log::GuestLog;
 use crate::host::HostServices;
 use crate::limits::MemoryExhausted;
-use crate::policy::PluginPolicy;
+use crate::config::policy::PluginPolicy;
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 

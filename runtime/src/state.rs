@@ -17,7 +17,7 @@ use crate::host::procfs::ProcfsCtx;
 use crate::host::traffic::TrafficCtx;
 use crate::limits::StoreBudget;
 use crate::plugin_id::PluginId;
-use crate::policy::PluginPolicy;
+use crate::config::policy::PluginPolicy;
 
 pub struct PluginState {
     wasi: WasiCtx,

@@ -21,14 +21,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::compile_cache::Origin;
-use crate::daemon::RunConfig;
+use crate::config::RunConfig;
 use crate::engine::Runtime;
 use crate::health::{HealthBoard, LoadPhase};
 use crate::host::HostServices;
 use crate::loader::PluginSource;
 use crate::plugin_dir::{self, FileStamp, PluginFile};
 use crate::plugin_id::PluginId;
-use crate::policy::PluginPolicy;
+use crate::config::policy::PluginPolicy;
 use crate::stats::PluginStats;
 use crate::watcher::Hint;
 use crate::worker::PluginHandle;

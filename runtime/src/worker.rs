@@ -23,7 +23,7 @@ use crate::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
 use crate::scope_json::{self, RenderContext, RenderLimits};
 use crate::host::HostServices;
 use crate::limits::Limits;
-use crate::policy::PluginPolicy;
+use crate::config::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
 use crate::refresh::{GoodReport, ReportCache, run_refresher};

@@ -19,7 +19,7 @@ use wasmtime_wasi::cli::StdoutStream;
 use scope_wasm::bindings::scope::plugin::procfs::ProcfsError;
 use scope_wasm::bindings::*;
 use scope_wasm::config::ConfigFile;
-use scope_wasm::grants::ProcfsGrant;
+use scope_wasm::config::grants::ProcfsGrant;
 use scope_wasm::guest_log::{self, GuestLog};
 use scope_wasm::host::docker::{RawPath, check_raw_path, without_environment};
 use scope_wasm::host::{procfs, traffic};

@@ -17,7 +17,7 @@ use wasmtime::component::HasData;
 use crate::bindings::scope::plugin::docker::{
     self, ContainerDetails, ContainerSummary, DockerError, Image, Mount, Network,
 };
-use crate::grants::DockerGrant;
+use crate::config::grants::DockerGrant;
 use crate::guest_log::escape_controls;
 use crate::host::docker_engine::{DockerEngine, EngineError};
 use crate::plugin_id::PluginId;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use wasmtime::component::HasData;
 
 use crate::bindings::scope::plugin::procfs::{self, ProcfsError};
-use crate::grants::ProcfsGrant;
+use crate::config::grants::ProcfsGrant;
 use crate::host::docker::TenantScope;
 use crate::plugin_id::PluginId;
 

@@ -21,7 +21,7 @@ use wasmtime::component::HasData;
 
 use crate::bindings::scope::plugin::docker::DockerError;
 use crate::bindings::scope::plugin::traffic::{self, Shaping, TrafficError};
-use crate::grants::DockerGrant;
+use crate::config::grants::DockerGrant;
 use crate::host::docker::{describe, inspect};
 use crate::host::docker_engine::DockerEngine;
 use crate::plugin_id::PluginId;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
-use crate::daemon::{DEFAULT_DOCKER_SOCKET, RunConfig};
-use crate::policy::{Overrides, Policy};
+use crate::config::{DEFAULT_DOCKER_SOCKET, RunConfig};
+use crate::config::policy::{Overrides, Policy};
 use crate::sockets::SocketAccess;
 
 /// How the daemon writes its log.
@@ -120,7 +120,7 @@ impl ConfigFile {
 
     /// The daemon's configuration, checked; `limit_flags` go over `[defaults]`.
     pub fn run_config(&self, origin: &str, limit_flags: &Overrides) -> Result<RunConfig> {
-        let at = |key: &str| crate::config_lines::place(origin, self.source.as_deref(), &[], key);
+        let at = |key: &str| crate::config::lines::place(origin, self.source.as_deref(), &[], key);
         let mut config = RunConfig::new(
             self.plugin_dir.clone().unwrap_or_else(|| DEFAULT_PLUGIN_DIR.into()),
             self.socket_dir.clone().unwrap_or_else(default_socket_dir),

@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::config::ConfigFile;
-use crate::grants::{DockerGrant, Grants};
+use crate::config::grants::{DockerGrant, Grants};
 use crate::limits::Limits;
 use crate::plugin_id::PluginId;
 
@@ -189,7 +189,7 @@ fn where_in(origin: &str, source: Option<&str>, path: &[&str], base: &PluginPoli
         let mut policy = base.clone();
         one.check_options().and_then(|()| one.apply(&mut policy)).and_then(|()| policy.limits.validate()).is_err()
     };
-    match source.and_then(|source| crate::config_lines::culprit(source, path, wrong_alone)) {
+    match source.and_then(|source| crate::config::lines::culprit(source, path, wrong_alone)) {
         Some((key, line)) => format!("{origin} line {line} ({key}): "),
         None => format!("{origin}: "),
     }
