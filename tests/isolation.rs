@@ -18,7 +18,7 @@ const ZOO: [(&str, &str, u16); 7] = [
     ("lying-report", "invalid report: topology Host: node \"test-host;<host>\"", 500),
     ("host-call-loop", "deadline exceeded", 504),
     ("wasi-sleep", "deadline exceeded", 504),
-    // Given the memory to build its 60 MB report (see LIMITS), and stopped by the size limit.
+    // Given the memory to build its 12 MB report (see LIMITS), and stopped by the size limit.
     ("huge-report", "invalid report: report is over", 500),
 ];
 
