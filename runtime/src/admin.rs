@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use crate::daemon_stats::DaemonSnapshot;
-use crate::health::{HealthBoard, PluginStatus};
+use crate::health::{HealthBoard, PluginStatus, TenantStatus};
 
 /// Open admin connections at most; past this, new ones are closed at once.
 const MAX_CONNECTIONS: usize = 64;
@@ -72,12 +72,18 @@ fn spawn_connection(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static
 
 async fn answer(req: Request<Incoming>, health: Arc<HealthBoard>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", prometheus_text(&health.snapshot(), &crate::daemon_stats::snapshot())),
+        (&Method::GET, "/metrics") => {
+            let text = prometheus_text(&health.snapshot(), &health.tenants(), &crate::daemon_stats::snapshot());
+            (StatusCode::OK, "text/plain; version=0.0.4", text)
+        }
+        (&Method::GET, "/tenants") => {
+            (StatusCode::OK, "application/json", serde_json::to_string(&health.tenants()).unwrap_or_default())
+        }
         (&Method::GET, "/status") => {
             (StatusCode::OK, "application/json", serde_json::to_string(&health.snapshot()).unwrap_or_default())
         }
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "try /metrics, /status or /healthz\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "try /metrics, /status, /tenants or /healthz\n".to_owned()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
@@ -151,19 +157,21 @@ fn one_hot(id: &str, key: &str, values: &[&str], current: &str) -> Vec<(&'static
 }
 
 /// The Prometheus text exposition of the status table and the daemon's own counters.
-pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> String {
+pub fn prometheus_text(plugins: &[PluginStatus], tenants: &[TenantStatus], daemon: &DaemonSnapshot) -> String {
     let mut text = String::new();
     let out = &mut text;
     family(out, "scope_wasm_build_info", "gauge", "Always 1; the daemon's version as a label.", [
         ("", format!("version=\"{}\"", label(env!("CARGO_PKG_VERSION"))), 1.0),
     ]);
     let refused = plugins.iter().filter(|p| p.state == "refused").count();
-    let daemon_series: [(&str, &str, &str, f64); 5] = [
+    let daemon_series: [(&str, &str, &str, f64); 7] = [
         ("scope_wasm_compiles_total", "counter", "Compile children run (finished or failed).", daemon.compiles as f64),
         ("scope_wasm_compile_seconds_total", "counter", "Wall-clock time compile children ran, together.", daemon.compile_seconds),
         ("scope_wasm_compile_cache_hits_total", "counter", "Plugins whose compiled code was found in the disk cache.", daemon.cache_hits as f64),
         ("scope_wasm_files_refused_total", "counter", "Plugin files refused (bad name, ID taken), once per file and reason.", daemon.files_refused as f64),
         ("scope_wasm_refused_files", "gauge", "Plugin files refused now (bad name, ID taken).", refused as f64),
+        ("scope_wasm_config_reloads_total", "counter", "Changed config files applied (SIGHUP or a file change).", daemon.config_reloads as f64),
+        ("scope_wasm_config_reloads_refused_total", "counter", "Changed config files refused; the old configuration stayed.", daemon.config_reloads_refused as f64),
     ];
     for (name, kind, help, value) in daemon_series {
         family(out, name, kind, help, [("", String::new(), value)]);
@@ -172,6 +180,13 @@ pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> Str
     let names = plugin_labels(plugins);
     let ids: Vec<String> = names.iter().map(|n| format!("plugin=\"{}\"", label(n))).collect();
     let each = || plugins.iter().zip(ids.iter());
+    family(
+        out,
+        "scope_wasm_plugin_tenant",
+        "gauge",
+        "Always 1: the tenant that delivered the plugin's file, as a label (join on plugin).",
+        each().map(|(p, id)| ("", format!("{id},tenant=\"{}\"", label(&p.tenant)), 1.0)),
+    );
     family(
         out,
         "scope_wasm_plugin_up",
@@ -240,6 +255,13 @@ pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> Str
     );
     family(
         out,
+        "scope_wasm_plugin_cpu_seconds_total",
+        "counter",
+        "CPU time of the plugin's calls: its guest code and the host's work on their answers.",
+        each().map(|(p, id)| ("", id.clone(), p.stats.cpu_seconds)),
+    );
+    family(
+        out,
         "scope_wasm_plugin_reloads_total",
         "counter",
         "New versions swapped in while serving.",
@@ -252,7 +274,26 @@ pub fn prometheus_text(plugins: &[PluginStatus], daemon: &DaemonSnapshot) -> Str
         "When the serving version was loaded.",
         each().filter_map(|(p, id)| Some(("", id.clone(), p.loaded_at? as f64))),
     );
+    tenant_families(out, tenants);
     text
+}
+
+/// Each tenant's share of the host, labelled `tenant`.
+fn tenant_families(out: &mut String, tenants: &[TenantStatus]) {
+    let names: Vec<String> = tenants.iter().map(|t| format!("tenant=\"{}\"", label(&t.name))).collect();
+    let each = || tenants.iter().zip(names.iter());
+    let series: [(&str, &str, &str, fn(&TenantStatus) -> Option<f64>); 7] = [
+        ("scope_wasm_tenant_plugins", "gauge", "The tenant's plugins serving.", |t| Some(t.plugins as f64)),
+        ("scope_wasm_tenant_max_plugins", "gauge", "The tenant's plugin quota, if it has one.", |t| t.max_plugins.map(|n| n as f64)),
+        ("scope_wasm_tenant_memory_bytes", "gauge", "Linear memory of all the tenant's plugins.", |t| Some(t.memory_bytes as f64)),
+        ("scope_wasm_tenant_memory_quota_bytes", "gauge", "The tenant's memory quota, if it has one.", |t| t.memory_quota_bytes.map(|n| n as f64)),
+        ("scope_wasm_tenant_cpu_seconds_total", "counter", "CPU time of all the tenant's calls.", |t| Some(t.cpu_seconds)),
+        ("scope_wasm_tenant_cpu_quota_seconds_per_second", "gauge", "The tenant's CPU share, if it has one.", |t| t.cpu_ms_per_s.map(|ms| ms as f64 / 1000.0)),
+        ("scope_wasm_tenant_over_quota_calls_total", "counter", "Calls answered busy because the tenant had used its CPU share.", |t| Some(t.over_quota_calls as f64)),
+    ];
+    for (name, kind, help, value) in series {
+        family(out, name, kind, help, each().filter_map(|(t, labels)| Some(("", labels.clone(), value(t)?))));
+    }
 }
 
 /// `scope-wasm status`: the status table from a running daemon's admin socket.
@@ -267,8 +308,26 @@ pub async fn fetch_status(socket: &Path) -> Result<Vec<PluginStatus>> {
     serde_json::from_slice(&body).context("reading the status answer")
 }
 
-/// The status table as text, one plugin per line.
+/// The status table as text, one plugin per line; on a host with tenants,
+/// grouped by tenant, each group under a line with the tenant's name.
 pub fn status_table(plugins: &[PluginStatus]) -> String {
+    let mut tenants: Vec<&str> = plugins.iter().map(|p| p.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    if tenants.iter().all(|t| t.is_empty() || *t == crate::config::tenants::DEFAULT_TENANT) {
+        return plugin_table(plugins);
+    }
+    let mut out = String::new();
+    for tenant in tenants {
+        let own: Vec<PluginStatus> = plugins.iter().filter(|p| p.tenant == tenant).cloned().collect();
+        let _ = writeln!(out, "tenant {tenant}:");
+        out.push_str(&plugin_table(&own));
+        out.push('\n');
+    }
+    out
+}
+
+fn plugin_table(plugins: &[PluginStatus]) -> String {
     let mut out = format!(
         "{:<20} {:<8} {:<11} {:>7} {:>6} {:>9} {:>8} {:>8} {:>9}  {}\n",
         "PLUGIN", "STATE", "HEALTH", "CALLS", "ERRORS", "DEADLINES", "P50 MS", "P99 MS", "MEMORY", "DETAIL"
@@ -303,6 +362,7 @@ mod tests {
         PluginStatus {
             id: id.into(),
             file: format!("/p/{id}.wasm"),
+            tenant: "default".into(),
             state: state.into(),
             health: health.into(),
             label: String::new(),
@@ -336,12 +396,27 @@ mod tests {
             status("/p/b/counter.wasm", "refused", "down"),
             PluginStatus { loading_s: Some(7), ..status("big", "compiling", "down") },
         ];
-        let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1, files_refused: 2 };
-        let text = prometheus_text(&plugins, &daemon);
+        let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1, files_refused: 2, config_reloads: 1, config_reloads_refused: 0 };
+        let tenants = [TenantStatus {
+            name: "team-b".into(),
+            plugins: 2,
+            max_plugins: Some(10),
+            memory_bytes: 3 << 20,
+            memory_quota_bytes: Some(64 << 20),
+            cpu_seconds: 1.5,
+            cpu_ms_per_s: Some(250),
+            over_quota_calls: 4,
+        }];
+        let text = prometheus_text(&plugins, &tenants, &daemon);
         for line in [
             "# TYPE scope_wasm_plugin_calls_total counter",
             &format!("scope_wasm_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
             "scope_wasm_compiles_total 3",
+            "scope_wasm_config_reloads_total 1",
+            "scope_wasm_plugin_tenant{plugin=\"counter\",tenant=\"default\"} 1",
+            "scope_wasm_tenant_memory_quota_bytes{tenant=\"team-b\"} 67108864",
+            "scope_wasm_tenant_cpu_quota_seconds_per_second{tenant=\"team-b\"} 0.25",
+            "scope_wasm_tenant_over_quota_calls_total{tenant=\"team-b\"} 4",
             "scope_wasm_compile_seconds_total 1.25",
             "scope_wasm_compile_cache_hits_total 1",
             "scope_wasm_plugin_loading_seconds{plugin=\"big\"} 7",

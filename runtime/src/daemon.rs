@@ -38,7 +38,10 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         }
     });
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
-    let hints = watcher::watch(&config.plugin_dir)
+    // Tenant directories outside the plugin directory are watched too.
+    let outside: Vec<PathBuf> =
+        config.tenancy.tenants[1..].iter().map(|t| t.dir.clone()).filter(|dir| !dir.starts_with(&config.plugin_dir)).collect();
+    let hints = watcher::watch(&config.plugin_dir, &outside)
         .map_err(|err| tracing::warn!("{err:#}; relying on the periodic rescan alone"))
         .ok();
     tracing::info!(
@@ -52,7 +55,16 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let services = Arc::new(HostServices::new(hostname.clone(), &config.docker_socket));
     let health = Arc::new(HealthBoard::default());
     let extras = start_extras(&config, hostname, &health).await?;
-    Supervisor::new(Arc::new(config), runtime, services, health).run(hints, shutdown).await;
+    let (tenancies, reloads) = tokio::sync::watch::channel(config.tenancy.clone());
+    let follower = match &config.reload {
+        Some(source) => Some(crate::config::reload::follow(source.clone(), &config, tenancies)?),
+        None => None,
+    };
+    Supervisor::new(Arc::new(config), runtime, services, health).with_reloads(reloads).run(hints, shutdown).await;
+    if let Some((task, watcher)) = follower {
+        task.abort();
+        drop(watcher);
+    }
     for (task, socket) in extras {
         task.abort();
         if let Some(socket) = socket {

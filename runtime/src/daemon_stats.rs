@@ -1,6 +1,7 @@
 //! Process-wide counters of the daemon itself (not of one plugin), read by the
 //! admin endpoint's `/metrics`: compiles run, the time they took, compiled
-//! plugins found in the disk cache instead, and plugin files refused.
+//! plugins found in the disk cache instead, plugin files refused, and config
+//! reloads applied and refused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,6 +10,8 @@ static COMPILES: AtomicU64 = AtomicU64::new(0);
 static COMPILE_MICROS: AtomicU64 = AtomicU64::new(0);
 static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 static FILES_REFUSED: AtomicU64 = AtomicU64::new(0);
+static CONFIG_RELOADS: AtomicU64 = AtomicU64::new(0);
+static CONFIG_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// A compile child ran (whether or not it succeeded) for `took`.
 pub fn compiled(took: Duration) {
@@ -26,6 +29,16 @@ pub fn file_refused() {
     FILES_REFUSED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A changed config file was applied.
+pub fn config_reloaded() {
+    CONFIG_RELOADS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A changed config file was refused; the old configuration stays.
+pub fn config_refused() {
+    CONFIG_REFUSED.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The counters as they are now.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DaemonSnapshot {
@@ -33,6 +46,8 @@ pub struct DaemonSnapshot {
     pub compile_seconds: f64,
     pub cache_hits: u64,
     pub files_refused: u64,
+    pub config_reloads: u64,
+    pub config_reloads_refused: u64,
 }
 
 pub fn snapshot() -> DaemonSnapshot {
@@ -41,6 +56,8 @@ pub fn snapshot() -> DaemonSnapshot {
         compile_seconds: COMPILE_MICROS.load(Ordering::Relaxed) as f64 / 1e6,
         cache_hits: CACHE_HITS.load(Ordering::Relaxed),
         files_refused: FILES_REFUSED.load(Ordering::Relaxed),
+        config_reloads: CONFIG_RELOADS.load(Ordering::Relaxed),
+        config_reloads_refused: CONFIG_REFUSED.load(Ordering::Relaxed),
     }
 }
 

@@ -21,8 +21,11 @@ pub enum CallError {
     OutOfTime { plugin: PluginId, message: String },
     /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
     Trap { plugin: PluginId, detail: String },
-    /// The guest asked for more linear memory than its budget.
-    OutOfMemory { plugin: PluginId, limit_bytes: usize },
+    /// The guest asked for more linear memory than its budget, or than its
+    /// tenant's quota has left (`tenant` set).
+    OutOfMemory { plugin: PluginId, limit_bytes: usize, tenant: Option<String> },
+    /// The plugin's tenant has spent its CPU share; no guest code ran.
+    OverQuota { plugin: PluginId, tenant: String },
     /// The guest could not be instantiated (e.g. its start code trapped or ran out of memory).
     Instantiate { plugin: PluginId, detail: String },
     /// The guest answered with an error of its own.
@@ -35,7 +38,7 @@ impl CallError {
     /// HTTP status for the probe: anything but 200 makes it drop the answer.
     pub fn http_status(&self) -> u16 {
         match self {
-            CallError::Busy { .. } | CallError::BackingOff { .. } => 503,
+            CallError::Busy { .. } | CallError::BackingOff { .. } | CallError::OverQuota { .. } => 503,
             CallError::Deadline { .. } | CallError::OutOfTime { .. } => 504,
             _ => 500,
         }
@@ -46,6 +49,7 @@ impl CallError {
         match self {
             CallError::Busy { .. } => "busy",
             CallError::BackingOff { .. } => "backing-off",
+            CallError::OverQuota { .. } => "over-quota",
             CallError::Deadline { .. } | CallError::OutOfTime { .. } => "deadline",
             CallError::Trap { .. } => "trap",
             CallError::OutOfMemory { .. } => "out-of-memory",
@@ -59,6 +63,7 @@ impl CallError {
         match self {
             CallError::Busy { plugin }
             | CallError::BackingOff { plugin, .. }
+            | CallError::OverQuota { plugin, .. }
             | CallError::Deadline { plugin, .. }
             | CallError::OutOfTime { plugin, .. }
             | CallError::Trap { plugin, .. }
@@ -114,8 +119,14 @@ impl CallError {
                 write!(f, "plugin {plugin}: deadline exceeded (budget {} ms)", budget.as_millis())
             }
             CallError::Trap { plugin, detail } => write!(f, "plugin {plugin}: trapped: {detail}"),
-            CallError::OutOfMemory { plugin, limit_bytes } => {
+            CallError::OutOfMemory { plugin, limit_bytes, tenant: None } => {
                 write!(f, "plugin {plugin}: out of memory (limit {} MiB)", limit_bytes >> 20)
+            }
+            CallError::OutOfMemory { plugin, limit_bytes, tenant: Some(tenant) } => {
+                write!(f, "plugin {plugin}: out of memory (tenant {tenant}'s quota of {} MiB is used up)", limit_bytes >> 20)
+            }
+            CallError::OverQuota { plugin, tenant } => {
+                write!(f, "plugin {plugin}: busy, tenant {tenant} has used its CPU share for now")
             }
             CallError::Instantiate { plugin, detail } => {
                 write!(f, "plugin {plugin}: could not start: {detail}")

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::plugin_id::PluginId;
+use crate::quota::TenantQuota;
 use crate::stats::{PluginStats, StatsSnapshot};
 
 /// One line of the status table.
@@ -18,6 +19,9 @@ pub struct PluginStatus {
     /// The plugin ID, or the file name of a refused file.
     pub id: String,
     pub file: String,
+    /// The tenant that delivered the file (`default`: the operator's plugin directory).
+    #[serde(default)]
+    pub tenant: String,
     /// `serving`, `queued` or `compiling` (its first version loading), `failed`
     /// (never started) or `refused` (bad name, duplicate ID).
     pub state: String,
@@ -43,6 +47,7 @@ impl Default for Entry {
     fn default() -> Self {
         Self {
             file: String::new(),
+            tenant: crate::config::tenants::DEFAULT_TENANT.into(),
             state: "failed",
             label: String::new(),
             detail: String::new(),
@@ -74,6 +79,7 @@ impl LoadPhase {
 
 struct Entry {
     file: String,
+    tenant: String,
     state: &'static str,
     label: String,
     detail: String,
@@ -88,6 +94,24 @@ struct Entry {
 #[derive(Default)]
 pub struct HealthBoard {
     entries: Mutex<BTreeMap<String, Entry>>,
+    tenants: Mutex<Vec<(Arc<TenantQuota>, Option<usize>)>>,
+}
+
+/// One tenant's share of the host, for `/status` and `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TenantStatus {
+    pub name: String,
+    /// Plugins serving, and the most it may have.
+    pub plugins: usize,
+    pub max_plugins: Option<usize>,
+    /// Linear memory of all its plugins, and its quota.
+    pub memory_bytes: u64,
+    pub memory_quota_bytes: Option<u64>,
+    /// CPU time its calls took, and its share per second.
+    pub cpu_seconds: f64,
+    pub cpu_ms_per_s: Option<u64>,
+    /// Calls answered `busy` because it had used its CPU share.
+    pub over_quota_calls: u64,
 }
 
 impl HealthBoard {
@@ -157,6 +181,39 @@ impl HealthBoard {
     }
 
     /// The plugin or file is gone.
+    /// The tenant whose file the entry is about.
+    pub fn set_tenant(&self, key: &str, tenant: &str) {
+        if let Some(entry) = self.entries.lock().unwrap().get_mut(key) {
+            entry.tenant = tenant.to_owned();
+        }
+    }
+
+    /// The tenants' accounts as they are now, with their plugin quotas.
+    pub fn set_tenants(&self, tenants: Vec<(Arc<TenantQuota>, Option<usize>)>) {
+        *self.tenants.lock().unwrap() = tenants;
+    }
+
+    pub fn tenants(&self) -> Vec<TenantStatus> {
+        let entries = self.entries.lock().unwrap();
+        let tenants = self.tenants.lock().unwrap();
+        tenants
+            .iter()
+            .map(|(quota, max_plugins)| {
+                let limits = quota.limits();
+                TenantStatus {
+                    name: quota.tenant.clone(),
+                    plugins: entries.values().filter(|e| e.state == "serving" && e.tenant == quota.tenant).count(),
+                    max_plugins: *max_plugins,
+                    memory_bytes: quota.memory_used() as u64,
+                    memory_quota_bytes: limits.memory_bytes.map(|b| b as u64),
+                    cpu_seconds: quota.cpu_used().as_secs_f64(),
+                    cpu_ms_per_s: limits.cpu_ms_per_s,
+                    over_quota_calls: quota.over_quota_calls(),
+                }
+            })
+            .collect()
+    }
+
     pub fn remove(&self, key: &str) {
         self.entries.lock().unwrap().remove(key);
     }
@@ -195,6 +252,7 @@ impl HealthBoard {
                 PluginStatus {
                     id: key.clone(),
                     file: entry.file.clone(),
+                    tenant: entry.tenant.clone(),
                     health: health.to_owned(),
                     state,
                     label: entry.label.clone(),

@@ -124,7 +124,7 @@ impl PluginInstance {
             return CallError::Deadline { plugin, budget: self.policy.limits.call_budget };
         }
         if let Some(exhausted) = err.downcast_ref::<MemoryExhausted>() {
-            return CallError::OutOfMemory { plugin, limit_bytes: exhausted.limit_bytes };
+            return CallError::OutOfMemory { plugin, limit_bytes: exhausted.limit_bytes, tenant: exhausted.tenant.clone() };
         }
         let mut detail = match err.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),

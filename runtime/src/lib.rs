@@ -27,6 +27,7 @@ pub mod limits;
 pub mod loader;
 pub mod plugin_dir;
 pub mod plugin_id;
+pub mod quota;
 pub mod refresh;
 pub mod scaffold;
 pub mod scope_json;

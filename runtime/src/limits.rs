@@ -1,9 +1,12 @@
 //! What one plugin may use, in the guest (time, memory) and in the host's work
 //! for it (report sizes, checked before the host renders anything).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
+
+use crate::quota::TenantQuota;
 
 /// The probe gives a plugin 500 ms for dial, request and the whole body. A guest
 /// budget above this would leave no room to send the answer.
@@ -141,6 +144,8 @@ pub struct StoreBudget {
     max_table_elements: usize,
     table_elements: usize,
     max_instances: usize,
+    /// The tenant's account, which every growth is also reserved from.
+    quota: Option<Arc<TenantQuota>>,
 }
 
 /// Tables and memories per store: generous for composed components, small
@@ -149,14 +154,19 @@ const MAX_TABLES: usize = 64;
 const MAX_MEMORIES: usize = 16;
 
 /// The error a guest traps with when it asks for more memory than its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryExhausted {
     pub limit_bytes: usize,
+    /// Set when the tenant's total, not the plugin's own limit, was reached.
+    pub tenant: Option<String>,
 }
 
 impl std::fmt::Display for MemoryExhausted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "out of memory (limit {} MiB)", self.limit_bytes >> 20)
+        match &self.tenant {
+            Some(tenant) => write!(f, "out of memory (tenant {tenant}'s quota of {} MiB is used up)", self.limit_bytes >> 20),
+            None => write!(f, "out of memory (limit {} MiB)", self.limit_bytes >> 20),
+        }
     }
 }
 
@@ -167,13 +177,22 @@ impl StoreBudget {
         self.memory_bytes
     }
 
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, quota: Option<Arc<TenantQuota>>) -> Self {
         Self {
             max_memory_bytes: limits.max_memory_bytes,
             memory_bytes: 0,
             max_table_elements: limits.max_table_elements,
             table_elements: 0,
             max_instances: limits.max_instances,
+            quota,
+        }
+    }
+}
+
+impl Drop for StoreBudget {
+    fn drop(&mut self) {
+        if let Some(quota) = &self.quota {
+            quota.release_memory(self.memory_bytes);
         }
     }
 }
@@ -184,7 +203,13 @@ impl wasmtime::ResourceLimiter for StoreBudget {
         if total > self.max_memory_bytes {
             // An error, not `false`: the guest traps at once with a cause we can
             // name, instead of limping on with a failed allocation.
-            return Err(wasmtime::Error::new(MemoryExhausted { limit_bytes: self.max_memory_bytes }));
+            return Err(wasmtime::Error::new(MemoryExhausted { limit_bytes: self.max_memory_bytes, tenant: None }));
+        }
+        if let Some(quota) = &self.quota
+            && !quota.reserve_memory(total.saturating_sub(self.memory_bytes))
+        {
+            let limit_bytes = quota.memory_limit().unwrap_or(usize::MAX);
+            return Err(wasmtime::Error::new(MemoryExhausted { limit_bytes, tenant: Some(quota.tenant.clone()) }));
         }
         self.memory_bytes = total;
         Ok(true)
@@ -219,19 +244,34 @@ mod tests {
 
     #[test]
     fn memory_budget_covers_all_memories_together() {
-        let mut budget = StoreBudget::new(&Limits::default()); // 64 MiB
+        let mut budget = StoreBudget::new(&Limits::default(), None); // 64 MiB
         assert!(budget.memory_growing(0, 40 << 20, None).unwrap(), "first memory: 40 MiB");
         let err = budget.memory_growing(0, 30 << 20, None).unwrap_err();
-        assert_eq!(err.downcast_ref::<MemoryExhausted>(), Some(&MemoryExhausted { limit_bytes: 64 << 20 }));
+        assert_eq!(err.downcast_ref::<MemoryExhausted>(), Some(&MemoryExhausted { limit_bytes: 64 << 20, tenant: None }));
         // Growing the first memory counts only the difference.
         assert!(budget.memory_growing(40 << 20, 60 << 20, None).unwrap());
         assert!(budget.memory_growing(60 << 20, 65 << 20, None).is_err());
     }
 
     #[test]
+    fn every_store_of_a_tenant_draws_on_its_memory_quota() {
+        use crate::quota::QuotaLimits;
+        let quota = Arc::new(TenantQuota::new("team-b", QuotaLimits { memory_bytes: Some(100 << 20), cpu_ms_per_s: None }));
+        let mut first = StoreBudget::new(&Limits::default(), Some(quota.clone()));
+        let mut second = StoreBudget::new(&Limits::default(), Some(quota.clone()));
+        assert!(first.memory_growing(0, 60 << 20, None).unwrap());
+        let err = second.memory_growing(0, 60 << 20, None).unwrap_err();
+        let exhausted = err.downcast_ref::<MemoryExhausted>().unwrap();
+        assert_eq!(exhausted.to_string(), "out of memory (tenant team-b's quota of 100 MiB is used up)");
+        assert!(second.memory_growing(0, 40 << 20, None).unwrap());
+        drop(first);
+        assert_eq!(quota.memory_used(), 40 << 20, "a dropped store gives its memory back");
+    }
+
+    #[test]
     fn table_elements_count_across_tables() {
         let limits = Limits { max_table_elements: 1_000, ..Limits::default() };
-        let mut budget = StoreBudget::new(&limits);
+        let mut budget = StoreBudget::new(&limits, None);
         assert!(budget.table_growing(0, 600, None).unwrap());
         assert!(!budget.table_growing(0, 600, None).unwrap());
         assert!(budget.table_growing(0, 400, None).unwrap());

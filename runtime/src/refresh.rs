@@ -240,7 +240,7 @@ const LATE_BEFORE_ERROR: u32 = 3;
 /// Whether a refresh that failed this way may still leave the previous report
 /// served: it was only late (a starved CPU, a queue), not wrong.
 fn merely_late(err: &CallError) -> bool {
-    matches!(err, CallError::Deadline { .. } | CallError::OutOfTime { .. } | CallError::Busy { .. })
+    matches!(err, CallError::Deadline { .. } | CallError::OutOfTime { .. } | CallError::Busy { .. } | CallError::OverQuota { .. })
 }
 
 /// Runs the plugin's report from its load on, at the cache's interval while the

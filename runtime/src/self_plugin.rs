@@ -60,11 +60,15 @@ fn info() -> PluginInfo {
 }
 
 /// The report: one multicolumn table row per plugin on the host node.
+/// On a host with tenants, each name starts with its tenant (`team-b: stats`),
+/// so the rows sort, and read, by tenant.
 pub fn report(hostname: &str, plugins: &[PluginStatus]) -> Report {
     let mut latest = Vec::new();
+    let by_tenant = plugins.iter().any(|p| !p.tenant.is_empty() && p.tenant != crate::config::tenants::DEFAULT_TENANT);
     for plugin in plugins {
         let row = plugin.id.replace(['/', ' '], "_");
-        let name = if plugin.health == "ok" { plugin.id.clone() } else { format!("{UNHEALTHY}{}", plugin.id) };
+        let shown = if by_tenant { format!("{}: {}", plugin.tenant, plugin.id) } else { plugin.id.clone() };
+        let name = if plugin.health == "ok" { shown } else { format!("{UNHEALTHY}{shown}") };
         let cells = [
             name,
             plugin.state.clone(),

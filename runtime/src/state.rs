@@ -58,7 +58,7 @@ impl PluginState {
             docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone()),
             traffic: TrafficCtx::new(plugin.clone(), services.docker.clone(), grants.traffic, grants.docker.clone()),
             http_traffic: HttpTrafficCtx::new(plugin.clone(), services.http_probes.clone(), grants.http_traffic, tenant),
-            budget: StoreBudget::new(&policy.limits),
+            budget: StoreBudget::new(&policy.limits, policy.quota.0.clone()),
             deadline: Instant::now(),
         }
     }

@@ -34,6 +34,8 @@ pub struct PluginStats {
     /// `calls` agree.
     call_buckets: [AtomicU64; CALL_SECONDS_BUCKETS.len() + 1],
     call_micros: AtomicU64,
+    /// CPU time of its calls: guest code and the host's checking and rendering.
+    cpu_nanos: AtomicU64,
 }
 
 /// Call times as a Prometheus histogram: cumulative counts per upper bound.
@@ -66,6 +68,9 @@ pub struct StatsSnapshot {
     /// Every call's time since the plugin was first loaded.
     #[serde(default)]
     pub call_seconds: CallHistogram,
+    /// CPU time its calls took (guest and the host's work on their answers).
+    #[serde(default)]
+    pub cpu_seconds: f64,
 }
 
 impl StatsSnapshot {
@@ -102,6 +107,10 @@ impl PluginStats {
         *self.last_error.lock().unwrap() = Some(err.to_string());
     }
 
+    pub fn add_cpu(&self, cpu: Duration) {
+        self.cpu_nanos.fetch_add(cpu.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
     pub fn set_memory(&self, bytes: usize) {
         self.memory_bytes.store(bytes as u64, Ordering::Relaxed);
     }
@@ -132,6 +141,7 @@ impl PluginStats {
             recent_limit_hits: last_causes.iter().filter(|c| matches!(c, Some("deadline" | "out-of-memory"))).count() as u64,
             last_error: self.last_error.lock().unwrap().clone(),
             call_seconds,
+            cpu_seconds: self.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 

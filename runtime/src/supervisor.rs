@@ -29,6 +29,8 @@ use crate::loader::PluginSource;
 use crate::plugin_dir::{self, FileStamp, PluginFile};
 use crate::plugin_id::PluginId;
 use crate::config::policy::PluginPolicy;
+use crate::config::tenants::Tenancy;
+use crate::quota::{QuotaHandle, TenantQuota};
 use crate::stats::PluginStats;
 use crate::watcher::Hint;
 use crate::worker::PluginHandle;
@@ -48,6 +50,9 @@ const LOADING_BUDGET_KIB: u32 = 256 << 10;
 /// A plugin being served.
 struct Served {
     path: PathBuf,
+    /// The tenant it was loaded for, and with what policy.
+    tenant: String,
+    policy: PluginPolicy,
     stamp: FileStamp,
     /// SHA-256 of the running version's bytes.
     hash: String,
@@ -58,7 +63,7 @@ struct Served {
 
 /// What a background load came back with.
 enum Loaded {
-    Started { handle: Arc<PluginHandle>, hash: String, origin: Origin, took: Duration },
+    Started { handle: Arc<PluginHandle>, hash: String, origin: Origin, took: Duration, tenant: String, policy: PluginPolicy },
     /// Same bytes as the running version (e.g. `touch`): nothing to swap.
     Unchanged,
     /// The file changed while it was read: scan again.
@@ -74,6 +79,13 @@ struct LoadOutcome {
 
 pub struct Supervisor {
     config: Arc<RunConfig>,
+    /// Who may deliver what; replaced when the config is reloaded.
+    tenancy: Arc<Tenancy>,
+    reloads: Option<watch::Receiver<Arc<Tenancy>>>,
+    /// Each tenant's account, by name, kept across reloads (limits change in place).
+    quotas: BTreeMap<String, Arc<TenantQuota>>,
+    /// Tenant directories that could not be read at the last scan.
+    unreadable: HashSet<String>,
     runtime: Arc<Runtime>,
     services: Arc<HostServices>,
     health: Arc<HealthBoard>,
@@ -96,7 +108,12 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(config: Arc<RunConfig>, runtime: Arc<Runtime>, services: Arc<HostServices>, health: Arc<HealthBoard>) -> Self {
-        Self {
+        let tenancy = config.tenancy.clone();
+        let mut supervisor = Self {
+            tenancy: tenancy.clone(),
+            reloads: None,
+            quotas: BTreeMap::new(),
+            unreadable: HashSet::new(),
             config,
             runtime,
             services,
@@ -110,7 +127,44 @@ impl Supervisor {
             complete: HashSet::new(),
             next_scan: Instant::now(),
             scan_failing: false,
+        };
+        supervisor.set_tenancy(tenancy);
+        supervisor
+    }
+
+    /// Tenancies to switch to as the config file changes.
+    pub fn with_reloads(mut self, reloads: watch::Receiver<Arc<Tenancy>>) -> Self {
+        self.reloads = Some(reloads);
+        self
+    }
+
+    /// From now on, `tenancy` decides; the next scan brings the served plugins in line.
+    fn set_tenancy(&mut self, tenancy: Arc<Tenancy>) {
+        let mut quotas = BTreeMap::new();
+        for tenant in &tenancy.tenants {
+            let quota = match self.quotas.remove(&tenant.name) {
+                Some(quota) => {
+                    quota.set_limits(tenant.quota);
+                    quota
+                }
+                None => Arc::new(TenantQuota::new(&tenant.name, tenant.quota)),
+            };
+            quotas.insert(tenant.name.clone(), quota);
         }
+        self.quotas = quotas;
+        let accounts = tenancy.tenants.iter().map(|t| (self.quotas[&t.name].clone(), t.max_plugins)).collect();
+        self.health.set_tenants(accounts);
+        // What failed or was refused under the old rules may pass the new ones.
+        self.failed.clear();
+        self.refused.clear();
+        self.tenancy = tenancy;
+    }
+
+    /// The policy of `id` delivered by tenant number `tenant`, with its account.
+    fn policy_for(&self, tenant: usize, id: &PluginId) -> PluginPolicy {
+        let mut policy = self.tenancy.policy(tenant, id);
+        policy.quota = QuotaHandle(self.quotas.get(&self.tenancy.tenants[tenant].name).cloned());
+        policy
     }
 
     /// Serves until `shutdown` completes, then closes and removes every socket.
@@ -131,6 +185,10 @@ impl Supervisor {
                     Ok((_, outcome)) => self.apply(outcome).await,
                     Err(err) => self.load_panicked(err),
                 },
+                Some(tenancy) = next_reload(&mut self.reloads) => {
+                    self.set_tenancy(tenancy);
+                    self.scan();
+                }
                 _ = tokio::time::sleep_until(self.next_scan) => self.scan(),
             }
         }
@@ -143,69 +201,103 @@ impl Supervisor {
         }
     }
 
-    /// Compares the directory with what is served and starts what must change.
+    /// Compares the directories with what is served and starts what must change.
     fn scan(&mut self) {
         let now = Instant::now();
         self.next_scan = now + self.config.rescan_interval;
-        let files = match plugin_dir::scan(&self.config.plugin_dir) {
-            Ok(files) => {
-                self.scan_failing = false;
-                files
-            }
-            Err(err) => {
-                // Keep serving what we have: an unreadable directory (e.g. a
-                // remount) is not an instruction to remove every plugin.
-                if !std::mem::replace(&mut self.scan_failing, true) {
-                    tracing::error!("{err:#}; plugins keep running as they are");
-                }
-                return;
-            }
-        };
-        let present: HashSet<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
-        let mut by_id: BTreeMap<PluginId, Vec<PluginFile>> = BTreeMap::new();
-        for file in files {
+        let Some(files) = self.scan_dirs() else { return };
+        let tenancy = self.tenancy.clone();
+        let present: HashSet<PathBuf> = files.iter().map(|(_, f)| f.path.clone()).collect();
+        let mut by_id: BTreeMap<PluginId, Vec<(usize, PluginFile)>> = BTreeMap::new();
+        for (tenant, file) in files {
             match PluginId::from_wasm_path(&file.path) {
                 Ok(id) if self.config.self_plugin && id.as_str() == crate::self_plugin::SELF_ID => {
                     let reason = format!("refusing {}: the ID {id} is the daemon's own plugin", file.path.display());
-                    self.refuse(&file.path, reason);
+                    self.refuse(tenant, &file.path, reason);
                 }
-                Ok(id) => by_id.entry(id).or_default().push(file),
-                Err(err) => self.refuse(&file.path, format!("{err:#}")),
+                Ok(id) => by_id.entry(id).or_default().push((tenant, file)),
+                Err(err) => self.refuse(tenant, &file.path, format!("{err:#}")),
             }
         }
 
+        // One file per ID: the reserving tenant's, else the one serving, else
+        // the operator's, else the first by path.
+        let mut admitted: Vec<(PluginId, usize, PluginFile)> = Vec::new();
+        for (id, mut files) in by_id {
+            let reserved = tenancy.reserved_by(&id);
+            let serving = self.served.get(&id).map(|served| served.path.clone());
+            files.sort_by_key(|(tenant, file)| {
+                (reserved.is_some_and(|r| r != *tenant), serving.as_ref() != Some(&file.path), *tenant != 0, file.path.clone())
+            });
+            let winner = files.first().filter(|(tenant, _)| reserved.is_none_or(|r| r == *tenant)).map(|(t, f)| (*t, f.path.clone()));
+            for (tenant, file) in &files {
+                if winner.as_ref().is_some_and(|(_, path)| *path == file.path) {
+                    continue;
+                }
+                let reason = match (&winner, reserved) {
+                    (_, Some(owner)) if owner != *tenant => format!(
+                        "refusing {}: plugin ID {id} belongs to tenant {} (it has a section for it in the config) (rule: reserved ID)",
+                        file.path.display(),
+                        tenancy.tenants[owner].name
+                    ),
+                    (Some((owner, path)), _) if owner != tenant => format!(
+                        "refusing {}: plugin ID {id} is claimed by tenant {}, which serves it from {} (rule: claimed ID)",
+                        file.path.display(),
+                        tenancy.tenants[*owner].name,
+                        path.display()
+                    ),
+                    (Some((_, path)), _) => {
+                        format!("refusing {}: plugin ID {id} is already taken by {}", file.path.display(), path.display())
+                    }
+                    (None, _) => format!("refusing {}: plugin ID {id} cannot be served", file.path.display()),
+                };
+                self.refuse(*tenant, &file.path, reason);
+            }
+            if let Some((tenant, _)) = winner {
+                let file = files.swap_remove(0).1;
+                admitted.push((id, tenant, file));
+            }
+        }
+
+        // The tenant's rules for its files, then its plugin quota: those
+        // serving first, then by path.
+        admitted.retain(|(id, tenant, file)| self.passes_rules(id, *tenant, file));
+        admitted.sort_by_key(|(id, tenant, file)| (*tenant, self.served.get(id).is_none_or(|s| s.path != file.path), file.path.clone()));
+        let mut counts: HashMap<usize, usize> = HashMap::new();
+        admitted.retain(|(_, tenant, file)| {
+            let count = counts.entry(*tenant).or_default();
+            *count += 1;
+            match tenancy.tenants[*tenant].max_plugins {
+                Some(max) if *count > max => {
+                    let reason = format!(
+                        "refusing {}: the tenant's quota of {max} plugins is full (rule: max_plugins)",
+                        file.path.display()
+                    );
+                    self.refuse(*tenant, &file.path, reason);
+                    false
+                }
+                _ => true,
+            }
+        });
+
+        let keep: HashMap<&PluginId, &Path> = admitted.iter().map(|(id, _, file)| (id, file.path.as_path())).collect();
         let gone: Vec<PluginId> = self
             .served
             .iter()
-            .filter(|(id, served)| !by_id.get(*id).is_some_and(|files| files.iter().any(|f| f.path == served.path)))
+            // A tenant whose directory could not be read keeps what it serves.
+            .filter(|(id, served)| keep.get(id) != Some(&served.path.as_path()) && !self.unreadable.contains(&served.tenant))
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
             self.remove(&id);
         }
 
-        for (id, files) in by_id {
-            // The file already serving an ID keeps it; otherwise the first by path wins.
-            let winner = self
-                .served
-                .get(&id)
-                .and_then(|served| files.iter().position(|f| f.path == served.path))
-                .unwrap_or(0);
-            for (i, file) in files.iter().enumerate() {
-                if i != winner {
-                    let reason = format!(
-                        "refusing {}: plugin ID {id} is already taken by {}",
-                        file.path.display(),
-                        files[winner].path.display()
-                    );
-                    self.refuse(&file.path, reason);
-                }
-            }
-            if self.refused.remove(&files[winner].path).is_some() {
+        for (id, tenant, file) in admitted {
+            if self.refused.remove(&file.path).is_some() {
                 // Refused before (e.g. its ID was taken): no longer.
-                self.health.remove(&files[winner].path.display().to_string());
+                self.health.remove(&file.path.display().to_string());
             }
-            self.consider(id, &files[winner], now);
+            self.consider(id, tenant, &file, now);
         }
 
         self.health.retain_files(|file| present.contains(Path::new(file)));
@@ -214,20 +306,85 @@ impl Supervisor {
         self.complete.clear();
     }
 
-    fn refuse(&mut self, path: &Path, reason: String) {
+    /// Every plugin file with the number of the tenant whose directory holds
+    /// it; `None` if the plugin directory itself cannot be read.
+    fn scan_dirs(&mut self) -> Option<Vec<(usize, PluginFile)>> {
+        let tenancy = self.tenancy.clone();
+        let mut all = Vec::new();
+        for (index, tenant) in tenancy.tenants.iter().enumerate() {
+            let dir = if index == 0 { &self.config.plugin_dir } else { &tenant.dir };
+            match plugin_dir::scan(dir) {
+                Ok(files) => {
+                    if index == 0 {
+                        self.scan_failing = false;
+                    } else if self.unreadable.remove(&tenant.name) {
+                        tracing::info!(tenant = %tenant.name, dir = %dir.display(), "tenant directory readable again");
+                    }
+                    // Files under a tenant's directory inside plugin_dir come with that tenant's scan.
+                    all.extend(files.into_iter().filter(|f| tenancy.tenant_of(&f.path) == index).map(|f| (index, f)));
+                }
+                // Keep serving what we have: an unreadable directory (e.g. a
+                // remount) is not an instruction to remove every plugin.
+                Err(err) if index == 0 => {
+                    if !std::mem::replace(&mut self.scan_failing, true) {
+                        tracing::error!("{err:#}; plugins keep running as they are");
+                    }
+                    return None;
+                }
+                Err(err) => {
+                    if self.unreadable.insert(tenant.name.clone()) {
+                        tracing::error!(tenant = %tenant.name, "tenant {}: {err:#}; its plugins keep running as they are", tenant.name);
+                    }
+                }
+            }
+        }
+        Some(all)
+    }
+
+    /// Whether the file may serve `id` for `tenant`: a new version must pass
+    /// the tenant's file rules (checked before it is read); a version serving
+    /// must still have content its pin allows.
+    fn passes_rules(&mut self, id: &PluginId, tenant: usize, file: &PluginFile) -> bool {
+        let served = self.served.get(id).filter(|served| served.path == file.path);
+        let refusal = match served {
+            Some(served) if served.stamp == file.stamp => {
+                let policy = self.policy_for(tenant, id);
+                self.tenancy.content_refusal(tenant, id, &policy, &served.hash)
+            }
+            _ => self.tenancy.tenants[tenant].file_refusal(&file.path),
+        };
+        match refusal {
+            Some(reason) => {
+                self.refuse(tenant, &file.path, format!("refusing {}: {reason}", file.path.display()));
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Logs once (per reason) why the file is not served, naming its tenant.
+    fn refuse(&mut self, tenant: usize, path: &Path, reason: String) {
+        let name = &self.tenancy.tenants[tenant].name;
+        let reason = if self.tenancy.tenants.len() > 1 { format!("tenant {name}: {reason}") } else { reason };
         if self.refused.get(path) != Some(&reason) {
-            tracing::error!(file = %path.display(), "{reason}");
+            tracing::error!(tenant = %name, file = %path.display(), "{reason}");
             crate::daemon_stats::file_refused();
             self.health.refused(path, &reason);
+            self.health.set_tenant(&path.display().to_string(), name);
             self.refused.insert(path.to_owned(), reason);
         }
     }
 
     /// Starts loading `file` if it holds a version not yet served, tried or
     /// being loaded, and its contents are complete.
-    fn consider(&mut self, id: PluginId, file: &PluginFile, now: Instant) {
+    /// A plugin serving whose policy changed (a config reload) is loaded again
+    /// with the new one.
+    fn consider(&mut self, id: PluginId, tenant: usize, file: &PluginFile, now: Instant) {
+        let policy = self.policy_for(tenant, &id);
+        let tenant_name = self.tenancy.tenants[tenant].name.clone();
         let served = self.served.get(&id).filter(|served| served.path == file.path);
-        if served.is_some_and(|served| served.stamp == file.stamp)
+        let same_rules = served.is_some_and(|served| served.policy == policy && served.tenant == tenant_name);
+        if served.is_some_and(|served| served.stamp == file.stamp) && same_rules
             || self.failed.get(&file.path) == Some(&file.stamp)
             || self.loading.contains_key(&file.path)
         {
@@ -240,14 +397,17 @@ impl Supervisor {
             self.next_scan = self.next_scan.min(now + (self.config.settle - quiet_for));
             return;
         }
-        let running_hash = served.map(|served| served.hash.clone());
+        // Only a version with the same rules may be kept for the same bytes.
+        let running_hash = served.filter(|_| same_rules).map(|served| served.hash.clone());
         let job = LoadJob {
             runtime: self.runtime.clone(),
             budget: self.loading_budget.clone(),
             services: self.services.clone(),
             stats: self.health.stats_for(&id),
             health: self.health.clone(),
-            policy: self.config.policy.for_plugin(&id),
+            content: ContentRules { tenancy: self.tenancy.clone(), tenant },
+            tenant: tenant_name,
+            policy,
             id: id.clone(),
             path: file.path.clone(),
             stamp: file.stamp,
@@ -275,7 +435,7 @@ impl Supervisor {
                     self.health.clear_detail(&id);
                 }
             }
-            Ok(Loaded::Started { handle, hash, origin, took }) => {
+            Ok(Loaded::Started { handle, hash, origin, took, tenant, policy }) => {
                 self.failed.remove(&path);
                 if !path.exists() {
                     return; // deleted while it loaded; the next scan sees to the rest
@@ -286,6 +446,8 @@ impl Supervisor {
                         served.current.send_replace(handle);
                         served.stamp = stamp;
                         served.hash = hash;
+                        served.tenant = tenant;
+                        served.policy = policy;
                         tracing::info!(
                             plugin = %id, file = %path.display(), ?origin, took_ms = took.as_millis() as u64,
                             "reloaded: the new version serves from now on"
@@ -294,7 +456,7 @@ impl Supervisor {
                     // Otherwise another file took the ID meanwhile; this load is dropped.
                     return;
                 }
-                self.open_socket(id, path, stamp, hash, handle, origin, took).await;
+                self.open_socket(id, path, stamp, hash, handle, origin, took, tenant, policy).await;
             }
             Err(err) => {
                 self.failed.insert(path.clone(), stamp);
@@ -321,6 +483,8 @@ impl Supervisor {
         handle: Arc<PluginHandle>,
         origin: Origin,
         took: Duration,
+        tenant: String,
+        policy: PluginPolicy,
     ) {
         let socket = sockets::socket_path(&self.config.socket_dir, &id);
         let listener = match sockets::bind(&socket, &self.config.socket_access).await {
@@ -333,7 +497,7 @@ impl Supervisor {
             }
         };
         tracing::info!(
-            plugin = %id, label = %handle.info.label, file = %path.display(), ?origin,
+            plugin = %id, tenant = %tenant, label = %handle.info.label, file = %path.display(), ?origin,
             took_ms = took.as_millis() as u64,
             "serving on {0}; try: curl --unix-socket {0} http://plugin/report",
             socket.display()
@@ -341,7 +505,8 @@ impl Supervisor {
         self.health.serving(&id, &path, &handle.info.label, handle.limits.call_budget, &handle.stats);
         let (current, receiver) = watch::channel(handle);
         let server = tokio::spawn(server::serve(listener, receiver));
-        self.served.insert(id, Served { path, stamp, hash, current, socket, server });
+        self.health.set_tenant(id.as_str(), &tenant);
+        self.served.insert(id, Served { path, tenant, policy, stamp, hash, current, socket, server });
     }
 
     /// The plugin's file is gone: close its socket so the probe drops it.
@@ -385,6 +550,16 @@ fn close(served: &Served) {
     }
 }
 
+async fn next_reload(reloads: &mut Option<watch::Receiver<Arc<Tenancy>>>) -> Option<Arc<Tenancy>> {
+    match reloads {
+        Some(receiver) => match receiver.changed().await {
+            Ok(()) => Some(receiver.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_hint(hints: &mut Option<mpsc::Receiver<Hint>>) -> Option<Hint> {
     match hints {
         Some(receiver) => receiver.recv().await,
@@ -399,11 +574,20 @@ struct LoadJob {
     services: Arc<HostServices>,
     stats: Arc<PluginStats>,
     health: Arc<HealthBoard>,
+    content: ContentRules,
+    tenant: String,
     policy: PluginPolicy,
     id: PluginId,
     path: PathBuf,
     stamp: FileStamp,
     running_hash: Option<String>,
+}
+
+/// What a version's bytes are checked against once read: the tenancy in force
+/// when its load started, and the tenant it is loaded for.
+struct ContentRules {
+    tenancy: Arc<Tenancy>,
+    tenant: usize,
 }
 
 impl LoadJob {
@@ -431,6 +615,10 @@ impl LoadJob {
         if stamp_after != Some(self.stamp) {
             return Ok(Loaded::FileChanged);
         }
+        if let Some(refusal) = self.content.tenancy.content_refusal(self.content.tenant, &self.id, &self.policy, &source.hash) {
+            let tenant = &self.tenant;
+            anyhow::bail!("tenant {tenant}: refusing {}: {refusal}", self.path.display());
+        }
         if self.running_hash.as_deref() == Some(source.hash.as_str()) {
             return Ok(Loaded::Unchanged);
         }
@@ -440,6 +628,7 @@ impl LoadJob {
         let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone(), self.stats.clone())
             .await
             .map_err(anyhow::Error::from)?;
-        Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed() })
+        let (tenant, policy) = (self.tenant.clone(), self.policy.clone());
+        Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed(), tenant, policy })
     }
 }

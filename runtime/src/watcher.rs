@@ -23,7 +23,9 @@ pub enum Hint {
 }
 
 /// Watches `dir` and its sub-directories until the returned watcher is dropped.
-pub fn watch(dir: &Path) -> Result<(RecommendedWatcher, mpsc::Receiver<Hint>)> {
+/// `extra`: more directories (tenants' outside `dir`); one that cannot be
+/// watched is left to the periodic rescan.
+pub fn watch(dir: &Path, extra: &[std::path::PathBuf]) -> Result<(RecommendedWatcher, mpsc::Receiver<Hint>)> {
     let (hints, receiver) = mpsc::channel(QUEUE);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let hint = match event {
@@ -39,6 +41,11 @@ pub fn watch(dir: &Path) -> Result<(RecommendedWatcher, mpsc::Receiver<Hint>)> {
     watcher
         .watch(dir, RecursiveMode::Recursive)
         .with_context(|| format!("watching {}", dir.display()))?;
+    for dir in extra {
+        if let Err(err) = watcher.watch(dir, RecursiveMode::Recursive) {
+            tracing::warn!(dir = %dir.display(), "cannot watch: {err}; found by the periodic rescan instead");
+        }
+    }
     Ok((watcher, receiver))
 }
 

@@ -26,6 +26,7 @@ use crate::limits::Limits;
 use crate::config::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
+use crate::quota::{TenantQuota, measure_cpu, thread_cpu_time};
 use crate::refresh::{GoodReport, ReportCache, run_refresher};
 use crate::stats::PluginStats;
 
@@ -122,7 +123,8 @@ impl PluginHandle {
         let load = Arc::new(Load::default());
         let cache = Arc::new(ReportCache::new(limits.refresh_interval));
         let host = HostWork { hostname, limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
-        crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone()));
+        let quota = policy.quota.0.clone();
+        crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone(), quota));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
@@ -276,6 +278,7 @@ async fn run_worker(
     mut queue: mpsc::Receiver<Job>,
     load: Arc<Load>,
     stats: Arc<PluginStats>,
+    quota: Option<Arc<TenantQuota>>,
 ) {
     let mut backoff = Backoff::default();
     while let Some(job) = queue.recv().await {
@@ -289,10 +292,26 @@ async fn run_worker(
             let _ = job.reply.send(Err(refusal));
             continue;
         }
-        let result = instance.call(job.call, job.deadline).await;
+        // A tenant over its CPU share waits for the refill; `describe` still
+        // runs (and is charged), so a new version can load.
+        if let Some(quota) = quota.as_ref().filter(|_| !matches!(job.call, Call::Describe))
+            && !quota.may_call()
+        {
+            load.finished(Duration::ZERO);
+            let _ = job.reply.send(Err(CallError::OverQuota { plugin: instance.id().clone(), tenant: quota.tenant.clone() }));
+            continue;
+        }
+        let (result, guest_cpu) = measure_cpu(instance.call(job.call, job.deadline)).await;
         let result = late_if_out_of_time(instance.id(), result, job.deadline);
         let poisoned = matches!(&result, Err(err) if err.poisons_instance());
+        // Checking and rendering the guest's answer is work done for it: it counts too.
+        let before = thread_cpu_time();
         let result = result.and_then(|answer| host.finish(instance.id(), answer, job.probe_id.as_deref()));
+        let cpu = guest_cpu + thread_cpu_time().saturating_sub(before);
+        stats.add_cpu(cpu);
+        if let Some(quota) = &quota {
+            quota.spent(cpu);
+        }
         load.finished(started.elapsed());
         stats.set_memory(instance.memory_bytes());
         match &result {

@@ -303,9 +303,16 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             }
             compile.set_for_process();
             let (file, origin) = common.file()?;
-            let merged = file.overridden_by(daemon.as_file(&common));
+            let flags = daemon.as_file(&common);
+            let merged = file.overridden_by(flags.clone());
             init_logging(merged.log_format.unwrap_or_default(), merged.log_filter.as_deref());
-            let config = merged.run_config(&origin, &common.limit_flags())?;
+            let mut config = merged.run_config(&origin, &common.limit_flags())?;
+            // Read again on SIGHUP and when it changes, with the same flags over it.
+            config.reload = common.config.clone().map(|file| scope_wasm::config::ReloadSource {
+                file,
+                flags,
+                limit_flags: common.limit_flags(),
+            });
             scope_wasm::run(config, shutdown_signal()?).await
         }
         Command::Check { file, id, common } => {
@@ -315,7 +322,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let flags = ConfigFile { docker_socket: common.docker_socket.clone(), hostname: common.hostname.clone(), ..Default::default() };
             let config = config_file.overridden_by(flags).run_config(&origin, &common.limit_flags())?;
             let id = id.map(|id| scope_wasm::plugin_id::PluginId::parse(&id)).transpose()?;
-            let text = scope_wasm::check::check(&file, id, &config.policy, config.hostname, &config.docker_socket).await?;
+            let text = scope_wasm::check::check(&file, id, config.operator_policy(), config.hostname.clone(), &config.docker_socket).await?;
             print!("{text}");
             Ok(())
         }

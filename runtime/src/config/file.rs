@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::config::{DEFAULT_DOCKER_SOCKET, RunConfig};
 use crate::config::policy::{Overrides, Policy};
+use crate::config::tenants::{Tenancy, TenantSection};
 use crate::sockets::SocketAccess;
 
 /// How the daemon writes its log.
@@ -46,10 +47,14 @@ pub struct ConfigFile {
     pub self_plugin: Option<bool>,
     pub log_format: Option<LogFormat>,
     pub log_filter: Option<String>,
+    /// Privileged grants (traffic, http-traffic, unscoped docker) need a `sha256` pin.
+    pub pin_privileged: Option<bool>,
     #[serde(default)]
     pub defaults: Overrides,
     #[serde(default)]
     pub plugins: BTreeMap<String, Overrides>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSection>,
     /// The file's text, to name the line of a setting found wrong after parsing.
     #[serde(skip)]
     pub source: Option<String>,
@@ -112,8 +117,10 @@ impl ConfigFile {
             self_plugin: flags.self_plugin.or(self.self_plugin),
             log_format: flags.log_format.or(self.log_format),
             log_filter: flags.log_filter.or(self.log_filter),
+            pin_privileged: flags.pin_privileged.or(self.pin_privileged),
             defaults: self.defaults,
             plugins: self.plugins,
+            tenants: self.tenants,
             source: self.source,
         }
     }
@@ -161,7 +168,10 @@ impl ConfigFile {
             None => None,
         };
         config.self_plugin = self.self_plugin.unwrap_or(config.self_plugin);
-        config.policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin, self.source.as_deref())?;
+        let policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin, self.source.as_deref())?;
+        let pin_privileged = self.pin_privileged.unwrap_or(false);
+        let tenancy = Tenancy::new(&config.plugin_dir, policy, &self.tenants, pin_privileged, origin, self.source.as_deref())?;
+        config.tenancy = std::sync::Arc::new(tenancy);
         Ok(config)
     }
 }
@@ -260,7 +270,7 @@ mod tests {
         let built_in = ConfigFile::default().run_config("none", &Overrides::default()).unwrap();
         assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
         let id = PluginId::parse("any").unwrap();
-        assert_eq!(from_file.policy.for_plugin(&id), built_in.policy.for_plugin(&id));
+        assert_eq!(from_file.operator_policy().for_plugin(&id), built_in.operator_policy().for_plugin(&id));
     }
 
     #[test]

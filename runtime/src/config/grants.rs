@@ -70,6 +70,27 @@ impl Grants {
         Ok(grants)
     }
 
+    /// The granted capabilities' names, `host` (always granted) first.
+    pub fn names(&self) -> Vec<&'static str> {
+        CAPABILITIES.into_iter().filter(|name| self.allows(name)).collect()
+    }
+
+    /// Grants the operator may want to pin to known content: shaping any
+    /// container's traffic, every process's HTTP counts, every container.
+    pub fn privileged(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.traffic {
+            names.push("traffic");
+        }
+        if self.http_traffic {
+            names.push("http-traffic");
+        }
+        if self.docker.as_ref().is_some_and(|docker| !docker.is_scoped()) {
+            names.push("docker (unscoped)");
+        }
+        names
+    }
+
     /// Whether the capability named after a WIT interface is granted.
     pub fn allows(&self, capability: &str) -> bool {
         match capability {

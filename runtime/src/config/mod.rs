@@ -1,12 +1,15 @@
 //! Configuration: the file and flags (`file`), the lines of settings found
-//! wrong (`lines`), what each plugin may do (`policy`, `grants`), and the
+//! wrong (`lines`), what each plugin may do (`policy`, `grants`), who may
+//! deliver which plugins and how much of the host they share (`tenants`), and the
 //! checked result the daemon runs with (`run`).
 
 pub mod file;
 pub mod grants;
 pub mod lines;
 pub mod policy;
+pub mod reload;
 pub mod run;
+pub mod tenants;
 
 pub use file::{ConfigFile, LogFormat, default_admin_socket, default_cache_dir, default_config_text, default_socket_dir};
-pub use run::{DEFAULT_DOCKER_SOCKET, RunConfig};
+pub use run::{DEFAULT_DOCKER_SOCKET, ReloadSource, RunConfig};

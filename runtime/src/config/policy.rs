@@ -27,6 +27,7 @@ use crate::config::ConfigFile;
 use crate::config::grants::{DockerGrant, Grants};
 use crate::limits::Limits;
 use crate::plugin_id::PluginId;
+use crate::quota::QuotaHandle;
 
 /// One section of the config file; every key optional.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -49,6 +50,9 @@ pub struct Overrides {
     pub grants: Option<Vec<String>>,
     pub procfs: Option<ProcfsOptions>,
     pub docker: Option<DockerOptions>,
+    /// The only content (SHA-256, hex) this plugin ID may be served with;
+    /// in a section of one exact ID only.
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -149,6 +153,8 @@ impl Overrides {
 pub struct PluginPolicy {
     pub limits: Limits,
     pub grants: Grants,
+    /// The account of the plugin's tenant (none outside the daemon, e.g. `check`).
+    pub quota: QuotaHandle,
 }
 
 /// A `[plugins.<key>]` section: an exact ID or a glob.
@@ -179,15 +185,134 @@ impl Section {
 pub struct Policy {
     defaults: PluginPolicy,
     sections: Vec<Section>,
+    /// A tenant's ceiling, which every plugin's policy is held under.
+    ceiling: Option<Ceiling>,
+}
+
+fn not_pinned(overrides: &Overrides) -> Result<()> {
+    if overrides.sha256.is_some() {
+        bail!("`sha256` pins one plugin's content: it belongs in the section of an exact plugin ID");
+    }
+    Ok(())
+}
+
+fn check_pin(pin: &str) -> Result<()> {
+    if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        bail!("sha256 = {pin:?}: not a SHA-256 in lowercase hex (64 digits; `sha256sum FILE` prints it)");
+    }
+    Ok(())
+}
+
+/// The most a tenant's plugins may have: capabilities (with their options) and
+/// limits. Unset limits are unbounded; capabilities not listed are denied
+/// (only `procfs` when `grants` is unset). A `docker.label_selector` in the
+/// ceiling is added to every Docker grant of the tenant.
+#[derive(Debug, Clone)]
+pub struct Ceiling {
+    allowed: Grants,
+    /// The ceiling's limit keys only.
+    limits: Overrides,
+}
+
+impl Ceiling {
+    pub fn new(overrides: &Overrides) -> Result<Self> {
+        overrides.check_options()?;
+        not_pinned(overrides)?;
+        let names = overrides.grants.clone().unwrap_or_else(|| vec!["procfs".into()]);
+        let mut allowed = Grants::from_names(&names).context("ceiling grants")?;
+        if let Some(docker) = allowed.docker.as_mut() {
+            docker.label_selector = overrides.docker.as_ref().and_then(|d| d.label_selector.clone()).unwrap_or_default();
+        }
+        if let Some(procfs) = allowed.procfs.as_mut() {
+            procfs.environ = overrides.procfs.as_ref().and_then(|p| p.environ).unwrap_or(false);
+        }
+        let limits = Overrides { grants: None, procfs: None, docker: None, sha256: None, ..overrides.clone() };
+        limits.apply(&mut PluginPolicy::default()).context("ceiling")?;
+        Ok(Self { allowed, limits })
+    }
+
+    /// `policy`, brought under the ceiling: the smaller of each limit (the
+    /// longer refresh interval), capabilities the ceiling allows, their options narrowed.
+    pub fn clamp(&self, policy: &mut PluginPolicy) {
+        let mut bound = policy.clone();
+        let _ = self.limits.apply(&mut bound);
+        let (limits, bound) = (&mut policy.limits, &bound.limits);
+        limits.call_budget = limits.call_budget.min(bound.call_budget);
+        limits.max_memory_bytes = limits.max_memory_bytes.min(bound.max_memory_bytes);
+        limits.max_report_bytes = limits.max_report_bytes.min(bound.max_report_bytes);
+        limits.max_control_body_bytes = limits.max_control_body_bytes.min(bound.max_control_body_bytes);
+        limits.refresh_interval = limits.refresh_interval.max(bound.refresh_interval);
+        limits.max_table_elements = limits.max_table_elements.min(bound.max_table_elements);
+        limits.max_instances = limits.max_instances.min(bound.max_instances);
+        limits.max_wasm_stack = limits.max_wasm_stack.min(bound.max_wasm_stack);
+        let (report, bound) = (&mut limits.report, &bound.report);
+        report.max_nodes = report.max_nodes.min(bound.max_nodes);
+        report.max_samples = report.max_samples.min(bound.max_samples);
+        report.max_values = report.max_values.min(bound.max_values);
+        report.max_templates = report.max_templates.min(bound.max_templates);
+        report.max_text_bytes = report.max_text_bytes.min(bound.max_text_bytes);
+
+        let grants = &mut policy.grants;
+        grants.traffic &= self.allowed.traffic;
+        grants.http_traffic &= self.allowed.http_traffic;
+        match (&self.allowed.procfs, grants.procfs.as_mut()) {
+            (None, _) => grants.procfs = None,
+            (Some(allowed), Some(procfs)) => procfs.environ &= allowed.environ,
+            (Some(_), None) => {}
+        }
+        match (&self.allowed.docker, grants.docker.as_mut()) {
+            (None, _) => grants.docker = None,
+            (Some(allowed), Some(docker)) => {
+                docker.label_selector.extend(allowed.label_selector.iter().map(|(k, v)| (k.clone(), v.clone())))
+            }
+            (Some(_), None) => {}
+        }
+    }
+
+    /// Whether `section` over `base` asks for more than the ceiling gives.
+    fn exceeded_by(&self, base: &PluginPolicy, section: &Overrides) -> bool {
+        self.check(base, section).is_err()
+    }
+
+    /// An error naming what `section` over `base` asks beyond the ceiling.
+    fn check(&self, base: &PluginPolicy, section: &Overrides) -> Result<()> {
+        let mut asked = base.clone();
+        self.clamp(&mut asked);
+        if section.apply(&mut asked).is_err() {
+            return Ok(()); // reported as the section's own error
+        }
+        let mut held = asked.clone();
+        self.clamp(&mut held);
+        // The ceiling's label selector is added to every Docker grant: not
+        // asking beyond it, unless a section sets one of its labels otherwise.
+        if held.grants.names() != asked.grants.names() {
+            bail!("asks for grants beyond the tenant's ceiling (it allows {})", self.allowed.names().join(", "));
+        }
+        if held.grants.procfs != asked.grants.procfs {
+            bail!("asks for procfs.environ, which the tenant's ceiling does not allow");
+        }
+        if let (Some(allowed), Some(docker)) = (&self.allowed.docker, &asked.grants.docker) {
+            for (key, value) in &allowed.label_selector {
+                if let Some(other) = docker.label_selector.get(key).filter(|other| *other != value) {
+                    bail!("docker.label_selector sets {key:?} = {other:?}, but the tenant's ceiling fixes it to {value:?}");
+                }
+            }
+        }
+        if held.limits != asked.limits {
+            bail!("sets limits beyond the tenant's ceiling");
+        }
+        Ok(())
+    }
 }
 
 /// `origin: ` with the line of the first key of the section at `path` that is
 /// wrong on its own over `base` (or none, if no single key is).
-fn where_in(origin: &str, source: Option<&str>, path: &[&str], base: &PluginPolicy) -> String {
+fn where_in(origin: &str, source: Option<&str>, path: &[&str], base: &PluginPolicy, ceiling: Option<&Ceiling>) -> String {
     let wrong_alone = |text: &str| {
         let Ok(one) = toml::from_str::<Overrides>(text) else { return false };
         let mut policy = base.clone();
         one.check_options().and_then(|()| one.apply(&mut policy)).and_then(|()| policy.limits.validate()).is_err()
+            || ceiling.is_some_and(|ceiling| ceiling.exceeded_by(base, &one))
     };
     match source.and_then(|source| crate::config::lines::culprit(source, path, wrong_alone)) {
         Some((key, line)) => format!("{origin} line {line} ({key}): "),
@@ -218,31 +343,94 @@ impl Policy {
         let mut defaults = PluginPolicy::default();
         file_defaults
             .check_options()
+            .and_then(|()| not_pinned(file_defaults))
             .and_then(|()| file_defaults.apply(&mut defaults))
             .and_then(|()| flags.apply(&mut defaults))
             .and_then(|()| defaults.limits.validate())
-            .with_context(|| format!("{}[defaults]", where_in(origin, source, &["defaults"], &PluginPolicy::default())))?;
+            .with_context(|| format!("{}[defaults]", where_in(origin, source, &["defaults"], &PluginPolicy::default(), None)))?;
+        Self::with_sections(defaults, plugins, None, origin, source, &[])
+    }
 
+    /// A tenant's policy: its `defaults` and `plugins` sections over this one's
+    /// defaults, everything held under `ceiling`. `at` is the tenant's place
+    /// in the file (`["tenants", name]`).
+    pub fn for_tenant(
+        &self,
+        tenant_defaults: &Overrides,
+        plugins: &BTreeMap<String, Overrides>,
+        ceiling: Ceiling,
+        origin: &str,
+        source: Option<&str>,
+        at: &[&str],
+    ) -> Result<Self> {
+        let mut base = self.defaults.clone();
+        ceiling.clamp(&mut base);
+        let mut defaults = base.clone();
+        let path: Vec<&str> = at.iter().copied().chain(["defaults"]).collect();
+        tenant_defaults
+            .check_options()
+            .and_then(|()| not_pinned(tenant_defaults))
+            .and_then(|()| ceiling.check(&base, tenant_defaults))
+            .and_then(|()| tenant_defaults.apply(&mut defaults))
+            .and_then(|()| defaults.limits.validate())
+            .with_context(|| format!("{}[{}]", where_in(origin, source, &path, &base, Some(&ceiling)), path.join(".")))?;
+        Self::with_sections(defaults, plugins, Some(ceiling), origin, source, at)
+    }
+
+    fn with_sections(
+        defaults: PluginPolicy,
+        plugins: &BTreeMap<String, Overrides>,
+        ceiling: Option<Ceiling>,
+        origin: &str,
+        source: Option<&str>,
+        at: &[&str],
+    ) -> Result<Self> {
         let mut sections = Vec::new();
         for (key, overrides) in plugins {
-            let place = || format!("{}[plugins.{key:?}]", where_in(origin, source, &["plugins", key], &defaults));
+            let path: Vec<&str> = at.iter().copied().chain(["plugins", key.as_str()]).collect();
+            let place = || {
+                let table: Vec<&str> = at.iter().copied().chain(["plugins"]).collect();
+                format!("{}[{}.{key:?}]", where_in(origin, source, &path, &defaults, ceiling.as_ref()), table.join("."))
+            };
             let pattern = if key.contains(['*', '?', '[']) {
-                Some(glob::Pattern::new(key).with_context(|| format!("{}: not a valid glob", place()))?)
+                let pattern = glob::Pattern::new(key).with_context(|| format!("{}: not a valid glob", place()))?;
+                not_pinned(overrides).with_context(|| format!("{}: a glob section", place()))?;
+                Some(pattern)
             } else {
                 PluginId::parse(key).with_context(place)?;
+                if let Some(pin) = &overrides.sha256 {
+                    check_pin(pin).with_context(place)?;
+                }
                 None
             };
             // Each section must make sense on its own, over the defaults.
             let mut check = defaults.clone();
             overrides
                 .check_options()
+                .and_then(|()| ceiling.as_ref().map_or(Ok(()), |ceiling| ceiling.check(&defaults, overrides)))
                 .and_then(|()| overrides.apply(&mut check))
                 .and_then(|()| check.limits.validate())
                 .with_context(place)?;
             sections.push(Section { key: key.clone(), pattern, overrides: overrides.clone() });
         }
         sections.sort_by_key(|s| (s.specificity(), s.key.clone()));
-        Ok(Self { defaults, sections })
+        Ok(Self { defaults, sections, ceiling })
+    }
+
+    /// Whether a section of exactly this ID exists (it reserves the ID for
+    /// the tenant whose sections these are).
+    pub fn names(&self, id: &PluginId) -> bool {
+        self.sections.iter().any(|s| s.pattern.is_none() && s.key == id.as_str())
+    }
+
+    /// The IDs of the exact-ID sections.
+    pub fn named_ids(&self) -> impl Iterator<Item = PluginId> + '_ {
+        self.sections.iter().filter(|s| s.pattern.is_none()).filter_map(|s| PluginId::parse(&s.key).ok())
+    }
+
+    /// The SHA-256 the ID's content must have, if pinned.
+    pub fn pin(&self, id: &PluginId) -> Option<&str> {
+        self.sections.iter().find(|s| s.pattern.is_none() && s.key == id.as_str()).and_then(|s| s.overrides.sha256.as_deref())
     }
 
     pub fn for_plugin(&self, id: &PluginId) -> PluginPolicy {
@@ -250,6 +438,9 @@ impl Policy {
         for section in self.sections.iter().filter(|s| s.matches(id)) {
             // Checked at load; applying in order cannot fail.
             let _ = section.overrides.apply(&mut policy);
+        }
+        if let Some(ceiling) = &self.ceiling {
+            ceiling.clamp(&mut policy);
         }
         policy
     }

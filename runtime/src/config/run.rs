@@ -1,9 +1,12 @@
 //! The daemon's settings once checked: what `scope-wasm run` serves with.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::policy::Policy;
+use crate::config::policy::{Overrides, Policy};
+use crate::config::ConfigFile;
+use crate::config::tenants::Tenancy;
 use crate::sockets::SocketAccess;
 
 #[derive(Debug, Clone)]
@@ -17,8 +20,11 @@ pub struct RunConfig {
     pub hostname: Option<String>,
     /// The Docker Engine's socket, for plugins granted `docker`.
     pub docker_socket: PathBuf,
-    /// Limits and capability grants per plugin.
-    pub policy: Policy,
+    /// Who may deliver plugins where, and what each plugin may do: limits and
+    /// capability grants per tenant and plugin. Replaced when the config is reloaded.
+    pub tenancy: Arc<Tenancy>,
+    /// Where the config came from, to read it again on SIGHUP or a change.
+    pub reload: Option<ReloadSource>,
     /// How often the plugin directory is scanned even without file events.
     pub rescan_interval: Duration,
     /// How long a file must go unwritten before it is loaded, unless its writer
@@ -42,13 +48,40 @@ impl RunConfig {
             cache_dir: None,
             hostname: None,
             docker_socket: DEFAULT_DOCKER_SOCKET.into(),
-            policy: Policy::default(),
+            tenancy: Arc::new(Tenancy::default()),
+            reload: None,
             rescan_interval: Duration::from_secs(2),
             settle: Duration::from_secs(1),
             admin_socket: None,
             admin_tcp: None,
             self_plugin: true,
         }
+    }
+}
+
+impl RunConfig {
+    /// The operator's own plugins' policy (the `default` tenant's).
+    pub fn operator_policy(&self) -> &Policy {
+        &self.tenancy.tenants[0].policy
+    }
+}
+
+/// The config file and the flags that went over it: reading the file again
+/// and applying the same flags gives the new configuration.
+#[derive(Debug, Clone)]
+pub struct ReloadSource {
+    pub file: PathBuf,
+    pub flags: ConfigFile,
+    pub limit_flags: Overrides,
+}
+
+impl ReloadSource {
+    /// The configuration the file holds now, checked whole.
+    pub fn read(&self) -> anyhow::Result<RunConfig> {
+        let file = ConfigFile::read(&self.file)?.overridden_by(self.flags.clone());
+        let mut config = file.run_config(&self.file.display().to_string(), &self.limit_flags)?;
+        config.reload = Some(self.clone());
+        Ok(config)
     }
 }
 
