@@ -516,6 +516,6 @@ fn combined_sections_are_validated() {
     let file = ConfigFile::parse(text).unwrap();
     // Accepting the file is fine if the plugin's limits are valid; refusing it is fine too.
     let Ok(config) = file.run_config("f.toml", &scope_wasm::Overrides::default()) else { return };
-    let limits = config.policy.for_plugin(&PluginId::parse("team-a").unwrap()).limits;
+    let limits = config.operator_policy().for_plugin(&PluginId::parse("team-a").unwrap()).limits;
     limits.validate().unwrap_or_else(|e| panic!("accepted, but team-a gets invalid limits: {e:#}"));
 }

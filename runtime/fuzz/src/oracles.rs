@@ -886,7 +886,7 @@ pub fn config(text: &str) -> Outcome {
     };
     for id in ids_for(&file) {
         // Sections are checked one by one at load; their combination must hold too.
-        let limits = config.policy.for_plugin(&id).limits;
+        let limits = config.operator_policy().for_plugin(&id).limits;
         limits.validate().map_err(|e| {
             format!("plugin {id}: the file was accepted, but the limits it gives this plugin are not valid: {e:#}\n{text}")
         })?;
