@@ -30,7 +30,8 @@ pub fn follow(
     let watcher = watch_file(&source.file, changed)
         .map_err(|err| tracing::warn!("{err:#}; the config is read again on SIGHUP only"))
         .ok();
-    let mut applied_text = std::fs::read_to_string(&source.file).ok();
+    // The text last read, applied or refused: file events that leave it as it was change nothing.
+    let mut tried_text = std::fs::read_to_string(&source.file).ok();
     let mut running = running.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -40,16 +41,23 @@ pub fn follow(
                     tokio::time::sleep(SETTLE).await;
                     while changes.try_recv().is_ok() {}
                     let text = std::fs::read_to_string(&source.file).ok();
-                    if text.is_none() || text == applied_text {
+                    if text.is_none() || text == tried_text {
                         continue; // touched, or gone for a moment while swapped
                     }
                     "the file changed"
                 }
                 else => return,
             };
-            match source.read() {
+            tried_text = std::fs::read_to_string(&source.file).ok();
+            let empty = tried_text.as_deref().is_some_and(|text| text.trim().is_empty());
+            let read = if empty {
+                // Most likely a write under way; an empty config would unload every tenant.
+                Err(anyhow::anyhow!("{}: the file is empty", source.file.display()))
+            } else {
+                source.read()
+            };
+            match read {
                 Ok(new) => {
-                    applied_text = std::fs::read_to_string(&source.file).ok();
                     for key in restart_only_changes(&running, &new) {
                         tracing::warn!("config reload: {key} changed; that takes effect at the next restart");
                     }
@@ -61,7 +69,8 @@ pub fn follow(
                 }
                 Err(err) => {
                     crate::daemon_stats::config_refused();
-                    tracing::error!(file = %source.file.display(), "config reload refused ({cause}): {err:#}; the old configuration stays in force");
+                    let err = one_line(&format!("{err:#}"));
+                    tracing::error!(file = %source.file.display(), "config reload refused ({cause}): {err}; the old configuration stays in force");
                 }
             }
         }
@@ -91,6 +100,13 @@ fn watch_file(file: &Path, changed: mpsc::Sender<()>) -> Result<notify::Recommen
     Ok(watcher)
 }
 
+/// A TOML error as one log line: its message without the quoted source lines
+/// (`23 | max_plugin = 3`, `   | ^^^`), which the message already places.
+fn one_line(text: &str) -> String {
+    let gutter = |line: &str| line.trim_start().trim_start_matches(|c: char| c.is_ascii_digit()).trim_start().starts_with('|');
+    text.lines().map(str::trim).filter(|line| !line.is_empty() && !gutter(line)).collect::<Vec<_>>().join(": ")
+}
+
 /// Settings the running daemon cannot change in place.
 fn restart_only_changes(old: &RunConfig, new: &RunConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
@@ -111,4 +127,17 @@ fn restart_only_changes(old: &RunConfig, new: &RunConfig) -> Vec<&'static str> {
     check("admin_tcp", old.admin_tcp != new.admin_tcp);
     check("self_plugin", old.self_plugin != new.self_plugin);
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn toml_errors_become_one_line() {
+        let err = toml::from_str::<crate::config::ConfigFile>("rescan_ms = 200
+max_plugin = 3
+").unwrap_err();
+        let line = super::one_line(&format!("x.toml: {err}"));
+        assert!(!line.contains('\n') && !line.contains('|'), "{line}");
+        assert!(line.starts_with("x.toml: TOML parse error at line 2, column 1: unknown field `max_plugin`"), "{line}");
+    }
 }
