@@ -376,6 +376,19 @@ mod tests {
     }
 
     #[test]
+    fn the_status_table_groups_by_tenant_when_there_are_tenants() {
+        let plain = status_table(&[status("counter", "serving", "ok")]);
+        assert!(!plain.contains("tenant"), "{plain}");
+        let b = PluginStatus { tenant: "team-b".into(), ..status("b-stats", "serving", "ok") };
+        let grouped = status_table(&[status("counter", "serving", "ok"), b]);
+        let lines: Vec<&str> = grouped.lines().collect();
+        assert_eq!(lines[0], "tenant default:");
+        assert!(lines[2].starts_with("counter "), "{grouped}");
+        let b_at = lines.iter().position(|l| *l == "tenant team-b:").unwrap();
+        assert!(lines[b_at + 2].starts_with("b-stats "), "{grouped}");
+    }
+
+    #[test]
     fn metrics_are_prometheus_text() {
         let stats = crate::stats::PluginStats::default();
         for ms in [1, 3, 40, 600] {

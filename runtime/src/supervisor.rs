@@ -74,6 +74,8 @@ struct LoadOutcome {
     id: PluginId,
     path: PathBuf,
     stamp: FileStamp,
+    /// The policy the version was loaded under.
+    policy: PluginPolicy,
     result: Result<Loaded>,
 }
 
@@ -424,7 +426,7 @@ impl Supervisor {
     }
 
     async fn apply_outcome(&mut self, outcome: LoadOutcome) {
-        let LoadOutcome { id, path, stamp, result } = outcome;
+        let LoadOutcome { id, path, stamp, policy: loaded_under, result } = outcome;
         self.loading.remove(&path);
         let serving_this_file = self.served.get(&id).is_some_and(|served| served.path == path);
         match result {
@@ -461,7 +463,17 @@ impl Supervisor {
             Err(err) => {
                 self.failed.insert(path.clone(), stamp);
                 self.health.failed(&id, &path, &format!("{err:#}"));
-                if serving_this_file {
+                let old_rules = self.served.get(&id).is_some_and(|served| served.policy != loaded_under);
+                if serving_this_file && old_rules {
+                    // The running version's grants and limits are no longer in force
+                    // (a config reload); it may not go on under them.
+                    tracing::error!(
+                        plugin = %id, file = %path.display(),
+                        "cannot run under the new configuration, so it stops: {err:#}"
+                    );
+                    self.remove(&id);
+                    self.health.failed(&id, &path, &format!("under the new configuration: {err:#}"));
+                } else if serving_this_file {
                     tracing::error!(
                         plugin = %id, file = %path.display(),
                         "new version refused, the running version keeps serving: {err:#}"
@@ -593,7 +605,7 @@ struct ContentRules {
 impl LoadJob {
     async fn run(self) -> LoadOutcome {
         let result = self.load().await;
-        LoadOutcome { id: self.id, path: self.path, stamp: self.stamp, result }
+        LoadOutcome { id: self.id, path: self.path, stamp: self.stamp, policy: self.policy, result }
     }
 
     async fn load(&self) -> Result<Loaded> {

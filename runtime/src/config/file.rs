@@ -211,6 +211,8 @@ self_plugin = true
 # Log: "human" or "json"; the filter takes RUST_LOG syntax (RUST_LOG wins when set).
 log_format = "human"
 log_filter = "info"
+# Privileged grants (traffic, http-traffic, an unscoped docker) only with a sha256 pin.
+pin_privileged = false
 
 # Limits of every plugin.
 [defaults]
@@ -237,6 +239,23 @@ procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
 # [plugins."team-a-*"]
 # grants = ["procfs", "docker"]
 # docker.label_selector = {{ "io.kubernetes.pod.namespace" = "team-a" }}
+#
+# [plugins.traffic-control]
+# grants = ["traffic", "docker"]
+# sha256 = "..."                # only these bytes may serve this ID (`sha256sum FILE`)
+
+# Tenants: owners delivering plugins into their own directory, held to a ceiling
+# and quotas. None: the operator owns plugin_dir. Reloaded on SIGHUP and change.
+# [tenants.team-b]
+# dir = "team-b"                # under plugin_dir, or absolute
+# owner = "team-b"              # user (name or UID) its files must belong to; also `group`
+# max_plugins = 10
+# memory_mib = 256              # linear memory of all its plugins together
+# cpu_ms_per_s = 200            # guest CPU time per second, all its plugins together
+# ceiling = {{ grants = ["procfs", "docker"], docker.label_selector = {{ team = "b" }} }}
+#
+# [tenants.team-b.plugins.b-stats]   # under the ceiling; reserves the ID for team-b
+# memory_mib = 32
 "#,
         plugin_dir = DEFAULT_PLUGIN_DIR,
         socket_dir = default_socket_dir().display(),
