@@ -415,6 +415,7 @@ impl Supervisor {
             stamp: file.stamp,
             running_hash,
         };
+        self.health.set_tenant(id.as_str(), &self.tenancy.tenants[tenant].name);
         let task = self.loads.spawn(job.run());
         self.loading.insert(file.path.clone(), (file.stamp, task.id()));
     }
@@ -448,6 +449,7 @@ impl Supervisor {
                         served.current.send_replace(handle);
                         served.stamp = stamp;
                         served.hash = hash;
+                        self.health.set_tenant(id.as_str(), &tenant);
                         served.tenant = tenant;
                         served.policy = policy;
                         tracing::info!(
