@@ -656,6 +656,8 @@ impl<'a> Gen<'a> {
             ("max_templates", &["1", "0", "100000", "100001"]),
             ("max_text_kib", &["1", "16", "64", "65", "0", "40960"]),
         ];
+        const ZERO_PIN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+        const UPPER_PIN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         const SECTIONS: &[&str] = &[
             "a", "a-b", "team-a-1", "*", "a*", "team-*", "team-a-*", "?", "[a-z]*", "[", "bad_id", "", "a--b", "**",
             "t*", "te*", "p", "my-plugin", "[!a]*", "a?",
@@ -679,9 +681,26 @@ impl<'a> Gen<'a> {
             text.push_str(&line);
             text.push('\n');
         }
-        for _ in 0..self.src.below(5) {
-            match self.src.byte() % 3 {
+        if self.src.bool() {
+            text.push_str(&format!("pin_privileged = {}\n", self.src.pick(&["true", "false"])));
+        }
+        for _ in 0..self.src.below(7) {
+            // Tenants: their own section, their defaults, ceilings and plugin sections.
+            let tenant = *self.src.pick(&["t", "u", "default", "bad_t"]);
+            match self.src.byte() % 7 {
                 0 => text.push_str("[defaults]\n"),
+                1 => {
+                    let dir = self.src.pick(&["t", "u", "t/u", "/abs/t", "", "."]);
+                    text.push_str(&format!("[tenants.{tenant}]\ndir = {dir:?}\n"));
+                    for key in ["max_plugins", "memory_mib", "cpu_ms_per_s"] {
+                        if self.src.bool() {
+                            text.push_str(&format!("{key} = {}\n", self.src.pick(NUMBERS)));
+                        }
+                    }
+                }
+                2 => text.push_str(&format!("[tenants.{tenant}.ceiling]\n")),
+                3 => text.push_str(&format!("[tenants.{tenant}.defaults]\n")),
+                4 => text.push_str(&format!("[tenants.{tenant}.plugins.{:?}]\n", self.src.pick(SECTIONS))),
                 _ => text.push_str(&format!("[plugins.{:?}]\n", self.src.pick(SECTIONS))),
             }
             for _ in 0..self.src.below(6) {
@@ -703,6 +722,9 @@ impl<'a> Gen<'a> {
                         "docker.label_selector = {}",
                         self.src.pick(&["{ team = \"a\" }", "{}", "{ a = 1 }", "{ \"io.k8s/ns\" = \"x\", b = \"\" }"])
                     ),
+                    7 if self.src.bool() => {
+                        format!("sha256 = \"{}\"", self.src.pick(&[ZERO_PIN, "abc", UPPER_PIN]))
+                    }
                     _ => String::from_utf8_lossy(self.src.bytes(16)).replace('\n', " "),
                 };
                 text.push_str(&line);

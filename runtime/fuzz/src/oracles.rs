@@ -890,6 +890,25 @@ pub fn config(text: &str) -> Outcome {
         limits.validate().map_err(|e| {
             format!("plugin {id}: the file was accepted, but the limits it gives this plugin are not valid: {e:#}\n{text}")
         })?;
+        // Whatever a tenant's sections say, its plugins stay under its ceiling.
+        for tenant in &config.tenancy.tenants[1..] {
+            let section = &file.tenants[&tenant.name];
+            let policy = tenant.policy.for_plugin(&id);
+            policy.limits.validate().map_err(|e| format!("tenant {} plugin {id}: invalid limits: {e:#}\n{text}", tenant.name))?;
+            let allowed = section.ceiling.grants.clone().unwrap_or_else(|| vec!["procfs".into()]);
+            for name in policy.grants.names() {
+                ensure!(name == "host" || allowed.iter().any(|a| a == name), "tenant {} plugin {id}: {name} is beyond the ceiling\n{text}", tenant.name);
+            }
+            let fixed = section.ceiling.docker.as_ref().and_then(|d| d.label_selector.clone()).unwrap_or_default();
+            if let Some(docker) = &policy.grants.docker {
+                for (key, value) in &fixed {
+                    ensure!(docker.label_selector.get(key) == Some(value), "tenant {} plugin {id}: docker sees beyond the ceiling's selector\n{text}", tenant.name);
+                }
+            }
+            if let Some(ceiling) = section.ceiling.memory_mib {
+                ensure!(policy.limits.max_memory_bytes <= ceiling.saturating_mul(1 << 20), "tenant {} plugin {id}: memory above the ceiling\n{text}", tenant.name);
+            }
+        }
     }
     Ok(())
 }

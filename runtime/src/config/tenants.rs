@@ -142,8 +142,17 @@ impl Tenancy {
         PluginId::parse(name).context("a tenant's name follows the rule of plugin IDs")?;
         ensure!(name != DEFAULT_TENANT, "the name {DEFAULT_TENANT} is the operator's own tenant (plugin_dir outside the tenants' directories)");
         let operator = &self.tenants[0];
+        ensure!(
+            !section.dir.components().any(|c| c == std::path::Component::ParentDir),
+            "dir {}: `..` is not allowed in a tenant's directory (say the path itself)",
+            section.dir.display()
+        );
         let dir = operator.dir.join(&section.dir);
-        ensure!(dir != operator.dir, "dir {}: the tenant needs a directory of its own, not plugin_dir", dir.display());
+        ensure!(
+            !operator.dir.starts_with(&dir),
+            "dir {}: the tenant needs a directory of its own, not plugin_dir or one above it",
+            dir.display()
+        );
         if let Some(mib) = section.memory_mib {
             ensure!(mib >= 1, "memory_mib = 0: a tenant needs some memory (leave it unset for no quota)");
         }
@@ -343,6 +352,8 @@ mod tests {
     fn bad_tenants_are_refused() {
         for (text, expected) in [
             ("[tenants.default]\ndir = \"d\"\n", "operator's own tenant"),
+            ("[tenants.a]\ndir = \"..\"\n", "`..` is not allowed"),
+            ("[tenants.a]\ndir = \"/\"\n", "not plugin_dir or one above it"),
             ("[tenants.a]\ndir = \"a\"\n[tenants.b]\ndir = \"a/b\"\n", "inside one another"),
             ("[tenants.a]\ndir = \"a\"\nowner = \"no-such-user-here\"\n", "no such user"),
             ("[tenants.a]\ndir = \"a\"\nsha256 = \"x\"\n", "unknown field `sha256`"),
