@@ -48,13 +48,13 @@ pub fn follow(
                 }
                 else => return,
             };
+            // Read once: the text checked is the text remembered.
             tried_text = std::fs::read_to_string(&source.file).ok();
-            let empty = tried_text.as_deref().is_some_and(|text| text.trim().is_empty());
-            let read = if empty {
+            let read = match tried_text.as_deref() {
                 // Most likely a write under way; an empty config would unload every tenant.
-                Err(anyhow::anyhow!("{}: the file is empty", source.file.display()))
-            } else {
-                source.read()
+                Some(text) if text.trim().is_empty() => Err(anyhow::anyhow!("{}: the file is empty", source.file.display())),
+                Some(text) => source.parse(text),
+                None => source.read(),
             };
             match read {
                 Ok(new) => {

@@ -78,7 +78,17 @@ pub struct ReloadSource {
 impl ReloadSource {
     /// The configuration the file holds now, checked whole.
     pub fn read(&self) -> anyhow::Result<RunConfig> {
-        let file = ConfigFile::read(&self.file)?.overridden_by(self.flags.clone());
+        self.build(ConfigFile::read(&self.file)?)
+    }
+
+    /// The configuration `text` (the file's, as read) holds.
+    pub fn parse(&self, text: &str) -> anyhow::Result<RunConfig> {
+        use anyhow::Context;
+        self.build(ConfigFile::parse(text).with_context(|| self.file.display().to_string())?)
+    }
+
+    fn build(&self, file: ConfigFile) -> anyhow::Result<RunConfig> {
+        let file = file.overridden_by(self.flags.clone());
         let mut config = file.run_config(&self.file.display().to_string(), &self.limit_flags)?;
         config.reload = Some(self.clone());
         Ok(config)

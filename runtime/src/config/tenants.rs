@@ -251,26 +251,30 @@ impl Tenant {
     }
 }
 
-fn resolve_user(user: &str) -> Result<(u32, String)> {
-    if let Ok(uid) = user.parse::<u32>() {
-        return Ok((uid, user.to_owned()));
+/// A user or group as the config names it (a name, or a numeric ID), with
+/// the name kept for messages; `find` looks a name up.
+fn resolve_id<T>(
+    what: &str,
+    name: &str,
+    find: impl FnOnce(&str) -> nix::Result<Option<T>>,
+    id_of: impl FnOnce(T) -> u32,
+) -> Result<(u32, String)> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok((id, name.to_owned()));
     }
-    match nix::unistd::User::from_name(user) {
-        Ok(Some(found)) => Ok((found.uid.as_raw(), user.to_owned())),
-        Ok(None) => bail!("owner {user:?}: no such user"),
-        Err(err) => Err(err).with_context(|| format!("looking up owner {user:?}")),
+    match find(name) {
+        Ok(Some(found)) => Ok((id_of(found), name.to_owned())),
+        Ok(None) => bail!("{what} {name:?}: no such {}", if what == "owner" { "user" } else { "group" }),
+        Err(err) => Err(err).with_context(|| format!("looking up {what} {name:?}")),
     }
 }
 
+fn resolve_user(user: &str) -> Result<(u32, String)> {
+    resolve_id("owner", user, nix::unistd::User::from_name, |u| u.uid.as_raw())
+}
+
 fn resolve_group(group: &str) -> Result<(u32, String)> {
-    if let Ok(gid) = group.parse::<u32>() {
-        return Ok((gid, group.to_owned()));
-    }
-    match nix::unistd::Group::from_name(group) {
-        Ok(Some(found)) => Ok((found.gid.as_raw(), group.to_owned())),
-        Ok(None) => bail!("group {group:?}: no such group"),
-        Err(err) => Err(err).with_context(|| format!("looking up group {group:?}")),
-    }
+    resolve_id("group", group, nix::unistd::Group::from_name, |g| g.gid.as_raw())
 }
 
 #[cfg(test)]
