@@ -50,7 +50,8 @@ run: build guests
 	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR) --config config/bundled.toml
 
 ## test-tools: Debian's stress-ng, which keeps every core busy in the busy-host load test,
-## and prometheus, whose promtool checks the admin endpoint's /metrics
+## prometheus, whose promtool checks the admin endpoint's /metrics, and docker-registry
+## (the CNCF distribution server) for the registry tests
 test-tools:
 	@command -v stress-ng >/dev/null || { echo "installing stress-ng (the busy-host load test)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
@@ -58,6 +59,9 @@ test-tools:
 	@command -v promtool >/dev/null || { echo "installing prometheus (promtool checks /metrics)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@test -x /usr/bin/docker-registry || { echo "installing docker-registry (a real OCI registry for the registry tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null; }
 
 ## test: every test: SDK and daemon unit tests, end-to-end tests against the real binary
 ## and a private Docker Engine (installed from Debian if missing, started and stopped here)

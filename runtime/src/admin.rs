@@ -372,6 +372,7 @@ mod tests {
             reloads: 0,
             budget_ms: 400,
             stats: StatsSnapshot::default(),
+            source: None,
         }
     }
 

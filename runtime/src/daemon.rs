@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::compile_cache::CompileCache;
 use crate::engine::Runtime;
 use crate::health::HealthBoard;
+use crate::load::registry::SourceStore;
 use crate::host::HostServices;
 use crate::config::RunConfig;
 use crate::sockets::{self, SocketAccess};
@@ -39,8 +40,16 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     });
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
     // Tenant directories outside the plugin directory are watched too.
-    let outside: Vec<PathBuf> =
+    let mut outside: Vec<PathBuf> =
         config.tenancy.tenants[1..].iter().map(|t| t.dir.clone()).filter(|dir| !dir.starts_with(&config.plugin_dir)).collect();
+    // Pulled registry sources are kept in the cache, or in a directory of this run's.
+    let private_sources = match &config.sources_dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("scope-wasm-sources-").tempdir().context("creating a directory for pulled plugins")?),
+    };
+    let store = SourceStore { root: config.sources_dir.clone().unwrap_or_else(|| private_sources.as_ref().expect("made above").path().to_owned()) };
+    std::fs::create_dir_all(&store.root).with_context(|| format!("creating {}", store.root.display()))?;
+    outside.push(store.root.clone());
     let hints = watcher::watch(&config.plugin_dir, &outside)
         .map_err(|err| tracing::warn!("{err:#}; relying on the periodic rescan alone"))
         .ok();
@@ -56,11 +65,14 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let health = Arc::new(HealthBoard::default());
     let extras = start_extras(&config, hostname, &health).await?;
     let (tenancies, reloads) = tokio::sync::watch::channel(config.tenancy.clone());
+    let puller = crate::load::sources::follow(store.clone(), reloads.clone(), health.clone())?;
     let follower = match &config.reload {
         Some(source) => Some(crate::config::reload::follow(source.clone(), &config, tenancies)?),
         None => None,
     };
-    Supervisor::new(Arc::new(config), runtime, services, health).with_reloads(reloads).run(hints, shutdown).await;
+    Supervisor::new(Arc::new(config), runtime, services, health).with_reloads(reloads).with_sources(store).run(hints, shutdown).await;
+    drop(puller);
+    drop(private_sources);
     if let Some((task, watcher)) = follower {
         task.abort();
         drop(watcher);

@@ -39,6 +39,25 @@ pub struct PluginStatus {
     pub reloads: u64,
     pub budget_ms: u64,
     pub stats: StatsSnapshot,
+    /// For a plugin pulled from a registry: where its pulls stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
+}
+
+/// Where a plugin pulled from a registry stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SourceStatus {
+    pub image: String,
+    /// The manifest digest of the version last pulled, if any.
+    pub digest: Option<String>,
+    /// `pulling` (nothing pulled yet), `pulled`, or `failed` (the last pull).
+    pub state: String,
+    /// Why the last pull failed, while it stands.
+    pub error: String,
+    /// Seconds since the epoch of the last pull that brought a version.
+    pub pulled_at: Option<u64>,
+    /// Pulls that failed since the daemon started.
+    pub failures: u64,
 }
 
 /// A plugin or file not yet known to be serving, failed or refused: `failed`
@@ -94,6 +113,8 @@ struct Entry {
 #[derive(Default)]
 pub struct HealthBoard {
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Registry sources by plugin ID, with their tenant.
+    sources: Mutex<BTreeMap<String, (String, SourceStatus)>>,
     tenants: Mutex<Vec<(Arc<TenantQuota>, Option<usize>)>>,
 }
 
@@ -214,6 +235,16 @@ impl HealthBoard {
             .collect()
     }
 
+    /// How the pulls of source `id` (of `tenant`) stand now.
+    pub fn set_source(&self, id: &PluginId, tenant: &str, status: SourceStatus) {
+        self.sources.lock().unwrap().insert(id.to_string(), (tenant.to_owned(), status));
+    }
+
+    /// The source `id` is no longer configured.
+    pub fn remove_source(&self, id: &PluginId) {
+        self.sources.lock().unwrap().remove(id.as_str());
+    }
+
     pub fn remove(&self, key: &str) {
         self.entries.lock().unwrap().remove(key);
     }
@@ -229,7 +260,8 @@ impl HealthBoard {
 
     pub fn snapshot(&self) -> Vec<PluginStatus> {
         let entries = self.entries.lock().unwrap();
-        entries
+        let sources = self.sources.lock().unwrap();
+        let mut rows: Vec<PluginStatus> = entries
             .iter()
             .filter(|(_, entry)| !entry.file.is_empty())
             .map(|(key, entry)| {
@@ -249,6 +281,12 @@ impl HealthBoard {
                 if health == "failing" && detail.is_empty() {
                     detail = stats.last_error.clone().unwrap_or_default();
                 }
+                let source = sources.get(key).map(|(_, source)| source.clone());
+                if let Some(source) = source.as_ref().filter(|s| !s.error.is_empty() && entry.state == "serving") {
+                    if detail.is_empty() {
+                        detail = format!("the last pull failed, the version pulled before serves: {}", source.error);
+                    }
+                }
                 PluginStatus {
                     id: key.clone(),
                     file: entry.file.clone(),
@@ -262,9 +300,34 @@ impl HealthBoard {
                     reloads: entry.reloads,
                     budget_ms: entry.budget.as_millis() as u64,
                     stats,
+                    source,
                 }
             })
-            .collect()
+            .collect();
+        // Sources with nothing loaded yet: pulling, or failing to.
+        for (id, (tenant, source)) in sources.iter() {
+            if rows.iter().any(|row| row.id == *id) {
+                continue;
+            }
+            let failed = !source.error.is_empty();
+            rows.push(PluginStatus {
+                id: id.clone(),
+                file: source.image.clone(),
+                tenant: tenant.clone(),
+                state: if failed { "failed" } else { "pulling" }.into(),
+                health: "down".into(),
+                label: String::new(),
+                detail: if failed { format!("pull failed: {}", source.error) } else { format!("pulling {}", source.image) },
+                loading_s: None,
+                loaded_at: None,
+                reloads: 0,
+                budget_ms: 0,
+                stats: StatsSnapshot::default(),
+                source: Some(source.clone()),
+            });
+        }
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows
     }
 }
 

@@ -24,6 +24,7 @@ pub mod heap;
 pub mod host;
 pub mod instance;
 pub mod limits;
+pub mod load;
 pub mod loader;
 pub mod plugin_dir;
 pub mod plugin_id;

@@ -25,6 +25,7 @@ use crate::config::RunConfig;
 use crate::engine::Runtime;
 use crate::health::{HealthBoard, LoadPhase};
 use crate::host::HostServices;
+use crate::load::registry::SourceStore;
 use crate::loader::PluginSource;
 use crate::plugin_dir::{self, FileStamp, PluginFile};
 use crate::plugin_id::PluginId;
@@ -106,6 +107,8 @@ pub struct Supervisor {
     /// When to scan again: the periodic rescan, or sooner when a file settles.
     next_scan: Instant,
     scan_failing: bool,
+    /// Where pulled registry sources are placed, read like a plugin directory.
+    sources: Option<SourceStore>,
 }
 
 impl Supervisor {
@@ -129,6 +132,7 @@ impl Supervisor {
             complete: HashSet::new(),
             next_scan: Instant::now(),
             scan_failing: false,
+            sources: None,
         };
         supervisor.set_tenancy(tenancy);
         supervisor
@@ -138,6 +142,16 @@ impl Supervisor {
     pub fn with_reloads(mut self, reloads: watch::Receiver<Arc<Tenancy>>) -> Self {
         self.reloads = Some(reloads);
         self
+    }
+
+    /// Registry sources are placed in `store`.
+    pub fn with_sources(mut self, store: SourceStore) -> Self {
+        self.sources = Some(store);
+        self
+    }
+
+    fn is_pulled(&self, path: &Path) -> bool {
+        self.sources.as_ref().is_some_and(|store| path.starts_with(&store.root))
     }
 
     /// From now on, `tenancy` decides; the next scan brings the served plugins in line.
@@ -215,6 +229,13 @@ impl Supervisor {
             match PluginId::from_wasm_path(&file.path) {
                 Ok(id) if self.config.self_plugin && id.as_str() == crate::self_plugin::SELF_ID => {
                     let reason = format!("refusing {}: the ID {id} is the daemon's own plugin", file.path.display());
+                    self.refuse(tenant, &file.path, reason);
+                }
+                Ok(id) if !self.is_pulled(&file.path) && tenancy.tenants.iter().any(|t| t.sources.contains_key(&id)) => {
+                    let reason = format!(
+                        "refusing {}: plugin ID {id} comes from a registry source in the config (rule: source)",
+                        file.path.display()
+                    );
                     self.refuse(tenant, &file.path, reason);
                 }
                 Ok(id) => by_id.entry(id).or_default().push((tenant, file)),
@@ -340,6 +361,15 @@ impl Supervisor {
                 }
             }
         }
+        // Pulled sources: each tenant's own, of the IDs it is configured to pull.
+        if let Some(store) = &self.sources {
+            for (index, tenant) in tenancy.tenants.iter().enumerate().filter(|(_, t)| !t.sources.is_empty()) {
+                if let Ok(files) = plugin_dir::scan(&store.tenant_dir(&tenant.name)) {
+                    let own = files.into_iter().filter(|f| PluginId::from_wasm_path(&f.path).is_ok_and(|id| tenant.sources.contains_key(&id)));
+                    all.extend(own.map(|f| (index, f)));
+                }
+            }
+        }
         Some(all)
     }
 
@@ -353,6 +383,8 @@ impl Supervisor {
                 let policy = self.policy_for(tenant, id);
                 self.tenancy.content_refusal(tenant, id, &policy, &served.hash)
             }
+            // The daemon placed a pulled file itself, after its checks.
+            _ if self.is_pulled(&file.path) => None,
             _ => self.tenancy.tenants[tenant].file_refusal(&file.path),
         };
         match refusal {

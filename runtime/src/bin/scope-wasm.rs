@@ -63,6 +63,35 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Publish a plugin file to an OCI registry (the wasm artifact layout wkg
+    /// and wasmCloud use); prints the manifest digest to pin.
+    Push {
+        file: PathBuf,
+        /// Where to, e.g. registry.example/team/iowait:1.2.
+        reference: String,
+        /// Also sign it with this cosign private key (PEM; an encrypted one
+        /// takes its password from COSIGN_PASSWORD).
+        #[arg(long)]
+        sign: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Fetch a plugin from an OCI registry into a file, checked as the daemon checks it.
+    Pull {
+        reference: String,
+        /// Where to write it [default: ./<last path part>.wasm].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Refuse it unless it carries a cosign signature by this public key.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Make a signing key pair: NAME.key (private, PEM) and NAME.pub (for the config).
+    Keygen {
+        name: PathBuf,
+    },
     /// Compile one plugin into a cache entry under rlimits: the daemon's compile
     /// child, not for people.
     #[command(name = engine::COMPILE_WORKER, hide = true)]
@@ -134,6 +163,31 @@ struct DaemonFlags {
     /// Log format [default: human].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+}
+
+/// How to reach a registry from the command line.
+#[derive(Args)]
+struct RegistryFlags {
+    /// Speak plain HTTP to the registry (a local one, for tests).
+    #[arg(long)]
+    insecure: bool,
+    /// Docker-style config file with registry logins [default: $DOCKER_CONFIG/config.json, ~/.docker/config.json].
+    #[arg(long)]
+    auth_file: Option<PathBuf>,
+}
+
+impl RegistryFlags {
+    fn registry(&self, reference: &oci_client::Reference) -> scope_wasm::load::registry::Registry {
+        let mut settings = scope_wasm::config::sources::RegistrySettings { auth_file: self.auth_file.clone(), ..Default::default() };
+        if self.insecure {
+            settings.insecure.push(reference.registry().to_owned());
+        }
+        scope_wasm::load::registry::Registry::new(settings)
+    }
+}
+
+fn parse_reference(reference: &str) -> anyhow::Result<oci_client::Reference> {
+    reference.parse().with_context(|| format!("{reference:?} is not an image reference like registry.example/team/plugin:1.0"))
 }
 
 #[derive(Args)]
@@ -351,6 +405,46 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let sdk = sdk.unwrap_or_else(scaffold::bundled_sdk);
             scaffold::create(&name, lang, &dir, &sdk).with_context(|| format!("creating {}", dir.display()))?;
             println!("created {} ({lang:?}); build it with:\n  cd {} && {}", dir.display(), dir.display(), scaffold::build_hint(lang));
+            Ok(())
+        }
+        Command::Push { file, reference, sign, registry } => {
+            let reference = parse_reference(&reference)?;
+            let client = registry.registry(&reference);
+            let digest = client.push(&file, &reference).await?;
+            println!("pushed {} as {reference}@{digest}", file.display());
+            if let Some(key) = sign {
+                let password = std::env::var("COSIGN_PASSWORD").unwrap_or_default();
+                client.sign(&reference, &digest, &key, password.as_bytes()).await?;
+                println!("signed {digest} with {}", key.display());
+            }
+            println!("digest: {digest}");
+            Ok(())
+        }
+        Command::Pull { reference, output, key, registry } => {
+            let reference = parse_reference(&reference)?;
+            let client = registry.registry(&reference);
+            let manifest = client.manifest(&reference).await?;
+            if let Some(key) = key {
+                let key = scope_wasm::config::sources::PublicKey::read(&key)?;
+                client.verify(&reference, &manifest.digest, &key).await?;
+            }
+            let output = output.unwrap_or_else(|| {
+                PathBuf::from(format!("{}.wasm", reference.repository().rsplit('/').next().unwrap_or("plugin")))
+            });
+            client.pull_component(&reference, &manifest, &output, client.settings().max_pull_bytes).await?;
+            println!("pulled {reference}@{} into {}", manifest.digest, output.display());
+            Ok(())
+        }
+        Command::Keygen { name } => {
+            let password = std::env::var("COSIGN_PASSWORD").unwrap_or_default();
+            let (private, public) = scope_wasm::load::registry::keygen(password.as_bytes())?;
+            let key = name.with_extension("key");
+            let pubkey = name.with_extension("pub");
+            anyhow::ensure!(!key.exists(), "{} exists already; not overwriting a private key", key.display());
+            std::fs::write(&key, private.as_bytes()).with_context(|| format!("writing {}", key.display()))?;
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            std::fs::write(&pubkey, public).with_context(|| format!("writing {}", pubkey.display()))?;
+            println!("private key {} (keep it secret), public key {} (for public_key in the config)", key.display(), pubkey.display());
             Ok(())
         }
         Command::CompileWorker { .. } => unreachable!("handled before the async runtime starts"),

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::config::{DEFAULT_DOCKER_SOCKET, RunConfig};
 use crate::config::policy::{Overrides, Policy};
+use crate::config::sources::{RegistrySection, RegistrySettings, SourceSection, sources_from};
 use crate::config::tenants::{Tenancy, TenantSection};
 use crate::sockets::SocketAccess;
 
@@ -55,6 +56,13 @@ pub struct ConfigFile {
     pub plugins: BTreeMap<String, Overrides>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSection>,
+    /// The operator's plugins pulled from registries, and how registries are reached.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSection>,
+    #[serde(default)]
+    pub registry: RegistrySection,
+    /// Where pulled plugins are kept; default `<cache_dir>/sources`.
+    pub sources_dir: Option<PathBuf>,
     /// The file's text, to name the line of a setting found wrong after parsing.
     #[serde(skip)]
     pub source: Option<String>,
@@ -121,6 +129,9 @@ impl ConfigFile {
             defaults: self.defaults,
             plugins: self.plugins,
             tenants: self.tenants,
+            sources: self.sources,
+            registry: self.registry,
+            sources_dir: flags.sources_dir.or(self.sources_dir),
             source: self.source,
         }
     }
@@ -170,7 +181,22 @@ impl ConfigFile {
         config.self_plugin = self.self_plugin.unwrap_or(config.self_plugin);
         let policy = Policy::from_sections(&self.defaults, &self.plugins, limit_flags, origin, self.source.as_deref())?;
         let pin_privileged = self.pin_privileged.unwrap_or(false);
-        let tenancy = Tenancy::new(&config.plugin_dir, policy, &self.tenants, pin_privileged, origin, self.source.as_deref())?;
+        let mut tenancy = Tenancy::new(&config.plugin_dir, policy, &self.tenants, pin_privileged, origin, self.source.as_deref())?;
+        tenancy.registry = RegistrySettings::from_section(&self.registry, &format!("{origin}: [registry]"))?;
+        tenancy.tenants[0].sources = sources_from(&self.sources, None, &format!("{origin}: "))?;
+        tenancy.check_sources(origin)?;
+        config.sources_dir = self.sources_dir.clone().or_else(|| config.cache_dir.as_ref().map(|dir| dir.join("sources")));
+        if let Some(dir) = &config.sources_dir
+            && let Some(tenant) = tenancy.tenants.iter().find(|t| dir.starts_with(&t.dir) || t.dir.starts_with(dir))
+        {
+            bail!(
+                "{}: sources_dir {} and tenant {}'s directory {} are inside one another: pulled plugins need a directory of their own",
+                at("sources_dir"),
+                dir.display(),
+                tenant.name,
+                tenant.dir.display()
+            );
+        }
         config.tenancy = std::sync::Arc::new(tenancy);
         Ok(config)
     }
@@ -244,6 +270,19 @@ procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
 # grants = ["traffic", "docker"]
 # sha256 = "..."                # only these bytes may serve this ID (`sha256sum FILE`)
 
+# Plugins pulled from OCI registries (`scope-wasm push FILE REF` publishes one).
+# Kept in sources_dir (default: <cache_dir>/sources), served like dropped files.
+# [registry]
+# auth_file = "/root/.docker/config.json"   # docker-style logins; default: $DOCKER_CONFIG, ~/.docker
+# insecure = ["localhost:5000"]              # plain HTTP to these registries only
+# max_pull_mib = 64                          # the largest component pulled, checked before the download
+#
+# [sources.iowait]                           # the plugin ID; [tenants.<name>.sources.<id>] for a tenant's
+# image = "registry.example/team/iowait:1.2"
+# digest = "sha256:..."                      # pin the manifest digest `push` printed: nothing else serves
+# check_every_s = 300                        # how often a tag is looked at again
+# public_key = "/etc/scope-wasm/team.pub"    # require a cosign signature by this key (`scope-wasm keygen`)
+
 # Tenants: owners delivering plugins into their own directory, held to a ceiling
 # and quotas. None: the operator owns plugin_dir. Reloaded on SIGHUP and change.
 # [tenants.team-b]
@@ -253,6 +292,8 @@ procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
 # memory_mib = 256              # linear memory of all its plugins together
 # cpu_ms_per_s = 200            # guest CPU time per second, all its plugins together
 # ceiling = {{ grants = ["procfs", "docker"], docker.label_selector = {{ team = "b" }} }}
+#
+# public_key = "/etc/scope-wasm/team-b.pub"   # every source of team-b must be signed by it
 #
 # [tenants.team-b.plugins.b-stats]   # under the ceiling; reserves the ID for team-b
 # memory_mib = 32

@@ -1,6 +1,7 @@
 //! Configuration: the file and flags (`file`), the lines of settings found
 //! wrong (`lines`), what each plugin may do (`policy`, `grants`), who may
-//! deliver which plugins and how much of the host they share (`tenants`), and the
+//! deliver which plugins and how much of the host they share (`tenants`), plugins
+//! pulled from registries (`sources`), and the
 //! checked result the daemon runs with (`run`).
 
 pub mod file;
@@ -9,6 +10,7 @@ pub mod lines;
 pub mod policy;
 pub mod reload;
 pub mod run;
+pub mod sources;
 pub mod tenants;
 
 pub use file::{ConfigFile, LogFormat, default_admin_socket, default_cache_dir, default_config_text, default_socket_dir};

@@ -16,6 +16,9 @@ pub struct RunConfig {
     pub socket_access: SocketAccess,
     /// Where compiled plugins are kept across restarts; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Where plugins pulled from registries are kept; `None`: a private
+    /// directory for the daemon's lifetime.
+    pub sources_dir: Option<PathBuf>,
     /// The name used in host node IDs; the system's hostname when `None`.
     pub hostname: Option<String>,
     /// The Docker Engine's socket, for plugins granted `docker`.
@@ -46,6 +49,7 @@ impl RunConfig {
             socket_dir,
             socket_access: SocketAccess::default(),
             cache_dir: None,
+            sources_dir: None,
             hostname: None,
             docker_socket: DEFAULT_DOCKER_SOCKET.into(),
             tenancy: Arc::new(Tenancy::default()),

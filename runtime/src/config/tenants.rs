@@ -34,6 +34,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
 use crate::config::policy::{Ceiling, Overrides, PluginPolicy, Policy};
+use crate::config::sources::{PublicKey, RegistrySettings, Source, SourceSection, sources_from};
 use crate::plugin_id::PluginId;
 use crate::quota::QuotaLimits;
 
@@ -56,6 +57,11 @@ pub struct TenantSection {
     pub defaults: Overrides,
     #[serde(default)]
     pub plugins: BTreeMap<String, Overrides>,
+    /// Plugins pulled from registries for this tenant.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSection>,
+    /// Every one of its sources must carry a cosign signature by this key.
+    pub public_key: Option<PathBuf>,
 }
 
 /// One tenant, checked.
@@ -70,6 +76,8 @@ pub struct Tenant {
     pub max_plugins: Option<usize>,
     pub quota: QuotaLimits,
     pub policy: Policy,
+    /// Its plugins pulled from registries, by ID.
+    pub sources: BTreeMap<PluginId, Source>,
 }
 
 /// Every tenant of the host; index 0 is `default`.
@@ -78,6 +86,8 @@ pub struct Tenancy {
     pub tenants: Vec<Tenant>,
     /// Privileged grants need a `sha256` pin.
     pub pin_privileged: bool,
+    /// How registry sources are pulled.
+    pub registry: RegistrySettings,
 }
 
 impl Default for Tenancy {
@@ -98,8 +108,9 @@ impl Tenancy {
             max_plugins: None,
             quota: QuotaLimits::default(),
             policy,
+            sources: BTreeMap::new(),
         };
-        Self { tenants: vec![operator], pin_privileged }
+        Self { tenants: vec![operator], pin_privileged, registry: RegistrySettings::default() }
     }
 
     /// The tenants of a config file over the operator's `policy`.
@@ -171,6 +182,10 @@ impl Tenancy {
             max_plugins: section.max_plugins,
             quota: QuotaLimits { memory_bytes: section.memory_mib.map(|mib| mib << 20), cpu_ms_per_s: section.cpu_ms_per_s },
             policy,
+            sources: {
+                let key = section.public_key.as_deref().map(PublicKey::read).transpose()?;
+                sources_from(&section.sources, key.as_ref(), "")?
+            },
         })
     }
 
@@ -181,9 +196,28 @@ impl Tenancy {
 
     /// The tenant that reserved `id` with a section of its own, if any. The
     /// operator's top-level sections reserve IDs too once there are tenants.
+    /// A source reserves its ID for its tenant, with or without other tenants.
     pub fn reserved_by(&self, id: &PluginId) -> Option<usize> {
-        let reserving = (1..self.tenants.len()).find(|&i| self.tenants[i].policy.names(id));
-        reserving.or_else(|| (self.tenants.len() > 1 && self.tenants[0].policy.names(id)).then_some(0))
+        let names = |t: &Tenant| t.policy.names(id) || t.sources.contains_key(id);
+        let reserving = (1..self.tenants.len()).find(|&i| names(&self.tenants[i]));
+        reserving.or_else(|| (self.tenants.len() > 1 && self.tenants[0].policy.names(id) || self.tenants[0].sources.contains_key(id)).then_some(0))
+    }
+
+    /// A source's ID belongs to its tenant alone: no other tenant may name it.
+    pub fn check_sources(&self, origin: &str) -> Result<()> {
+        for tenant in &self.tenants {
+            for other in self.tenants.iter().filter(|other| other.name != tenant.name) {
+                if let Some(id) = tenant.sources.keys().find(|id| other.policy.names(id) || other.sources.contains_key(*id)) {
+                    bail!("{origin}: plugin ID {id} is a source of tenant {} but tenant {} names it too", tenant.name, other.name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any tenant pulls plugins from a registry.
+    pub fn has_sources(&self) -> bool {
+        self.tenants.iter().any(|t| !t.sources.is_empty())
     }
 
     pub fn policy(&self, tenant: usize, id: &PluginId) -> PluginPolicy {

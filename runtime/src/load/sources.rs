@@ -1,0 +1,238 @@
+//! Keeps every configured registry source pulled, on a thread of its own (a
+//! slow registry never holds up a served socket): the manifest is fetched, its
+//! digest checked against the pin, its signature against the key, the
+//! component downloaded once into the content-addressed store, and then
+//! renamed into `<store>/<tenant>/<id>.wasm`, which the supervisor serves like
+//! a dropped file: same checks, same swap, the old version serving until a new
+//! one works. A failed pull changes nothing that serves; it is in the status.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use crate::config::sources::Source;
+use crate::config::tenants::Tenancy;
+use crate::health::{HealthBoard, SourceStatus};
+use crate::load::registry::{Registry, SourceStore};
+use crate::plugin_id::PluginId;
+
+/// Downloads at once: each holds a connection and writes a file.
+const PARALLEL_DOWNLOADS: usize = 2;
+/// After a failed pull, the next try comes after 1, 2, 4 ... s, at most this.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// Stops the puller when dropped.
+pub struct SourcesHandle {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SourcesHandle {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Pulls the sources of every tenant in `tenancy`, following its changes.
+pub fn follow(store: SourceStore, tenancy: watch::Receiver<Arc<Tenancy>>, health: Arc<HealthBoard>) -> Result<SourcesHandle> {
+    std::fs::create_dir_all(store.root.join(".blobs")).with_context(|| format!("creating the sources store {}", store.root.display()))?;
+    let (stop, stopped) = oneshot::channel();
+    let thread = std::thread::Builder::new().name("scope-wasm-sources".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime for pulls");
+        runtime.block_on(follow_tenancy(store, tenancy, health, stopped));
+    })?;
+    Ok(SourcesHandle { stop: Some(stop), thread: Some(thread) })
+}
+
+type Key = (String, PluginId);
+
+async fn follow_tenancy(store: SourceStore, mut tenancy: watch::Receiver<Arc<Tenancy>>, health: Arc<HealthBoard>, mut stopped: oneshot::Receiver<()>) {
+    let downloads = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
+    let mut running: BTreeMap<Key, (Source, tokio::task::JoinHandle<()>)> = BTreeMap::new();
+    let mut settings = None;
+    loop {
+        let current = tenancy.borrow_and_update().clone();
+        let wanted: BTreeMap<Key, Source> = current
+            .tenants
+            .iter()
+            .flat_map(|t| t.sources.values().map(|s| ((t.name.clone(), s.id.clone()), s.clone())))
+            .collect();
+        // New registry settings: every pull starts again with them.
+        if settings.as_ref() != Some(&current.registry) {
+            for (_, (_, task)) in std::mem::take(&mut running) {
+                task.abort();
+            }
+            settings = Some(current.registry.clone());
+        }
+        let registry = Arc::new(Registry::new(current.registry.clone()));
+        running.retain(|key, (source, task)| {
+            let keep = wanted.get(key) == Some(source);
+            if !keep {
+                task.abort();
+                if !wanted.contains_key(key) {
+                    health.remove_source(&key.1);
+                }
+            }
+            keep
+        });
+        remove_unwanted(&store, &wanted);
+        for (key, source) in wanted {
+            if running.contains_key(&key) {
+                continue;
+            }
+            let puller = Puller { store: store.clone(), registry: registry.clone(), downloads: downloads.clone(), health: health.clone(), tenant: key.0.clone(), source: source.clone() };
+            running.insert(key, (source, tokio::spawn(puller.run())));
+        }
+        tokio::select! {
+            changed = tenancy.changed() => if changed.is_err() {
+                // No more reloads: keep pulling what is configured until stopped.
+                let _ = (&mut stopped).await;
+                break;
+            },
+            _ = &mut stopped => break,
+        }
+    }
+    for (_, (_, task)) in running {
+        task.abort();
+    }
+}
+
+/// Served files of sources no longer configured go: their plugins stop.
+fn remove_unwanted(store: &SourceStore, wanted: &BTreeMap<Key, Source>) {
+    let Ok(tenants) = std::fs::read_dir(&store.root) else { return };
+    for tenant in tenants.flatten() {
+        let name = tenant.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !tenant.path().is_dir() {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(tenant.path()) else { continue };
+        for file in files.flatten() {
+            let path = file.path();
+            let Ok(id) = PluginId::from_wasm_path(&path) else { continue };
+            if !wanted.contains_key(&(name.clone(), id.clone())) {
+                tracing::info!(tenant = %name, plugin = %id, "source no longer configured; its plugin stops");
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(digest_note(&path));
+            }
+        }
+    }
+}
+
+/// Beside each served file, the manifest digest it came from (a dot file:
+/// the supervisor does not read it).
+fn digest_note(served: &Path) -> std::path::PathBuf {
+    let name = served.file_name().unwrap_or_default().to_string_lossy();
+    served.with_file_name(format!(".{name}.digest"))
+}
+
+struct Puller {
+    store: SourceStore,
+    registry: Arc<Registry>,
+    downloads: Arc<Semaphore>,
+    health: Arc<HealthBoard>,
+    tenant: String,
+    source: Source,
+}
+
+impl Puller {
+    async fn run(self) {
+        let served = self.store.served(&self.tenant, &self.source.id);
+        let mut status = SourceStatus { image: self.source.image.clone(), state: "pulling".into(), ..Default::default() };
+        // What an earlier run (or an earlier config) pulled serves on, unless a pin now says otherwise.
+        let before = std::fs::read_to_string(digest_note(&served)).ok().filter(|_| served.exists());
+        match (&before, &self.source.digest) {
+            (Some(digest), Some(pin)) if digest != pin => {
+                tracing::info!(plugin = %self.source.id, "the version pulled before is not the pinned {pin}; it stops");
+                let _ = std::fs::remove_file(&served);
+            }
+            (Some(digest), _) => {
+                status.digest = Some(digest.clone());
+                status.state = "pulled".into();
+            }
+            _ => {}
+        }
+        self.health.set_source(&self.source.id, &self.tenant, status.clone());
+        let mut failures_in_a_row = 0u32;
+        loop {
+            let wait = match self.pull(status.digest.as_deref()).await {
+                Ok(pulled) => {
+                    if let Some(digest) = pulled {
+                        tracing::info!(tenant = %self.tenant, plugin = %self.source.id, image = %self.source.image, %digest, "pulled");
+                        status.digest = Some(digest);
+                        status.pulled_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
+                    }
+                    status.state = "pulled".into();
+                    status.error.clear();
+                    failures_in_a_row = 0;
+                    // A pinned version never changes: nothing to look at again.
+                    if self.source.digest.is_some() { None } else { Some(self.source.check_every) }
+                }
+                Err(err) => {
+                    let error = format!("{err:#}");
+                    if error != status.error {
+                        tracing::error!(tenant = %self.tenant, plugin = %self.source.id, image = %self.source.image, "pull failed: {error}");
+                    }
+                    status.state = "failed".into();
+                    status.error = error;
+                    status.failures += 1;
+                    failures_in_a_row += 1;
+                    let backoff = Duration::from_secs(1u64 << failures_in_a_row.min(6)).min(MAX_RETRY);
+                    Some(backoff.min(self.source.check_every))
+                }
+            };
+            self.health.set_source(&self.source.id, &self.tenant, status.clone());
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// One look at the registry: the digest of a new version placed, `None`
+    /// if the one placed is still current.
+    async fn pull(&self, placed: Option<&str>) -> Result<Option<String>> {
+        let reference = self.source.reference();
+        let served = self.store.served(&self.tenant, &self.source.id);
+        let manifest = self.registry.manifest(&reference).await?;
+        if placed == Some(manifest.digest.as_str()) && served.exists() {
+            return Ok(None);
+        }
+        if let Some(key) = &self.source.public_key {
+            self.registry.verify(&reference, &manifest.digest, key).await?;
+        }
+        let blob = self.store.blob(&manifest.layer.digest);
+        if !blob.exists() {
+            let _permit = self.downloads.acquire().await?;
+            let partial = blob.with_file_name(format!(".partial-{}-{}", std::process::id(), self.source.id));
+            let pulled = self.registry.pull_component(&reference, &manifest, &partial, self.registry.settings().max_pull_bytes).await;
+            if let Err(err) = pulled.and_then(|()| std::fs::rename(&partial, &blob).context("storing the component")) {
+                let _ = std::fs::remove_file(&partial);
+                return Err(err);
+            }
+        }
+        place(&blob, &served)?;
+        std::fs::write(digest_note(&served), &manifest.digest).context("noting the digest pulled")?;
+        Ok(Some(manifest.digest))
+    }
+}
+
+/// Puts the stored component where the supervisor reads it, in one rename.
+fn place(blob: &Path, served: &Path) -> Result<()> {
+    let dir = served.parent().expect("a served file has a directory");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = served.file_name().unwrap_or_default().to_string_lossy();
+    let next = dir.join(format!(".{name}.next"));
+    let _ = std::fs::remove_file(&next);
+    if std::fs::hard_link(blob, &next).is_err() {
+        std::fs::copy(blob, &next).with_context(|| format!("copying {} to {}", blob.display(), next.display()))?;
+    }
+    std::fs::rename(&next, served).with_context(|| format!("placing {}", served.display()))?;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Plugins shipped through a real OCI registry (Debian's `docker-registry`,
+//! the CNCF distribution server, started here on a loopback port): pushed
+//! with `scope-wasm push`, configured as sources, pulled and served by the
+//! daemon; tags moving, digest pins, broken blobs, signatures, an unreachable
+//! registry and an oversized component, each seen through the daemon's
+//! sockets and its status.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Client, Daemon, binary, guest, report_path};
+
+/// A registry of our own, its storage in a temp dir; killed when dropped.
+struct Registry {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let registry = ["/usr/bin/docker-registry", "docker-registry"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("docker-registry");
+        let child = Command::new(registry)
+            .args(["serve", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
+            .spawn()
+            .expect("docker-registry (Debian's package; `make test` installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "the registry never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Registry { child: Some(child), port, dir }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn image(&self, name: &str) -> String {
+        format!("{}/plugins/{name}", self.host())
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The stored bytes of the blob with `digest` (the registry's filesystem layout).
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `scope-wasm ARGS`, asserting success; its standard output.
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(binary()).args(args).output().unwrap();
+    assert!(out.status.success(), "scope-wasm {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Pushes `file` as `reference` (optionally signed); the manifest digest it printed.
+fn push(file: &Path, reference: &str, sign: Option<&Path>) -> String {
+    let mut args = vec!["push", file.to_str().unwrap(), reference, "--insecure"];
+    if let Some(key) = sign {
+        args.extend(["--sign", key.to_str().unwrap()]);
+    }
+    let out = cli(&args);
+    out.lines().find_map(|l| l.strip_prefix("digest: ")).expect("push prints the digest").to_owned()
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// A daemon whose config (rewritten by `set_config`) holds `sources`.
+struct Host {
+    daemon: Daemon,
+    config: tempfile::NamedTempFile,
+}
+
+fn config_text(registry: &Registry, body: &str) -> String {
+    format!("rescan_ms = 200\nsettle_ms = 50\n\n[registry]\ninsecure = [\"{}\"]\n\n{body}", registry.host())
+}
+
+impl Host {
+    async fn start(registry: &Registry, body: &str) -> Host {
+        let config = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(config.path(), config_text(registry, body)).unwrap();
+        let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--config", config.path().to_str().unwrap()]);
+        // Up, admin endpoint and all: the dropped counter serves.
+        daemon.socket("counter").await;
+        Host { daemon, config }
+    }
+
+    fn set_config(&self, registry: &Registry, body: &str) {
+        let next = self.config.path().with_extension("next");
+        std::fs::write(&next, config_text(registry, body)).unwrap();
+        std::fs::rename(&next, self.config.path()).unwrap();
+    }
+
+    async fn entry(&self, id: &str) -> Option<Value> {
+        let status: Value = serde_json::from_str(&self.daemon.admin_get("/status").await).unwrap();
+        status.as_array().unwrap().iter().find(|p| p["id"] == id).cloned()
+    }
+
+    /// Waits until `id`'s status entry satisfies `ready`, following the daemon's state.
+    async fn until(&self, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(entry) = self.entry(id).await
+                && ready(&entry)
+            {
+                return entry;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                panic!("{id} never {what}; status: {:?}\nlog:\n{}", self.entry(id).await, self.daemon.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The pull of `id` failed with an error containing `needle`; nothing of it serves.
+    async fn pull_fails(&self, id: &str, needle: &str) -> Value {
+        let entry = self.until(id, "failed its pull", |e| e["source"]["state"] == "failed").await;
+        let error = entry["source"]["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{id}: error {error:?} should say {needle:?}");
+        assert_ne!(entry["state"], "serving", "{id} must not serve: {entry}");
+        assert!(!self.daemon.socket_dir.join(format!("{id}.sock")).exists());
+        entry
+    }
+
+    async fn report(&self, id: &str) -> Value {
+        let socket = self.daemon.socket(id).await;
+        let reply = Client::connect(&socket).await.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200, "{id}: {}", reply.json);
+        reply.json
+    }
+}
+
+fn is_counter(report: &Value) -> bool {
+    !report["Host"]["nodes"]["test-host;<host>"]["latest"]["counter_value"].is_null()
+}
+
+#[tokio::test]
+async fn a_pushed_plugin_is_served_and_a_new_tag_swaps_it() {
+    let registry = Registry::start();
+    let image = format!("{}:1", registry.image("shipped"));
+    let first = push(&guest("counter"), &image, None);
+    let host = Host::start(&registry, &format!("[sources.shipped]\nimage = \"{image}\"\ncheck_every_s = 1\n")).await;
+    let entry = host.until("shipped", "served", |e| e["state"] == "serving").await;
+    assert_eq!(entry["source"]["digest"], first.as_str());
+    assert_eq!(entry["source"]["state"], "pulled");
+    assert!(is_counter(&host.report("shipped").await));
+    // The dropped counter beside it is untouched by the source.
+    assert!(is_counter(&host.report("counter").await));
+
+    // The tag moves to another plugin: the daemon swaps it in.
+    let second = push(&guest("iowait"), &image, None);
+    assert_ne!(first, second);
+    host.until("shipped", "took the new tag", |e| e["source"]["digest"] == second.as_str() && e["reloads"].as_u64() >= Some(1)).await;
+    let report = host.report("shipped").await;
+    assert!(!is_counter(&report), "iowait serves now: {report}");
+
+    // A restart serves what was pulled, from the store, and checks the tag again.
+    let mut daemon = host.daemon;
+    daemon.restart();
+    daemon.socket("counter").await;
+    let host = Host { daemon, config: host.config };
+    let entry = host.until("shipped", "served after a restart", |e| e["state"] == "serving").await;
+    assert_eq!(entry["source"]["digest"], second.as_str());
+    assert!(host.daemon.log().matches("pulled").count() >= 2);
+
+    // Removing the source from the config stops its plugin; the rest serve on.
+    host.set_config(&registry, "");
+    host.daemon.socket_gone("shipped").await;
+    assert!(is_counter(&host.report("counter").await));
+}
+
+#[tokio::test]
+async fn a_digest_pin_holds_whatever_the_tag_says() {
+    let registry = Registry::start();
+    let image = format!("{}:stable", registry.image("pinned"));
+    let first = push(&guest("counter"), &image, None);
+    push(&guest("iowait"), &image, None);
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    let host = Host::start(
+        &registry,
+        &format!(
+            "[sources.pinned]\nimage = \"{image}\"\ndigest = \"{first}\"\n\n[sources.nowhere]\nimage = \"{image}\"\ndigest = \"{unknown}\"\ncheck_every_s = 1\n"
+        ),
+    )
+    .await;
+    let entry = host.until("pinned", "served", |e| e["state"] == "serving").await;
+    assert_eq!(entry["source"]["digest"], first.as_str());
+    assert!(is_counter(&host.report("pinned").await), "the pinned version, not the tag's");
+    host.pull_fails("nowhere", "manifest").await;
+}
+
+#[tokio::test]
+async fn a_truncated_blob_is_refused_and_nothing_partial_is_kept() {
+    let registry = Registry::start();
+    let image = format!("{}:1", registry.image("broken"));
+    push(&guest("counter"), &image, None);
+    let blob = registry.blob_file(&sha256_of(&guest("counter")));
+    let bytes = std::fs::read(&blob).unwrap();
+    std::fs::write(&blob, &bytes[..bytes.len() / 2]).unwrap();
+    let host = Host::start(&registry, &format!("[sources.broken]\nimage = \"{image}\"\ncheck_every_s = 1\n")).await;
+    host.pull_fails("broken", "downloading the component").await;
+    // Tried again (backoff), still refused; the store keeps no partial file.
+    host.until("broken", "was tried again", |e| e["source"]["failures"].as_u64() >= Some(2)).await;
+    let store = host.daemon.cache_dir.join("sources");
+    let kept: Vec<_> = walkdir::WalkDir::new(&store).into_iter().flatten().filter(|e| e.file_type().is_file()).map(|e| e.path().display().to_string()).collect();
+    assert!(kept.is_empty(), "nothing of the broken blob is kept: {kept:?}");
+}
+
+#[tokio::test]
+async fn signatures_are_required_where_a_key_is_configured() {
+    let registry = Registry::start();
+    let keys = tempfile::tempdir().unwrap();
+    // Our own key pair, and one made by OpenSSL (another signer's key, in the standard format).
+    cli(&["keygen", keys.path().join("team").to_str().unwrap()]);
+    let other_key = keys.path().join("other.key");
+    let openssl = |args: &[&str]| assert!(Command::new("openssl").args(args).status().unwrap().success(), "openssl {args:?}");
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", other_key.to_str().unwrap()]);
+    let team_key = keys.path().join("team.key");
+    let team_pub = keys.path().join("team.pub");
+
+    let signed = format!("{}:1", registry.image("signed"));
+    let unsigned = format!("{}:1", registry.image("unsigned"));
+    let foreign = format!("{}:1", registry.image("foreign"));
+    push(&guest("counter"), &signed, Some(&team_key));
+    push(&guest("counter"), &unsigned, None);
+    push(&guest("counter"), &foreign, Some(&other_key));
+
+    // The operator's `scope-wasm pull --key` checks the same way.
+    let out = keys.path().join("pulled.wasm");
+    cli(&["pull", &signed, "--insecure", "--key", team_pub.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(sha256_of(&out), sha256_of(&guest("counter")));
+
+    let key = team_pub.display();
+    let host = Host::start(
+        &registry,
+        &format!(
+            "[sources.signed]\nimage = \"{signed}\"\npublic_key = \"{key}\"\n\n\
+             [sources.unsigned]\nimage = \"{unsigned}\"\npublic_key = \"{key}\"\n\n\
+             [sources.foreign]\nimage = \"{foreign}\"\npublic_key = \"{key}\"\n"
+        ),
+    )
+    .await;
+    host.until("signed", "served", |e| e["state"] == "serving").await;
+    assert!(is_counter(&host.report("signed").await));
+    host.pull_fails("unsigned", "is not signed").await;
+    host.pull_fails("foreign", "is not signed by public key").await;
+    let log = host.daemon.log();
+    assert!(log.contains("plugin=unsigned") || log.contains("unsigned"), "the refusal names the plugin:\n{log}");
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_leaves_the_last_good_version_serving() {
+    let mut registry = Registry::start();
+    let image = format!("{}:1", registry.image("steady"));
+    push(&guest("counter"), &image, None);
+    let host = Host::start(&registry, &format!("[sources.steady]\nimage = \"{image}\"\ncheck_every_s = 1\n")).await;
+    host.until("steady", "served", |e| e["state"] == "serving").await;
+    registry.stop();
+    let entry = host.until("steady", "saw the registry gone", |e| e["source"]["state"] == "failed").await;
+    assert_eq!(entry["state"], "serving");
+    assert!(entry["detail"].as_str().unwrap().contains("the version pulled before serves"), "{entry}");
+    // Every poll meanwhile is answered by the version pulled before.
+    let socket = host.daemon.socket("steady").await;
+    let mut client = Client::connect(&socket).await;
+    let mut failed = 0;
+    for _ in 0..50 {
+        let reply = client.get(&report_path("p")).await;
+        if reply.status != 200 || !is_counter(&reply.json) {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 0, "polls failed while the registry was away");
+}
+
+#[tokio::test]
+async fn a_component_over_the_pull_limit_is_refused_before_the_download() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A valid component of 100 MB: the counter with a custom section of padding.
+    let big = dir.path().join("big.wasm");
+    let mut bytes = std::fs::read(guest("counter")).unwrap();
+    let payload = 100 << 20;
+    let name = b"padding";
+    let mut section = vec![0u8];
+    leb128(&mut section, (1 + name.len() + payload) as u64);
+    section.push(name.len() as u8);
+    section.extend_from_slice(name);
+    bytes.extend_from_slice(&section);
+    bytes.resize(bytes.len() + payload, 0);
+    std::fs::write(&big, &bytes).unwrap();
+    drop(bytes);
+    let image = format!("{}:1", registry.image("huge"));
+    push(&big, &image, None);
+
+    let host = Host::start(&registry, &format!("[sources.huge]\nimage = \"{image}\"\ncheck_every_s = 1\n")).await;
+    host.pull_fails("huge", "over the pull limit of 64 MiB").await;
+    // Refused from the manifest: the daemon never held the blob.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.daemon.pid())).unwrap();
+    let peak_kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    assert!(peak_kib < 90 << 10, "the daemon's peak RSS is {peak_kib} KiB: it must not have read the 100 MB blob");
+    assert!(is_counter(&host.report("counter").await));
+}
+
+fn leb128(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
