@@ -119,6 +119,7 @@ async fn conforms(lang: &str) {
     assert_eq!(normalized(&got.body, "conformance"), normalized(&expected.body, "reference"), "{lang}: report");
     let latest = &got.json["Host"]["nodes"][HOST_NODE]["latest"];
     assert_eq!((&latest["conformance_procfs"]["value"], &latest["conformance_docker"]["value"]), (&json!("denied"), &json!("denied")));
+    assert_eq!(latest["conformance_greeting"]["value"], json!("unset"), "{lang}: no settings configured");
 
     // Every control answer, success or typed error, byte for byte.
     let cases = [
@@ -190,6 +191,57 @@ fn check_passes(lang: &str) {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{lang}: {}{}", text, String::from_utf8_lossy(&output.stderr));
     assert!(text.contains("label:       Conformance") && text.contains("\"conformance_procfs\""), "{text}");
+}
+
+const LANGS: [&str; 5] = ["rust", "python", "js", "c", "go"];
+
+/// The config with `greeting` set for every conformance plugin.
+fn settings_config(greeting: &str) -> String {
+    format!("[defaults]\nmemory_mib = 256\n\n[plugins.\"conformance-*\"]\nsettings = {{ greeting = \"{greeting}\", threshold = 5 }}\n")
+}
+
+async fn greeting_of(daemon: &Daemon, id: &str) -> Value {
+    let mut client = Client::connect(&daemon.socket(id).await).await;
+    let reply = client.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200, "{id}: {}", reply.json);
+    reply.json["Host"]["nodes"][HOST_NODE]["latest"]["conformance_greeting"]["value"].clone()
+}
+
+/// Every SDK's `setting` helper reads the operator's settings; a config
+/// reload changes them, reloading those plugins alone.
+#[tokio::test]
+async fn settings_reach_every_language_and_a_reload_changes_them() {
+    let mut files: Vec<(String, std::path::PathBuf)> = LANGS.iter().map(|l| (format!("conformance-{l}.wasm"), guest(&format!("conformance-{l}")))).collect();
+    files.push(("counter.wasm".into(), guest("counter")));
+    let files: Vec<(&str, std::path::PathBuf)> = files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), settings_config("hello")).unwrap();
+    let daemon = Daemon::start(&files, &["--config", config.path().to_str().unwrap(), "--refresh-ms", "100"]);
+    for lang in LANGS {
+        assert_eq!(greeting_of(&daemon, &format!("conformance-{lang}")).await, json!("hello"), "{lang}");
+    }
+    let counter = daemon.socket("counter").await;
+    let count = |reply: &support::Reply| reply.json["Host"]["nodes"][HOST_NODE]["latest"]["counter_value"]["value"].as_str().unwrap().parse::<u64>().unwrap();
+    let mut client = Client::connect(&counter).await;
+    let before = count(&client.get(&report_path("p")).await);
+
+    let next = config.path().with_extension("next");
+    std::fs::write(&next, settings_config("hi there")).unwrap();
+    std::fs::rename(&next, config.path()).unwrap();
+    for lang in LANGS {
+        let id = format!("conformance-{lang}");
+        let started = Instant::now();
+        while greeting_of(&daemon, &id).await != json!("hi there") {
+            assert!(started.elapsed().as_secs() < 300, "{id} never saw the new setting; log:\n{}", daemon.log());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    // The counter, whose settings did not change, kept its instance and its count.
+    let after = count(&client.get(&report_path("p")).await);
+    assert!(after >= before, "the counter's state survived the reload ({before} -> {after})");
+    let status: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
+    let entry = status.as_array().unwrap().iter().find(|p| p["id"] == "counter").unwrap();
+    assert_eq!(entry["reloads"], 0, "the counter was not reloaded: {entry}");
 }
 
 #[tokio::test]

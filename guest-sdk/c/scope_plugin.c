@@ -219,6 +219,15 @@ char *scope_hostname(void) {
     return text;
 }
 
+char *scope_setting(const char *key) {
+    scope_string_t name, value;
+    plugin_string_set(&name, key);
+    if (!scope_plugin_host_setting(&name, &value)) return NULL;
+    char *text = scope_string_cstr(&value);
+    plugin_string_free(&value);
+    return text;
+}
+
 char *scope_this_host(void) {
     char *hostname = scope_hostname();
     size_t len = strlen(hostname) + sizeof(";<host>");

@@ -93,6 +93,9 @@ char *scope_control_arg(const scope_control_request_t *request, const char *key)
 
 /* Host calls. */
 char *scope_hostname(void);  /* malloc'd */
+/* One of the operator's settings for this plugin (`settings` in its config
+ * section): malloc'd, or NULL when it is not set. */
+char *scope_setting(const char *key);
 char *scope_this_host(void); /* "<hostname>;<host>", malloc'd */
 uint64_t scope_now(void);    /* ms since the Unix epoch */
 void scope_log(scope_plugin_host_log_level_t level, const char *format, ...) __attribute__((format(printf, 2, 3)));

@@ -228,6 +228,10 @@ export const hostInfo = {
   /** Milliseconds since the Unix epoch, as a BigInt. */
   now: () => host.now(),
   log: (level, message) => host.log(level, message),
+  /** The operator's settings for this plugin (`settings` in its config section), as an object. */
+  settings: () => Object.fromEntries(host.settings()),
+  /** One setting, or `fallback` if the operator did not set it. */
+  setting: (key, fallback) => host.setting(key) ?? fallback,
   info: (message) => host.log('info', message),
   warn: (message) => host.log('warn', message),
   error: (message) => host.log('error', message),

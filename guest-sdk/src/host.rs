@@ -18,6 +18,17 @@ pub fn log(level: LogLevel, message: impl AsRef<str>) {
     wit::log(level, message.as_ref())
 }
 
+/// The operator's settings for this plugin (`settings` in its config
+/// section), sorted by key.
+pub fn settings() -> Vec<(String, String)> {
+    wit::settings()
+}
+
+/// One setting, if the operator set it.
+pub fn setting(key: &str) -> Option<String> {
+    wit::setting(key)
+}
+
 pub fn debug(message: impl AsRef<str>) {
     log(LogLevel::Debug, message)
 }

@@ -44,6 +44,9 @@ static void render(scope_report_t *report) {
     scope_node_latest(node, "conformance_count", count_text);
     scope_node_latest(node, "conformance_procfs", procfs);
     scope_node_latest(node, "conformance_docker", docker);
+    char *greeting = scope_setting("greeting");
+    scope_node_latest(node, "conformance_greeting", greeting ? greeting : "unset");
+    free(greeting);
     scope_metric_sample(scope_node_metric(node, "conformance_metric", 0, 1000), scope_now(), (double)count);
     const char *set[] = {"alpha", "beta"};
     scope_node_set(node, "conformance_set", set, 2);

@@ -50,6 +50,7 @@ func (c *conformance) render() types.Report {
 			scope.Latest("conformance_count", strconv.FormatUint(c.count, 10)),
 			scope.Latest("conformance_procfs", procfs),
 			scope.Latest("conformance_docker", docker),
+			scope.Latest("conformance_greeting", scope.SettingOr("greeting", "unset")),
 		},
 		Metrics: []types.Metric{{
 			Key: "conformance_metric", Min: 0, Max: 1000,

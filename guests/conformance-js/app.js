@@ -23,7 +23,8 @@ function render() {
     dockerState = error instanceof HostError && error.kind === 'denied' ? 'denied' : 'other-error';
   }
   const hostNode = node(ids.thisHost(), {
-    latest: { conformance_count: count.toString(), conformance_procfs: procfsState, conformance_docker: dockerState },
+    latest: { conformance_count: count.toString(), conformance_procfs: procfsState, conformance_docker: dockerState,
+      conformance_greeting: hostInfo.setting('greeting', 'unset') },
     metrics: [metric('conformance_metric', [[hostInfo.now(), Number(count)]], { min: 0, max: 1000 })],
     sets: { conformance_set: ['alpha', 'beta'] },
     activeControls: ['reset', 'fail'],

@@ -28,7 +28,8 @@ class Conformance(scope.Plugin):
             docker_state = "denied" if error.kind == "denied" else "other-error"
         node = scope.node(
             ids.this_host(),
-            latest={"conformance_count": str(self.count), "conformance_procfs": procfs_state, "conformance_docker": docker_state},
+            latest={"conformance_count": str(self.count), "conformance_procfs": procfs_state, "conformance_docker": docker_state,
+                    "conformance_greeting": host.setting("greeting", "unset")},
             metrics=[scope.metric("conformance_metric", [(host.now(), self.count)], min=0, max=1000)],
             sets={"conformance_set": ["alpha", "beta"]},
             active_controls=["reset", "fail"],

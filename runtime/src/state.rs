@@ -53,7 +53,7 @@ impl PluginState {
         Self {
             wasi: sandboxed_wasi(&log),
             table: ResourceTable::new(),
-            host_info: HostInfo { hostname: services.hostname.clone(), log },
+            host_info: HostInfo { hostname: services.hostname.clone(), log, settings: policy.settings.clone() },
             procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant.clone()),
             docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone()),
             traffic: TrafficCtx::new(plugin.clone(), services.docker.clone(), grants.traffic, grants.docker.clone()),

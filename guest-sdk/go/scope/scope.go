@@ -234,6 +234,33 @@ func Arg(request types.ControlRequest, key string) (string, bool) {
 	return "", false
 }
 
+// Setting is one of the operator's settings for this plugin (the `settings`
+// table of its config section), and whether the operator set it.
+func Setting(key string) (string, bool) {
+	value := host.Setting(key)
+	if value.IsNone() {
+		return "", false
+	}
+	return value.Some(), true
+}
+
+// SettingOr is the setting `key`, or `fallback` when it is not set.
+func SettingOr(key, fallback string) string {
+	if value, ok := Setting(key); ok {
+		return value
+	}
+	return fallback
+}
+
+// Settings are all of the operator's settings for this plugin, by key.
+func Settings() map[string]string {
+	all := map[string]string{}
+	for _, pair := range host.Settings() {
+		all[pair.F0] = pair.F1
+	}
+	return all
+}
+
 // Hostname is the host's name as the probe uses it in node IDs.
 func Hostname() string { return host.Hostname() }
 

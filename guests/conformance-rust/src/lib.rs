@@ -4,7 +4,8 @@
 //! - `report`: the host node shows the count (latest `conformance_count` and
 //!   metric `conformance_metric`), a string set, the typed error a denied
 //!   procfs read gives (`conformance_procfs`) and a denied Docker call
-//!   (`conformance_docker`), two controls, a metadata and a
+//!   (`conformance_docker`), the operator's setting `greeting`
+//!   (`conformance_greeting`, `unset` without one), two controls, a metadata and a
 //!   metric template. Only controls change the count, so every answer is
 //!   exactly predictable however often the daemon refreshes the report.
 //! - controls on the host node: `reset` (count to 0, logs, answers with a
@@ -37,6 +38,7 @@ impl Conformance {
             .latest("conformance_count", self.count.to_string())
             .latest("conformance_procfs", procfs)
             .latest("conformance_docker", docker)
+            .latest("conformance_greeting", host::setting("greeting").unwrap_or_else(|| "unset".into()))
             .metric(Metric::new("conformance_metric", 0.0, 1000.0).sample(host::now(), self.count as f64))
             .set("conformance_set", vec!["alpha".into(), "beta".into()])
             .active_control("reset")

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
 use crate::config::ConfigFile;
@@ -53,7 +53,37 @@ pub struct Overrides {
     /// The only content (SHA-256, hex) this plugin ID may be served with;
     /// in a section of one exact ID only.
     pub sha256: Option<String>,
+    /// What the plugin reads with `host.setting(key)`: merged key by key over
+    /// the sections that apply, the most specific last.
+    pub settings: Option<BTreeMap<String, SettingValue>>,
 }
+
+/// A setting as written: a string, or a number or boolean taken as its text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SettingValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for SettingValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingValue::Text(text) => f.write_str(text),
+            SettingValue::Integer(n) => write!(f, "{n}"),
+            SettingValue::Float(x) => write!(f, "{x}"),
+            SettingValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// What a plugin's settings may hold: the host copies them into the guest on
+/// every call that asks, so they are bounded like everything else it does.
+pub const MAX_SETTINGS: usize = 64;
+pub const MAX_SETTING_KEY_BYTES: usize = 128;
+pub const MAX_SETTING_VALUE_BYTES: usize = 4096;
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,12 +160,27 @@ impl Overrides {
         {
             *docker = DockerGrant { label_selector: selector };
         }
+        if let Some(settings) = &self.settings {
+            let merged = std::sync::Arc::make_mut(&mut policy.settings);
+            for (key, value) in settings {
+                merged.insert(key.clone(), value.to_string());
+            }
+            ensure!(merged.len() <= MAX_SETTINGS, "settings: {} keys, at most {MAX_SETTINGS}", merged.len());
+        }
         Ok(())
     }
 
     /// Options for a capability the same section does not grant are a mistake
     /// worth stopping for (an inherited grant does not count: say it again).
     fn check_options(&self) -> Result<()> {
+        for (key, value) in self.settings.iter().flatten() {
+            ensure!(
+                !key.is_empty() && key.len() <= MAX_SETTING_KEY_BYTES,
+                "settings: key {key:?} must have 1 to {MAX_SETTING_KEY_BYTES} bytes"
+            );
+            let value = value.to_string();
+            ensure!(value.len() <= MAX_SETTING_VALUE_BYTES, "settings.{key}: {} bytes, at most {MAX_SETTING_VALUE_BYTES}", value.len());
+        }
         let Some(names) = &self.grants else { return Ok(()) };
         let named = |cap: &str| names.iter().any(|n| n == cap);
         if self.docker.is_some() && !named("docker") {
@@ -155,6 +200,8 @@ pub struct PluginPolicy {
     pub grants: Grants,
     /// The account of the plugin's tenant (none outside the daemon, e.g. `check`).
     pub quota: QuotaHandle,
+    /// The operator's settings for it (`host.setting`), by key.
+    pub settings: std::sync::Arc<BTreeMap<String, String>>,
 }
 
 /// A `[plugins.<key>]` section: an exact ID or a glob.
@@ -226,7 +273,8 @@ impl Ceiling {
         if let Some(procfs) = allowed.procfs.as_mut() {
             procfs.environ = overrides.procfs.as_ref().and_then(|p| p.environ).unwrap_or(false);
         }
-        let limits = Overrides { grants: None, procfs: None, docker: None, sha256: None, ..overrides.clone() };
+        ensure!(overrides.settings.is_none(), "settings belong in a plugin's section, not in a ceiling");
+        let limits = Overrides { grants: None, procfs: None, docker: None, sha256: None, settings: None, ..overrides.clone() };
         limits.apply(&mut PluginPolicy::default()).context("ceiling")?;
         Ok(Self { allowed, limits })
     }

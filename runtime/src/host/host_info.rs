@@ -1,5 +1,7 @@
-//! The `host` interface: hostname, wall-clock time and logging.
+//! The `host` interface: hostname, wall-clock time, logging, and the
+//! operator's settings for the plugin.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -10,6 +12,8 @@ use crate::guest_log::GuestLog;
 pub struct HostInfo {
     pub hostname: Arc<str>,
     pub log: GuestLog,
+    /// Bounded when the config is read (`policy::MAX_SETTINGS` and sizes).
+    pub settings: Arc<BTreeMap<String, String>>,
 }
 
 impl types::Host for HostInfo {}
@@ -28,6 +32,14 @@ impl host::Host for HostInfo {
         self.log.note_if_failure(level.into(), &message);
         self.log.write(level.into(), &message);
         Ok(())
+    }
+
+    fn settings(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.settings.get(&key).cloned())
     }
 }
 
