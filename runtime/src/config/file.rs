@@ -261,6 +261,7 @@ procfs.environ = false        # /proc/<pid>/environ (secrets) only when true
 # Per plugin ID or glob, over [defaults]; the most specific applies last.
 # [plugins.volume-count]
 # grants = ["docker"]
+# settings = {{ label = "team-a" }}  # what the plugin reads with host.setting("label")
 #
 # [plugins."team-a-*"]
 # grants = ["procfs", "docker"]
