@@ -350,3 +350,40 @@ fn leb128(out: &mut Vec<u8>, mut value: u64) {
         out.push(byte | 0x80);
     }
 }
+
+/// A tenant's sources: pulled into its name, held to its ceiling and to its
+/// key; the ID is the source's, so a dropped file with it is refused.
+#[tokio::test]
+async fn a_tenant_pulls_its_own_sources_under_its_key() {
+    let registry = Registry::start();
+    let keys = tempfile::tempdir().unwrap();
+    cli(&["keygen", keys.path().join("team-b").to_str().unwrap()]);
+    let signed = format!("{}:1", registry.image("b-signed"));
+    let unsigned = format!("{}:1", registry.image("b-unsigned"));
+    push(&guest("counter"), &signed, Some(&keys.path().join("team-b.key")));
+    push(&guest("counter"), &unsigned, None);
+    let b_dir = tempfile::tempdir().unwrap();
+    let host = Host::start(
+        &registry,
+        &format!(
+            "[tenants.team-b]\ndir = \"{dir}\"\npublic_key = \"{key}\"\nceiling = {{ grants = [\"procfs\"] }}\n\n\
+             [tenants.team-b.sources.b-pulled]\nimage = \"{signed}\"\n\n\
+             [tenants.team-b.sources.b-sneaky]\nimage = \"{unsigned}\"\ncheck_every_s = 1\n",
+            dir = b_dir.path().display(),
+            key = keys.path().join("team-b.pub").display()
+        ),
+    )
+    .await;
+    let entry = host.until("b-pulled", "served", |e| e["state"] == "serving").await;
+    assert_eq!(entry["tenant"], "team-b");
+    assert!(is_counter(&host.report("b-pulled").await));
+    let entry = host.pull_fails("b-sneaky", "is not signed").await;
+    assert_eq!(entry["tenant"], "team-b");
+
+    // The operator's directory cannot take the ID over.
+    let dropped = host.daemon.plugin_dir.join("b-pulled.wasm");
+    std::fs::copy(guest("iowait"), &dropped).unwrap();
+    let log = host.daemon.wait_for_log(&format!("refusing {}", dropped.display())).await;
+    assert!(log.contains("(rule: source)"), "{log}");
+    assert!(is_counter(&host.report("b-pulled").await), "the pulled version still serves");
+}
