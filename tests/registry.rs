@@ -7,95 +7,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::registry::{Registry, push};
 use support::{Client, Daemon, binary, guest, report_path};
-
-/// A registry of our own, its storage in a temp dir; killed when dropped.
-struct Registry {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let registry = ["/usr/bin/docker-registry", "docker-registry"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("docker-registry");
-        let child = Command::new(registry)
-            .args(["serve", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
-            .spawn()
-            .expect("docker-registry (Debian's package; `make test` installs it)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "the registry never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Registry { child: Some(child), port, dir }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn image(&self, name: &str) -> String {
-        format!("{}/plugins/{name}", self.host())
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// The stored bytes of the blob with `digest` (the registry's filesystem layout).
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Runs `scope-wasm ARGS`, asserting success; its standard output.
 fn cli(args: &[&str]) -> String {
     let out = Command::new(binary()).args(args).output().unwrap();
     assert!(out.status.success(), "scope-wasm {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// Pushes `file` as `reference` (optionally signed); the manifest digest it printed.
-fn push(file: &Path, reference: &str, sign: Option<&Path>) -> String {
-    let mut args = vec!["push", file.to_str().unwrap(), reference, "--insecure"];
-    if let Some(key) = sign {
-        args.extend(["--sign", key.to_str().unwrap()]);
-    }
-    let out = cli(&args);
-    out.lines().find_map(|l| l.strip_prefix("digest: ")).expect("push prints the digest").to_owned()
 }
 
 fn sha256_of(path: &Path) -> String {

@@ -47,7 +47,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("scope-wasm-sources-").tempdir().context("creating a directory for pulled plugins")?),
     };
-    let store = SourceStore { root: config.sources_dir.clone().unwrap_or_else(|| private_sources.as_ref().expect("made above").path().to_owned()) };
+    let store = SourceStore::new(config.sources_dir.clone().unwrap_or_else(|| private_sources.as_ref().expect("made above").path().to_owned()));
     std::fs::create_dir_all(&store.root).with_context(|| format!("creating {}", store.root.display()))?;
     outside.push(store.root.clone());
     let hints = watcher::watch(&config.plugin_dir, &outside)

@@ -201,6 +201,8 @@ impl Supervisor {
                     Ok((_, outcome)) => self.apply(outcome).await,
                     Err(err) => self.load_panicked(err),
                 },
+                // A registry source was placed or removed.
+                _ = source_changed(&self.sources) => self.scan(),
                 Some(tenancy) = next_reload(&mut self.reloads) => {
                     self.set_tenancy(tenancy);
                     self.scan();
@@ -427,7 +429,8 @@ impl Supervisor {
         // A file still being written is never loaded: it must be closed by its
         // writer, renamed into place, or left untouched for the settle time.
         let quiet_for = file.stamp.quiet_for();
-        if !self.complete.contains(&file.path) && quiet_for < self.config.settle {
+        // (A pulled file is always complete: it was renamed into place.)
+        if !self.complete.contains(&file.path) && !self.is_pulled(&file.path) && quiet_for < self.config.settle {
             self.next_scan = self.next_scan.min(now + (self.config.settle - quiet_for));
             return;
         }
@@ -602,6 +605,13 @@ async fn next_reload(reloads: &mut Option<watch::Receiver<Arc<Tenancy>>>) -> Opt
             Ok(()) => Some(receiver.borrow_and_update().clone()),
             Err(_) => std::future::pending().await,
         },
+        None => std::future::pending().await,
+    }
+}
+
+async fn source_changed(sources: &Option<SourceStore>) {
+    match sources {
+        Some(store) => store.changed.notified().await,
         None => std::future::pending().await,
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod docker;
+pub mod registry;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,11 @@ impl Daemon {
     /// SIGTERM, wait, and start again on the same directories (the log goes on).
     pub fn restart(&mut self) {
         assert!(self.terminate().success());
+        self.respawn();
+    }
+
+    /// Starts again on the same directories, after `terminate`.
+    pub fn respawn(&mut self) {
         self.child = spawn(&self.wrapper, &self.plugin_dir, &self.socket_dir, &self.cache_dir, &self.extra_args, &self.log_path);
     }
 

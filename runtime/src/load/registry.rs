@@ -263,9 +263,16 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Bounded<W> {
 #[derive(Debug, Clone)]
 pub struct SourceStore {
     pub root: PathBuf,
+    /// Told whenever a served file was placed or removed: the supervisor
+    /// scans at once rather than at its next rescan.
+    pub changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SourceStore {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root, changed: Default::default() }
+    }
+
     pub fn blob(&self, layer_digest: &str) -> PathBuf {
         self.root.join(".blobs").join(format!("{}.wasm", layer_digest.replace(':', "-")))
     }

@@ -120,6 +120,7 @@ fn remove_unwanted(store: &SourceStore, wanted: &BTreeMap<Key, Source>) {
                 tracing::info!(tenant = %name, plugin = %id, "source no longer configured; its plugin stops");
                 let _ = std::fs::remove_file(&path);
                 let _ = std::fs::remove_file(digest_note(&path));
+                store.changed.notify_one();
             }
         }
     }
@@ -217,8 +218,12 @@ impl Puller {
                 return Err(err);
             }
         }
-        place(&blob, &served)?;
+        let dir = served.parent().expect("a served file has a directory");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The note first: a served file is never without the digest it came from.
         std::fs::write(digest_note(&served), &manifest.digest).context("noting the digest pulled")?;
+        place(&blob, &served)?;
+        self.store.changed.notify_one();
         Ok(Some(manifest.digest))
     }
 }
@@ -226,7 +231,6 @@ impl Puller {
 /// Puts the stored component where the supervisor reads it, in one rename.
 fn place(blob: &Path, served: &Path) -> Result<()> {
     let dir = served.parent().expect("a served file has a directory");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = served.file_name().unwrap_or_default().to_string_lossy();
     let next = dir.join(format!(".{name}.next"));
     let _ = std::fs::remove_file(&next);
