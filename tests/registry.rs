@@ -221,6 +221,8 @@ async fn an_unreachable_registry_leaves_the_last_good_version_serving() {
     let entry = host.until("steady", "saw the registry gone", |e| e["source"]["state"] == "failed").await;
     assert_eq!(entry["state"], "serving");
     assert!(entry["detail"].as_str().unwrap().contains("the version pulled before serves"), "{entry}");
+    let metrics = host.daemon.admin_get("/metrics").await;
+    assert!(metrics.contains("scope_wasm_source_pull_ok{plugin=\"steady\"} 0"), "{metrics}");
     // Every poll meanwhile is answered by the version pulled before.
     let socket = host.daemon.socket("steady").await;
     let mut client = Client::connect(&socket).await;

@@ -208,6 +208,22 @@ pub fn prometheus_text(plugins: &[PluginStatus], tenants: &[TenantStatus], daemo
         "1 for the plugin's state now (serving, queued, compiling, failed, refused), 0 for the others.",
         each().flat_map(|(p, id)| one_hot(id, "state", &STATES, &p.state)),
     );
+    // Plugins from registries: whether their last pull worked, and failures so far.
+    let sourced = || each().filter_map(|(p, id)| p.source.as_ref().map(|source| (source, id)));
+    family(
+        out,
+        "scope_wasm_source_pull_ok",
+        "gauge",
+        "For a plugin pulled from a registry: 1 if its last pull worked, else 0 (what serves stays).",
+        sourced().map(|(source, id)| ("", id.clone(), if source.state == "pulled" { 1.0 } else { 0.0 })),
+    );
+    family(
+        out,
+        "scope_wasm_source_pull_failures_total",
+        "counter",
+        "Failed pulls of a plugin from a registry since the daemon started.",
+        sourced().map(|(source, id)| ("", id.clone(), source.failures as f64)),
+    );
     family(
         out,
         "scope_wasm_plugin_loading_seconds",
@@ -409,6 +425,10 @@ mod tests {
             // Refused because its ID is taken: its stem is a plugin's ID.
             status("/p/b/counter.wasm", "refused", "down"),
             PluginStatus { loading_s: Some(7), ..status("big", "compiling", "down") },
+            PluginStatus {
+                source: Some(crate::health::SourceStatus { state: "failed".into(), failures: 3, ..Default::default() }),
+                ..status("pulled", "serving", "ok")
+            },
         ];
         let daemon = DaemonSnapshot { compiles: 3, compile_seconds: 1.25, cache_hits: 1, files_refused: 2, config_reloads: 1, config_reloads_refused: 0 };
         let tenants = [TenantStatus {
@@ -427,6 +447,8 @@ mod tests {
             &format!("scope_wasm_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
             "scope_wasm_compiles_total 3",
             "scope_wasm_config_reloads_total 1",
+            "scope_wasm_source_pull_ok{plugin=\"pulled\"} 0",
+            "scope_wasm_source_pull_failures_total{plugin=\"pulled\"} 3",
             "scope_wasm_plugin_tenant{plugin=\"counter\",tenant=\"default\"} 1",
             "scope_wasm_tenant_memory_quota_bytes{tenant=\"team-b\"} 67108864",
             "scope_wasm_tenant_cpu_quota_seconds_per_second{tenant=\"team-b\"} 0.25",
