@@ -313,3 +313,28 @@ async fn a_tenant_pulls_its_own_sources_under_its_key() {
     assert!(log.contains("(rule: source)"), "{log}");
     assert!(is_counter(&host.report("b-pulled").await), "the pulled version still serves");
 }
+
+/// A version serving is kept only under the rules it was checked by: a key
+/// added by a config reload stops an unsigned version at once, and pulls
+/// are refused until a signed one comes.
+#[tokio::test]
+async fn a_key_added_by_a_reload_stops_what_it_did_not_check() {
+    let registry = Registry::start();
+    let keys = tempfile::tempdir().unwrap();
+    cli(&["keygen", keys.path().join("team").to_str().unwrap()]);
+    let image = format!("{}:1", registry.image("rekeyed"));
+    push(&guest("counter"), &image, None);
+    let plain = format!("[sources.rekeyed]\nimage = \"{image}\"\ncheck_every_s = 1\n");
+    let host = Host::start(&registry, &plain).await;
+    host.until("rekeyed", "served", |e| e["state"] == "serving").await;
+
+    let keyed = format!("{plain}public_key = \"{}\"\n", keys.path().join("team.pub").display());
+    host.set_config(&registry, &keyed);
+    host.daemon.socket_gone("rekeyed").await;
+    host.pull_fails("rekeyed", "is not signed").await;
+
+    // Signed now, under the same tag: served again.
+    push(&guest("counter"), &image, Some(&keys.path().join("team.key")));
+    host.until("rekeyed", "served the signed version", |e| e["state"] == "serving" && e["source"]["state"] == "pulled").await;
+    assert!(is_counter(&host.report("rekeyed").await));
+}

@@ -161,11 +161,14 @@ impl Overrides {
             *docker = DockerGrant { label_selector: selector };
         }
         if let Some(settings) = &self.settings {
+            // Checked before anything is merged: a plugin never holds more than the bound.
+            let added = settings.keys().filter(|key| !policy.settings.contains_key(*key)).count();
+            let total = policy.settings.len() + added;
+            ensure!(total <= MAX_SETTINGS, "settings: {total} keys with the sections before, at most {MAX_SETTINGS}");
             let merged = std::sync::Arc::make_mut(&mut policy.settings);
             for (key, value) in settings {
                 merged.insert(key.clone(), value.to_string());
             }
-            ensure!(merged.len() <= MAX_SETTINGS, "settings: {} keys, at most {MAX_SETTINGS}", merged.len());
         }
         Ok(())
     }

@@ -119,6 +119,7 @@ fn restart_only_changes(old: &RunConfig, new: &RunConfig) -> Vec<&'static str> {
     check("socket_dir", old.socket_dir != new.socket_dir);
     check("socket_mode / socket_group", old.socket_access != new.socket_access);
     check("cache_dir", old.cache_dir != new.cache_dir);
+    check("sources_dir", old.sources_dir != new.sources_dir);
     check("hostname", old.hostname != new.hostname);
     check("docker_socket", old.docker_socket != new.docker_socket);
     check("rescan_ms", old.rescan_interval != new.rescan_interval);

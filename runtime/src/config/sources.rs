@@ -196,6 +196,15 @@ mod tests {
     }
 
     #[test]
+    fn only_sha256_digests_name_stored_files() {
+        use crate::load::registry::is_sha256;
+        assert!(is_sha256(&format!("sha256:{}", "0a".repeat(32))));
+        for bad in ["sha256:../../etc/passwd", "/abs/path", "sha512:00", &format!("sha256:{}", "A".repeat(64)), &format!("sha256:{}/x", "a".repeat(62))] {
+            assert!(!is_sha256(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn registry_settings_are_checked() {
         let place = "f.toml [registry]";
         let ok = RegistrySettings::from_section(&RegistrySection { insecure: vec!["localhost:5000".into()], ..Default::default() }, place).unwrap();

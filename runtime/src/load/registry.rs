@@ -96,6 +96,10 @@ impl Registry {
             ensure!(digest == pin, "the registry sent manifest {digest} for {reference}");
         }
         let layer = manifest.layers.into_iter().next().context("the manifest has no layer")?;
+        // Both become file names and notes: nothing but sha256 and hex digits.
+        for (what, value) in [("manifest", &digest), ("layer", &layer.digest)] {
+            ensure!(is_sha256(value), "the registry sent a {what} digest that is not sha256 and 64 hex digits: {:?}", value.chars().take(80).collect::<String>());
+        }
         Ok(Manifest { digest, layer })
     }
 
@@ -208,6 +212,11 @@ pub fn keygen(password: &[u8]) -> Result<(Zeroizing<String>, String)> {
     Ok((private, public))
 }
 
+/// `sha256:` and 64 lowercase hex digits.
+pub fn is_sha256(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
 /// `reference`'s repository at manifest `digest`.
 fn pinned(reference: &Reference, digest: &str) -> sigstore::registry::OciReference {
     sigstore::registry::OciReference::with_digest(reference.registry().to_owned(), reference.repository().to_owned(), digest.to_owned())
@@ -273,7 +282,9 @@ impl SourceStore {
         Self { root, changed: Default::default() }
     }
 
+    /// `layer_digest` was checked by `is_sha256`: it cannot name a path.
     pub fn blob(&self, layer_digest: &str) -> PathBuf {
+        assert!(is_sha256(layer_digest), "a checked digest");
         self.root.join(".blobs").join(format!("{}.wasm", layer_digest.replace(':', "-")))
     }
 

@@ -22,6 +22,9 @@ use crate::plugin_id::PluginId;
 
 /// Downloads at once: each holds a connection and writes a file.
 const PARALLEL_DOWNLOADS: usize = 2;
+/// One pull, manifest to placed file, at most this long: a registry that
+/// trickles bytes gives up its download slot.
+const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 /// After a failed pull, the next try comes after 1, 2, 4 ... s, at most this.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
@@ -43,6 +46,15 @@ impl Drop for SourcesHandle {
 /// Pulls the sources of every tenant in `tenancy`, following its changes.
 pub fn follow(store: SourceStore, tenancy: watch::Receiver<Arc<Tenancy>>, health: Arc<HealthBoard>) -> Result<SourcesHandle> {
     std::fs::create_dir_all(store.root.join(".blobs")).with_context(|| format!("creating the sources store {}", store.root.display()))?;
+    // Before the supervisor's first scan can serve them: files pulled for a
+    // source as it was configured before (another image, key or pin) go.
+    let current = tenancy.borrow().clone();
+    for tenant in &current.tenants {
+        for source in tenant.sources.values() {
+            reconcile(&store, &tenant.name, source);
+        }
+    }
+    collect_garbage(&store);
     let (stop, stopped) = oneshot::channel();
     let thread = std::thread::Builder::new().name("scope-wasm-sources".into()).spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime for pulls");
@@ -64,6 +76,9 @@ async fn follow_tenancy(store: SourceStore, mut tenancy: watch::Receiver<Arc<Ten
             .iter()
             .flat_map(|t| t.sources.values().map(|s| ((t.name.clone(), s.id.clone()), s.clone())))
             .collect();
+        for key in running.keys().filter(|key| !wanted.contains_key(*key)) {
+            health.remove_source(&key.1);
+        }
         // New registry settings: every pull starts again with them.
         if settings.as_ref() != Some(&current.registry) {
             for (_, (_, task)) in std::mem::take(&mut running) {
@@ -76,9 +91,6 @@ async fn follow_tenancy(store: SourceStore, mut tenancy: watch::Receiver<Arc<Ten
             let keep = wanted.get(key) == Some(source);
             if !keep {
                 task.abort();
-                if !wanted.contains_key(key) {
-                    health.remove_source(&key.1);
-                }
             }
             keep
         });
@@ -126,11 +138,58 @@ fn remove_unwanted(store: &SourceStore, wanted: &BTreeMap<Key, Source>) {
     }
 }
 
-/// Beside each served file, the manifest digest it came from (a dot file:
-/// the supervisor does not read it).
+/// Beside each served file, what it came from: the manifest digest, the
+/// image and the key it was checked with (a dot file: the supervisor does
+/// not read it).
 fn digest_note(served: &Path) -> std::path::PathBuf {
     let name = served.file_name().unwrap_or_default().to_string_lossy();
     served.with_file_name(format!(".{name}.digest"))
+}
+
+fn note_text(source: &Source, digest: &str) -> String {
+    format!("{digest}\n{}\n{}\n", source.image, key_id(source))
+}
+
+/// Which key checked a version: the SHA-256 of its PEM, or `none`.
+fn key_id(source: &Source) -> String {
+    use sha2::Digest;
+    source.public_key.as_ref().map_or_else(|| "none".into(), |key| format!("{:x}", sha2::Sha256::digest(key.pem.as_slice())))
+}
+
+/// The digest of the version served for `source`, if it was pulled for the
+/// source as configured now (same image, same key, within the pin); a version
+/// that was not is removed: it must not serve under rules it was not checked by.
+fn reconcile(store: &SourceStore, tenant: &str, source: &Source) -> Option<String> {
+    let served = store.served(tenant, &source.id);
+    if !served.exists() {
+        return None;
+    }
+    let note = std::fs::read_to_string(digest_note(&served)).unwrap_or_default();
+    let mut lines = note.lines();
+    let (digest, image, key) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+    let current = image == source.image && key == key_id(source) && source.digest.as_deref().is_none_or(|pin| pin == digest);
+    if current && crate::load::registry::is_sha256(digest) {
+        return Some(digest.to_owned());
+    }
+    tracing::info!(tenant, plugin = %source.id, "the version pulled before was not pulled for this image, key and pin; it stops until a pull brings one");
+    let _ = std::fs::remove_file(&served);
+    let _ = std::fs::remove_file(digest_note(&served));
+    store.changed.notify_one();
+    None
+}
+
+/// At start, alone: partial downloads of a run that stopped, and stored
+/// components no served file links to any more, go.
+fn collect_garbage(store: &SourceStore) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(store.root.join(".blobs")) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let unused = entry.metadata().is_ok_and(|meta| meta.nlink() <= 1);
+        if name.starts_with(".partial-") || unused {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 struct Puller {
@@ -144,25 +203,19 @@ struct Puller {
 
 impl Puller {
     async fn run(self) {
-        let served = self.store.served(&self.tenant, &self.source.id);
         let mut status = SourceStatus { image: self.source.image.clone(), state: "pulling".into(), ..Default::default() };
-        // What an earlier run (or an earlier config) pulled serves on, unless a pin now says otherwise.
-        let before = std::fs::read_to_string(digest_note(&served)).ok().filter(|_| served.exists());
-        match (&before, &self.source.digest) {
-            (Some(digest), Some(pin)) if digest != pin => {
-                tracing::info!(plugin = %self.source.id, "the version pulled before is not the pinned {pin}; it stops");
-                let _ = std::fs::remove_file(&served);
-            }
-            (Some(digest), _) => {
-                status.digest = Some(digest.clone());
-                status.state = "pulled".into();
-            }
-            _ => {}
+        // What an earlier run (or config) pulled serves on if it was pulled for this source as it is now.
+        if let Some(digest) = reconcile(&self.store, &self.tenant, &self.source) {
+            status.digest = Some(digest);
+            status.state = "pulled".into();
         }
         self.health.set_source(&self.source.id, &self.tenant, status.clone());
         let mut failures_in_a_row = 0u32;
         loop {
-            let wait = match self.pull(status.digest.as_deref()).await {
+            let pulled = tokio::time::timeout(PULL_TIMEOUT, self.pull(status.digest.as_deref()))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the pull took longer than {} s; given up", PULL_TIMEOUT.as_secs())));
+            let wait = match pulled {
                 Ok(pulled) => {
                     if let Some(digest) = pulled {
                         tracing::info!(tenant = %self.tenant, plugin = %self.source.id, image = %self.source.image, %digest, "pulled");
@@ -220,9 +273,15 @@ impl Puller {
         }
         let dir = served.parent().expect("a served file has a directory");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        // The note first: a served file is never without the digest it came from.
-        std::fs::write(digest_note(&served), &manifest.digest).context("noting the digest pulled")?;
+        // The old note goes first and the new one comes after the file: a
+        // crash between them leaves a file without a note, pulled again at start.
+        let _ = std::fs::remove_file(digest_note(&served));
         place(&blob, &served)?;
+        let note = digest_note(&served);
+        let next = note.with_file_name(format!("{}.next", note.file_name().unwrap_or_default().to_string_lossy()));
+        std::fs::write(&next, note_text(&self.source, &manifest.digest))
+            .and_then(|()| std::fs::rename(&next, &note))
+            .context("noting the digest pulled")?;
         self.store.changed.notify_one();
         Ok(Some(manifest.digest))
     }
