@@ -40,7 +40,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     });
     let hostname: Arc<str> = config.hostname.clone().unwrap_or_else(system_hostname).into();
     // Tenant directories outside the plugin directory are watched too.
-    let mut outside: Vec<PathBuf> =
+    let outside: Vec<PathBuf> =
         config.tenancy.tenants[1..].iter().map(|t| t.dir.clone()).filter(|dir| !dir.starts_with(&config.plugin_dir)).collect();
     // Pulled registry sources are kept in the cache, or in a directory of this run's.
     let private_sources = match &config.sources_dir {
@@ -48,8 +48,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         None => Some(tempfile::Builder::new().prefix("scope-wasm-sources-").tempdir().context("creating a directory for pulled plugins")?),
     };
     let store = SourceStore::new(config.sources_dir.clone().unwrap_or_else(|| private_sources.as_ref().expect("made above").path().to_owned()));
-    std::fs::create_dir_all(&store.root).with_context(|| format!("creating {}", store.root.display()))?;
-    outside.push(store.root.clone());
+    // The puller tells the supervisor of what it places (`SourceStore::changed`): no watch needed.
     let hints = watcher::watch(&config.plugin_dir, &outside)
         .map_err(|err| tracing::warn!("{err:#}; relying on the periodic rescan alone"))
         .ok();

@@ -45,7 +45,6 @@ impl Drop for SourcesHandle {
 
 /// Pulls the sources of every tenant in `tenancy`, following its changes.
 pub fn follow(store: SourceStore, tenancy: watch::Receiver<Arc<Tenancy>>, health: Arc<HealthBoard>) -> Result<SourcesHandle> {
-    std::fs::create_dir_all(store.root.join(".blobs")).with_context(|| format!("creating the sources store {}", store.root.display()))?;
     // Before the supervisor's first scan can serve them: files pulled for a
     // source as it was configured before (another image, key or pin) go.
     let current = tenancy.borrow().clone();
@@ -264,6 +263,9 @@ impl Puller {
         let blob = self.store.blob(&manifest.layer.digest);
         if !blob.exists() {
             let _permit = self.downloads.acquire().await?;
+            // Made when first needed: a host without sources has no store.
+            let blobs = blob.parent().expect("blobs have a directory");
+            std::fs::create_dir_all(blobs).with_context(|| format!("creating the sources store {}", blobs.display()))?;
             let partial = blob.with_file_name(format!(".partial-{}-{}", std::process::id(), self.source.id));
             let pulled = self.registry.pull_component(&reference, &manifest, &partial, self.registry.settings().max_pull_bytes).await;
             if let Err(err) = pulled.and_then(|()| std::fs::rename(&partial, &blob).context("storing the component")) {
