@@ -133,10 +133,14 @@ async fn metrics_pass_promtool_and_follow_the_conventions() {
         ],
         &["--refresh-ms", "100"],
     );
-    for id in ["counter", "fail-after-first"] {
+    // The counter answers every poll; fail-after-first answers well only until
+    // its second report (100 ms after load), so how many of its polls get 200
+    // depends on when they come: only that it is polled matters here.
+    for (id, must_answer) in [("counter", true), ("fail-after-first", false)] {
         let mut client = Client::connect(&daemon.socket(id).await).await;
         for _ in 0..4 {
-            assert_eq!(client.get(&report_path("p")).await.status, 200);
+            let status = client.get(&report_path("p")).await.status;
+            assert!(status == 200 || !must_answer && status == 500, "{id}: {status}");
         }
     }
     let health = |plugins: &[Value], id: &str| find(plugins, id).and_then(|p| p["health"].as_str().map(str::to_owned));
