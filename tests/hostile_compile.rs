@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cgroup::{MemoryCgroup, rss_of};
-use support::{Client, Daemon, guest, report_path};
+use support::{Client, Daemon, guest, leb, report_path};
 
 const MIB: u64 = 1 << 20;
 /// Far below the DaemonSet's 512 MiB: the daemon itself never compiles.
@@ -18,18 +18,6 @@ const DAEMON_PEAK_BOUND: u64 = 160 * MIB;
 
 /// Every test here compiles heavily on a small machine: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn leb(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
 
 fn section(id: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![id];

@@ -246,7 +246,7 @@ async fn a_component_over_the_pull_limit_is_refused_before_the_download() {
     let payload = 100 << 20;
     let name = b"padding";
     let mut section = vec![0u8];
-    leb128(&mut section, (1 + name.len() + payload) as u64);
+    support::leb(1 + name.len() + payload, &mut section);
     section.push(name.len() as u8);
     section.extend_from_slice(name);
     bytes.extend_from_slice(&section);
@@ -263,18 +263,6 @@ async fn a_component_over_the_pull_limit_is_refused_before_the_download() {
     let peak_kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
     assert!(peak_kib < 90 << 10, "the daemon's peak RSS is {peak_kib} KiB: it must not have read the 100 MB blob");
     assert!(is_counter(&host.report("counter").await));
-}
-
-fn leb128(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// A tenant's sources: pulled into its name, held to its ceiling and to its

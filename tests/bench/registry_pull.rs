@@ -19,11 +19,6 @@ fn rounds() -> usize {
     support::bench_count(3, 1)
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -62,7 +57,7 @@ async fn times(registry: &Registry, plugin: &str) -> (Duration, Duration, Durati
         daemon.respawn();
         warm.push(first_report(&daemon, "pulled", started).await);
     }
-    (median(dropped), median(cold), median(warm))
+    (support::stats(dropped).p50, support::stats(cold).p50, support::stats(warm).p50)
 }
 
 #[tokio::main]

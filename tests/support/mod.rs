@@ -365,6 +365,19 @@ pub fn bench_smoke() -> bool {
 }
 
 /// `full` normally, `smoke` in a smoke run.
+/// `n` as unsigned LEB128, the integer encoding of the wasm binary format.
+pub fn leb(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 pub fn bench_count(full: usize, smoke: usize) -> usize {
     if bench_smoke() { smoke } else { full }
 }

@@ -35,28 +35,24 @@ pub struct Manifest {
 
 pub struct Registry {
     settings: RegistrySettings,
+    /// One client for every call: it keeps the registries' tokens, which a
+    /// blob download after its manifest needs.
+    client: WasmClient,
 }
 
 impl Registry {
     pub fn new(settings: RegistrySettings) -> Self {
-        Self { settings }
+        let client = WasmClient::new(Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(settings.insecure.clone()),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
+            ..Default::default()
+        }));
+        Self { settings, client }
     }
 
     pub fn settings(&self) -> &RegistrySettings {
         &self.settings
-    }
-
-    fn protocol(&self) -> ClientProtocol {
-        ClientProtocol::HttpsExcept(self.settings.insecure.clone())
-    }
-
-    fn client(&self) -> WasmClient {
-        WasmClient::new(Client::new(ClientConfig {
-            protocol: self.protocol(),
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            ..Default::default()
-        }))
     }
 
     /// The login for the registry of `reference`, from the auth file (or the
@@ -87,7 +83,7 @@ impl Registry {
     pub async fn manifest(&self, reference: &Reference) -> Result<Manifest> {
         let auth = self.auth(reference)?;
         let (manifest, _config, digest) = self
-            .client()
+            .client
             .pull_manifest_and_config(reference, &auth)
             .await
             .map_err(|err| anyhow::anyhow!("{err:#}"))
@@ -115,7 +111,7 @@ impl Registry {
         );
         let file = tokio::fs::File::create(path).await.with_context(|| format!("creating {}", path.display()))?;
         let out = Bounded { inner: file, left: max_bytes, max_bytes };
-        self.client()
+        self.client
             .pull_blob(reference, &manifest.layer, out)
             .await
             .map_err(|err| anyhow::anyhow!("{}", one_line(&err)))
@@ -131,7 +127,7 @@ impl Registry {
         let layer: ImageLayer = layer;
         let auth = self.auth(reference)?;
         let pushed = self
-            .client()
+            .client
             .push(reference, &auth, layer, config, None)
             .await
             .map_err(|err| anyhow::anyhow!("{err:#}"))
