@@ -50,7 +50,7 @@ pub fn follow(store: SourceStore, tenancy: watch::Receiver<Arc<Tenancy>>, health
     let current = tenancy.borrow().clone();
     for tenant in &current.tenants {
         for source in tenant.sources.values() {
-            reconcile(&store, &tenant.name, source);
+            health.set_source(&source.id, &tenant.name, known_status(&store, &tenant.name, source));
         }
     }
     collect_garbage(&store);
@@ -177,6 +177,14 @@ fn reconcile(store: &SourceStore, tenant: &str, source: &Source) -> Option<Strin
     None
 }
 
+/// Where `source` stands before its first pull: what an earlier run (or
+/// config) pulled serves on if it was pulled for the source as it is now.
+fn known_status(store: &SourceStore, tenant: &str, source: &Source) -> SourceStatus {
+    let digest = reconcile(store, tenant, source);
+    let state = if digest.is_some() { "pulled" } else { "pulling" };
+    SourceStatus { image: source.image.clone(), digest, state: state.into(), ..Default::default() }
+}
+
 /// At start, alone: partial downloads of a run that stopped, and stored
 /// components no served file links to any more, go.
 fn collect_garbage(store: &SourceStore) {
@@ -202,12 +210,7 @@ struct Puller {
 
 impl Puller {
     async fn run(self) {
-        let mut status = SourceStatus { image: self.source.image.clone(), state: "pulling".into(), ..Default::default() };
-        // What an earlier run (or config) pulled serves on if it was pulled for this source as it is now.
-        if let Some(digest) = reconcile(&self.store, &self.tenant, &self.source) {
-            status.digest = Some(digest);
-            status.state = "pulled".into();
-        }
+        let mut status = known_status(&self.store, &self.tenant, &self.source);
         self.health.set_source(&self.source.id, &self.tenant, status.clone());
         let mut failures_in_a_row = 0u32;
         loop {
