@@ -199,6 +199,33 @@ async fn a_hundred_plugins_dropped_at_once_all_serve() {
     eprintln!("100 plugins dropped -> all serving: {:?}", started.elapsed());
 }
 
+/// A version that cannot start within its budget (as on a host with no CPU to
+/// spare) is tried again, later each time, not refused for good; a config
+/// change tries it at once.
+#[tokio::test]
+async fn a_plugin_too_slow_to_start_is_tried_again() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let slow_until = |ms: u128| format!("[plugins.slow-start]\nsettings = {{ slow_until_ms = {ms} }}\n");
+    let in_an_hour = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 3_600_000;
+    fs::write(config.path(), slow_until(in_an_hour)).unwrap();
+    let daemon = Daemon::start(&[("slow-start.wasm", guest("slow-start"))], &["--config", config.path().to_str().unwrap()]);
+
+    let log = daemon.wait_for_log_of("slow-start", "trying again in 2 s").await;
+    assert_eq!(log.matches("trying again in 1 s").count(), 1, "{log}");
+    assert!(log.contains("could not start in time"), "{log}");
+    let status: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
+    let entry = status.as_array().unwrap().iter().find(|p| p["id"] == "slow-start").unwrap();
+    assert!(["failed", "queued", "compiling"].contains(&entry["state"].as_str().unwrap()), "{entry}");
+    assert!(!daemon.socket_dir.join("slow-start.sock").exists(), "{log}");
+
+    let next = config.path().with_extension("next");
+    fs::write(&next, slow_until(0)).unwrap();
+    fs::rename(&next, config.path()).unwrap();
+    let reply = Client::connect(&daemon.socket("slow-start").await).await.get(&report_path("p")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["Plugins"][0]["label"], "Slow start");
+}
+
 #[tokio::test]
 async fn a_restart_uses_the_warm_cache_and_a_corrupt_entry_is_recompiled() {
     let mut daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);

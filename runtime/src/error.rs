@@ -74,6 +74,13 @@ impl CallError {
         }
     }
 
+    /// Whether the call failed for time alone: it never got its turn, or its
+    /// budget ran out. A busy host causes this as much as a slow guest, so a
+    /// version failing so at its start is tried again, not refused.
+    pub fn is_lateness(&self) -> bool {
+        matches!(self, CallError::Busy { .. } | CallError::Deadline { .. } | CallError::OutOfTime { .. })
+    }
+
     /// Whether the instance must be thrown away: after a trap or an interrupt
     /// its state is undefined (wasmtime poisons the instance).
     pub fn poisons_instance(&self) -> bool {

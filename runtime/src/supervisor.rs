@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::compile_cache::Origin;
 use crate::config::RunConfig;
 use crate::engine::Runtime;
+use crate::error::CallError;
 use crate::health::{HealthBoard, LoadPhase};
 use crate::host::HostServices;
 use crate::load::registry::SourceStore;
@@ -47,6 +48,20 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 /// all into memory together. Twice the largest file a load reads
 /// (`MAX_PLUGIN_FILE_BYTES`), so small files rarely wait behind large ones.
 const LOADING_BUDGET_KIB: u32 = 256 << 10;
+
+/// A version that failed to start for time alone (see `CallError::is_lateness`)
+/// is tried again after this, doubling up to `START_RETRY_MAX`: a host busy
+/// while a hundred plugins start must not refuse healthy ones for good, and a
+/// guest slow on purpose costs one budget a minute.
+const START_RETRY_FIRST: Duration = Duration::from_secs(1);
+const START_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// A version to load again once `at` has passed, unless its file changes first.
+struct Retry {
+    stamp: FileStamp,
+    at: Instant,
+    attempts: u32,
+}
 
 /// A plugin being served.
 struct Served {
@@ -100,6 +115,12 @@ pub struct Supervisor {
     loads: JoinSet<LoadOutcome>,
     /// Versions that failed to load; tried again only once the file changes.
     failed: HashMap<PathBuf, FileStamp>,
+    /// Versions that failed to start in time, and when to try them again.
+    retries: HashMap<PathBuf, Retry>,
+    /// Plugins starting at once (instantiate, describe, first report): one per
+    /// guest thread, so a hundred new plugins do not all wait out their budget
+    /// for a turn on the same threads.
+    starts: Arc<Semaphore>,
     /// Files refused for their name or a taken ID, with the reason, logged once.
     refused: HashMap<PathBuf, String>,
     /// Files a writer closed or renamed into place since the last scan.
@@ -128,6 +149,8 @@ impl Supervisor {
             loading: HashMap::new(),
             loads: JoinSet::new(),
             failed: HashMap::new(),
+            retries: HashMap::new(),
+            starts: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
             refused: HashMap::new(),
             complete: HashSet::new(),
             next_scan: Instant::now(),
@@ -172,6 +195,7 @@ impl Supervisor {
         self.health.set_tenants(accounts);
         // What failed or was refused under the old rules may pass the new ones.
         self.failed.clear();
+        self.retries.clear();
         self.refused.clear();
         self.tenancy = tenancy;
     }
@@ -327,6 +351,7 @@ impl Supervisor {
 
         self.health.retain_files(|file| present.contains(Path::new(file)));
         self.failed.retain(|path, _| present.contains(path));
+        self.retries.retain(|path, _| present.contains(path));
         self.refused.retain(|path, _| present.contains(path));
         self.complete.clear();
     }
@@ -426,6 +451,10 @@ impl Supervisor {
         {
             return;
         }
+        if let Some(retry) = self.retries.get(&file.path).filter(|retry| retry.stamp == file.stamp && retry.at > now) {
+            self.next_scan = self.next_scan.min(retry.at);
+            return;
+        }
         // A file still being written is never loaded: it must be closed by its
         // writer, renamed into place, or left untouched for the settle time.
         let quiet_for = file.stamp.quiet_for();
@@ -439,6 +468,7 @@ impl Supervisor {
         let job = LoadJob {
             runtime: self.runtime.clone(),
             budget: self.loading_budget.clone(),
+            starts: self.starts.clone(),
             services: self.services.clone(),
             stats: self.health.stats_for(&id),
             health: self.health.clone(),
@@ -475,6 +505,7 @@ impl Supervisor {
             }
             Ok(Loaded::Started { handle, hash, origin, took, tenant, policy }) => {
                 self.failed.remove(&path);
+                self.retries.remove(&path);
                 if !path.exists() {
                     return; // deleted while it loaded; the next scan sees to the rest
                 }
@@ -498,7 +529,13 @@ impl Supervisor {
                 self.open_socket(id, path, stamp, hash, handle, origin, took, tenant, policy).await;
             }
             Err(err) => {
-                self.failed.insert(path.clone(), stamp);
+                let err = match self.retry_if_late(&path, stamp, err) {
+                    Ok(retry_note) => anyhow::anyhow!(retry_note),
+                    Err(err) => {
+                        self.failed.insert(path.clone(), stamp);
+                        err
+                    }
+                };
                 self.health.failed(&id, &path, &format!("{err:#}"));
                 let old_rules = self.served.get(&id).is_some_and(|served| served.policy != loaded_under);
                 if serving_this_file && old_rules {
@@ -520,6 +557,20 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Schedules another try of a version that failed for time alone, and
+    /// says so; any other error is given back.
+    fn retry_if_late(&mut self, path: &Path, stamp: FileStamp, err: anyhow::Error) -> Result<String, anyhow::Error> {
+        if !err.downcast_ref::<CallError>().is_some_and(CallError::is_lateness) {
+            return Err(err);
+        }
+        let attempts = self.retries.get(path).filter(|retry| retry.stamp == stamp).map_or(0, |retry| retry.attempts) + 1;
+        let wait = START_RETRY_FIRST.saturating_mul(1 << (attempts - 1).min(6)).min(START_RETRY_MAX);
+        let at = Instant::now() + wait;
+        self.retries.insert(path.to_owned(), Retry { stamp, at, attempts });
+        self.next_scan = self.next_scan.min(at);
+        Ok(format!("{err:#}; it could not start in time (a busy host, or a slow guest): trying again in {} s", wait.as_secs()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -627,6 +678,7 @@ async fn next_hint(hints: &mut Option<mpsc::Receiver<Hint>>) -> Option<Hint> {
 struct LoadJob {
     runtime: Arc<Runtime>,
     budget: Arc<Semaphore>,
+    starts: Arc<Semaphore>,
     services: Arc<HostServices>,
     stats: Arc<PluginStats>,
     health: Arc<HealthBoard>,
@@ -681,9 +733,11 @@ impl LoadJob {
         let phase = |phase| self.health.loading(&self.id, &self.path, phase);
         let (compiled, origin) = self.runtime.compile_reporting(&source, self.policy.limits.max_wasm_stack, &phase).await?;
         drop((held, source.bytes));
+        let start = self.starts.acquire().await.context("start slots closed")?;
         let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone(), self.stats.clone())
             .await
             .map_err(anyhow::Error::from)?;
+        drop(start);
         let (tenant, policy) = (self.tenant.clone(), self.policy.clone());
         Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed(), tenant, policy })
     }

@@ -147,13 +147,29 @@ impl Daemon {
             }
             match self.plugin_state(id).await.as_deref() {
                 Some("queued" | "compiling") if started.elapsed() < Duration::from_secs(30 * 60) => idle_since = Instant::now(),
-                _ if idle_since.elapsed() > Duration::from_secs(60) => {
-                    panic!("{id}.sock never came up; daemon log:\n{}", self.log())
-                }
+                _ if idle_since.elapsed() > Duration::from_secs(60) => panic!("{id}.sock never came up; {}", self.account_of(id).await),
                 _ => {}
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// What the daemon says of `id` (its `/status` entry and the log lines
+    /// naming it, then the whole log), for a failure message whose end a CI
+    /// log may cut.
+    pub async fn account_of(&self, id: &str) -> String {
+        let entry = match tokio::net::UnixStream::connect(self.admin_socket()).await {
+            Ok(_) => {
+                let status: Value = serde_json::from_str(&self.admin_get("/status").await).unwrap_or_default();
+                let entry = status.as_array().and_then(|all| all.iter().find(|p| p["id"] == id).cloned());
+                entry.map_or_else(|| "not listed".to_owned(), |e| e.to_string())
+            }
+            Err(err) => format!("admin socket unreachable: {err}"),
+        };
+        let log = self.log();
+        let file = format!("/{id}.wasm");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&format!("plugin={id} ")) || l.contains(&file)).collect();
+        format!("its /status entry: {entry}\nits log lines:\n{}\nwhole daemon log:\n{log}", lines.join("\n"))
     }
 
     /// The plugin's `state` in the daemon's `/status`, if the daemon lists it.
@@ -179,6 +195,26 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("daemon never logged {needle:?}; log:\n{}", self.log());
+    }
+
+    /// Waits until the log contains `needle`, a line to come of plugin `id`:
+    /// as long as its status says it is queued or compiling it waits (as
+    /// `socket` does); otherwise it gives the daemon 60 s.
+    pub async fn wait_for_log_of(&self, id: &str, needle: &str) -> String {
+        let mut idle_since = Instant::now();
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            match self.plugin_state(id).await.as_deref() {
+                Some("queued" | "compiling") if started.elapsed() < Duration::from_secs(30 * 60) => idle_since = Instant::now(),
+                _ if idle_since.elapsed() > Duration::from_secs(60) => panic!("daemon never logged {needle:?}; {}", self.account_of(id).await),
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn log(&self) -> String {
