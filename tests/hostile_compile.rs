@@ -101,32 +101,45 @@ fn fan_out_component() -> Vec<u8> {
     wat::parse_str(&wat).unwrap()
 }
 
-/// Waits (generously: the machine may be busy) until the log has `needle`
-/// `count` times.
-async fn wait_for_log_count(daemon: &Daemon, needle: &str, count: usize, within: Duration) -> String {
+/// Whether the daemon is still loading something (its status lists a
+/// plugin with `loading_s`): a compile on a busy machine takes its time.
+async fn loading(daemon: &Daemon) -> bool {
+    let statuses: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap_or_default();
+    statuses.as_array().is_some_and(|all| all.iter().any(|s| !s["loading_s"].is_null()))
+}
+
+/// Waits until `done` gives a value, following the daemon's state, not the
+/// clock: while it loads a plugin it may take up to 30 min; once it loads
+/// nothing, 60 s more.
+async fn wait_while_loading<T>(daemon: &Daemon, what: &str, mut done: impl AsyncFnMut() -> Option<T>) -> T {
     let started = Instant::now();
+    let mut idle_since = Instant::now();
     loop {
-        let log = daemon.log();
-        if log.matches(needle).count() >= count {
-            return log;
+        if let Some(value) = done().await {
+            return value;
         }
-        assert!(started.elapsed() < within, "{needle:?} not logged {count} times; log:\n{log}");
+        if loading(daemon).await && started.elapsed() < Duration::from_secs(30 * 60) {
+            idle_since = Instant::now();
+        }
+        assert!(idle_since.elapsed() < Duration::from_secs(60), "{what}; log:\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// Waits until the log has `needle` `count` times.
+async fn wait_for_log_count(daemon: &Daemon, needle: &str, count: usize) -> String {
+    let what = format!("{needle:?} not logged {count} times");
+    wait_while_loading(daemon, &what, async || Some(daemon.log()).filter(|log| log.matches(needle).count() >= count)).await
+}
+
 /// The plugin's line in `/status`, once its load is over and its detail says why.
 async fn failed_status(daemon: &Daemon, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    wait_while_loading(daemon, &format!("{id} never failed"), async || {
         let statuses: Value = serde_json::from_str(&daemon.admin_get("/status").await).unwrap();
         // Done loading (no `loading_s`), with a reason.
-        if let Some(status) = statuses.as_array().unwrap().iter().find(|s| s["id"] == id && s["detail"] != "" && s["loading_s"].is_null()) {
-            return status.clone();
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "{id} never failed; log:\n{}", daemon.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        statuses.as_array().unwrap().iter().find(|s| s["id"] == id && s["detail"] != "" && s["loading_s"].is_null()).cloned()
+    })
+    .await
 }
 
 /// Drops `bytes` as `<id>.wasm` and waits for its refusal, which must say `cause`.
@@ -207,7 +220,7 @@ async fn a_slow_compile_gives_its_slot_to_a_good_plugin() {
         fs::write(daemon.plugin_dir.join(format!("slow-{i}.wasm")), slow_component(300, i as u8)).unwrap();
     }
     // At most 2 run demoted; each gives a slot back.
-    wait_for_log_count(&daemon, "still compiling after 5 s", slots.min(2), Duration::from_secs(120)).await;
+    wait_for_log_count(&daemon, "still compiling after 5 s", slots.min(2)).await;
 
     fs::copy(guest("counter"), daemon.plugin_dir.join("counter.wasm")).unwrap();
     still_serving(&daemon).await;
@@ -215,8 +228,8 @@ async fn a_slow_compile_gives_its_slot_to_a_good_plugin() {
     assert_eq!(log.matches("compile done after").count(), 0, "counter waited for a slow compile:\n{log}");
 
     // The slow ones finish in their own time, and are refused for what they are.
-    let log = wait_for_log_count(&daemon, "compile done after", slots, Duration::from_secs(600)).await;
-    wait_for_log_count(&daemon, "not a Scope plugin", slots, Duration::from_secs(60)).await;
+    let log = wait_for_log_count(&daemon, "compile done after", slots).await;
+    wait_for_log_count(&daemon, "not a Scope plugin", slots).await;
     assert_eq!(log.matches("took more than").count(), 0, "{log}");
     still_serving(&daemon).await;
 }
