@@ -51,8 +51,11 @@ run: build guests
 
 ## test-tools: Debian's stress-ng, which keeps every core busy in the busy-host load test,
 ## prometheus, whose promtool checks the admin endpoint's /metrics, and docker-registry
-## (the CNCF distribution server) for the registry tests
+## (the CNCF distribution server) for the registry tests, nginx for the HTTP statistics tests
 test-tools:
+	@test -x /usr/sbin/nginx || { echo "installing nginx (a real server for the HTTP statistics tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
 	@command -v stress-ng >/dev/null || { echo "installing stress-ng (the busy-host load test)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; }

@@ -1,12 +1,15 @@
 //! The http-statistics port and the `http-traffic` capability behind it, for
-//! real: the host's eBPF programs count a real Python HTTP server's requests and
-//! responses, and the plugin's report (read over the daemon's socket) carries
-//! rates that add up to exactly the traffic sent. Needs root (the daemon loads
+//! real: the host's eBPF programs count the requests and responses of real
+//! servers (Python's http.server, Go's net/http, nginx, and one on the vectored
+//! and message syscalls), over kept-alive and new connections, and the plugin's
+//! report (read over the daemon's socket) carries rates that add up to exactly
+//! the traffic sent. Needs root (the daemon loads
 //! eBPF programs), as `make test` runs.
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -29,51 +32,131 @@ fn start(config: &str, wrapper: &[&str]) -> (Daemon, tempfile::NamedTempFile) {
 
 const GRANTED: &str = "[plugins.http-statistics]\ngrants = [\"http-traffic\"]\n";
 
-/// Python's own `http.server` on a free loopback port, serving an empty
-/// directory: `/` answers 200, `/missing` 404, and POST 501.
-struct PythonServer {
+/// A real HTTP server on a loopback port, stopped when dropped.
+struct Server {
     child: Child,
     port: u16,
-    _root: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
-impl PythonServer {
-    fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-            .arg(root.path())
-            .arg("0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting python3 -m http.server");
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.split(" port ").nth(1).and_then(|rest| rest.split_whitespace().next()).and_then(|p| p.parse().ok());
-        let port = port.unwrap_or_else(|| panic!("no port in {line:?}"));
-        Self { child, port, _root: root }
+/// The port in the server's first line on stdout (`... port 41234 ...`).
+fn port_from_first_line(child: &mut Child) -> u16 {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.split("port ").nth(1).and_then(|rest| rest.split_whitespace().next()).and_then(|p| p.parse().ok());
+    port.unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+fn spawn(command: &mut Command) -> Child {
+    command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|err| panic!("starting {command:?}: {err}"))
+}
+
+impl Server {
+    /// Python's own `http.server` (recv_into and sendall: recvfrom(2) and
+    /// sendto(2)), speaking HTTP/1.1, serving an empty directory: `/` answers
+    /// 200, `/missing` 404, and POST 501 (errors close the connection).
+    fn python() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = spawn(Command::new("python3").args(["-u", "-m", "http.server", "--protocol", "HTTP/1.1", "--bind", "127.0.0.1", "--directory"]).arg(dir.path()).arg("0"));
+        let port = port_from_first_line(&mut child);
+        Self { child, port, _dir: dir }
+    }
+
+    /// A Go `net/http` server (read(2) and write(2), and a one-byte read
+    /// ahead between requests): 200, 201 for POST, 404.
+    fn go() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("go-server");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/http_servers/go_server.go");
+        let output = Command::new("go").arg("build").arg("-o").arg(&binary).arg(&source).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-mod=mod").output().expect("running go build");
+        assert!(output.status.success(), "go build: {}", String::from_utf8_lossy(&output.stderr));
+        let mut child = spawn(&mut Command::new(&binary));
+        let port = port_from_first_line(&mut child);
+        Self { child, port, _dir: dir }
+    }
+
+    /// Debian's nginx, one process, serving a file (recv(2), and headers with
+    /// writev(2) before the body's sendfile(2)): 200, 404, and 405 for POST.
+    fn nginx() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{}}\n\
+             http {{ access_log off; sendfile on; keepalive_requests 10000;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{ listen 127.0.0.1:{port}; root {d}; }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
+        let child = spawn(Command::new("/usr/sbin/nginx").arg("-e").arg(dir.path().join("error.log")).arg("-c").arg(dir.path().join("nginx.conf")));
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "nginx never listened: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, _dir: dir }
+    }
+
+    /// A server reading with readv(2) or recvmsg(2) and answering with
+    /// sendmsg(2) or writev(2) (alternating by connection): 200, 202, 404.
+    fn vectored() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/http_servers/vector_server.py");
+        let mut child = spawn(Command::new("python3").arg("-u").arg(script));
+        let port = port_from_first_line(&mut child);
+        Self { child, port, _dir: dir }
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// One request on its own connection (the server speaks HTTP/1.0); the status code.
-    fn request(&self, method: &str, path: &str) -> u16 {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        // One write: `write!` on the stream would send each piece on its own,
-        // and a request line split across reads is not counted (see http-traffic.wit).
-        let request = format!("{method} {path} HTTP/1.0\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("{response}"))
+    /// Sends each request (method, path) and gives its status code: over one
+    /// connection kept open as long as the server allows (`keep_alive`), or
+    /// each on a new one. Each request goes out in one write, after the answer
+    /// to the one before, so it starts the server's read.
+    fn exchange(&self, requests: &[(&str, &str)], keep_alive: bool) -> Vec<u16> {
+        let mut codes = Vec::new();
+        let mut connection: Option<BufReader<TcpStream>> = None;
+        for (method, path) in requests {
+            let stream = connection.get_or_insert_with(|| BufReader::new(TcpStream::connect(("127.0.0.1", self.port)).unwrap()));
+            let asked = if keep_alive { "keep-alive" } else { "close" };
+            let request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: {asked}\r\nContent-Length: 0\r\n\r\n");
+            stream.get_mut().write_all(request.as_bytes()).unwrap();
+            let mut status = String::new();
+            stream.read_line(&mut status).unwrap();
+            let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{method} {path}: {status:?}"));
+            let (mut length, mut close) = (None, !keep_alive);
+            loop {
+                let mut header = String::new();
+                stream.read_line(&mut header).unwrap();
+                let Some((name, value)) = header.trim_end().split_once(':') else { break };
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse::<usize>().ok(),
+                    "connection" => close |= value.trim().eq_ignore_ascii_case("close"),
+                    _ => {}
+                }
+            }
+            match length {
+                Some(length) => stream.read_exact(&mut vec![0; length]).unwrap(),
+                None => {
+                    stream.read_to_end(&mut Vec::new()).unwrap();
+                    close = true;
+                }
+            }
+            codes.push(code);
+            if close {
+                connection = None;
+            }
+        }
+        codes
     }
 }
 
-impl Drop for PythonServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -121,11 +204,22 @@ async fn poll_until(daemon: &Daemon, client: &mut Client, within: Duration, what
     }
 }
 
-#[tokio::test]
-async fn rates_of_a_real_servers_requests_and_responses_add_up_to_the_traffic_sent() {
+/// The traffic each server gets: requests over a kept-alive connection and
+/// over new ones, to each of its answers.
+const TRAFFIC: [(&str, &str, bool, usize); 5] = [
+    ("GET", "/", true, 25),
+    ("GET", "/missing", true, 8),
+    ("POST", "/", true, 4),
+    ("GET", "/", false, 10),
+    ("GET", "/missing", false, 3),
+];
+
+/// The plugin's request and per-code rates for a real server add up to
+/// exactly the traffic sent, and the server's node goes once it exits.
+async fn counts_add_up(server: impl FnOnce() -> Server + Send + 'static) {
     let (daemon, _config) = start(GRANTED, &[]);
     let mut client = Client::connect(&daemon.socket("http-statistics").await).await;
-    let server = PythonServer::start();
+    let server = tokio::task::spawn_blocking(server).await.unwrap();
     let server_node = format!("{HOSTNAME};{}", server.pid());
 
     // Counting is on once the daemon's own answers to these polls show up.
@@ -139,39 +233,36 @@ async fn rates_of_a_real_servers_requests_and_responses_add_up_to_the_traffic_se
 
     let sent = tokio::task::spawn_blocking(move || {
         let mut codes = Vec::new();
-        for _ in 0..30 {
-            codes.push(server.request("GET", "/"));
-        }
-        for _ in 0..12 {
-            codes.push(server.request("GET", "/missing"));
-        }
-        for _ in 0..5 {
-            codes.push(server.request("POST", "/"));
+        for (method, path, keep_alive, times) in TRAFFIC {
+            codes.extend(server.exchange(&vec![(method, path); times], keep_alive));
         }
         (server, codes)
     });
     let (server, codes) = sent.await.unwrap();
-    let count = |code| codes.iter().filter(|c| **c == code).count() as f64;
-    assert_eq!((count(200), count(404), count(501)), (30.0, 12.0, 5.0), "{codes:?}");
+    let mut by_code: BTreeMap<u16, f64> = BTreeMap::new();
+    for code in &codes {
+        *by_code.entry(*code).or_default() += 1.0;
+    }
+    assert_eq!(by_code.len(), 3, "three kinds of answer: {codes:?}");
+    let total = codes.len() as f64;
 
     let near = |a: f64, b: f64| (a - b).abs() < 0.01;
-    let report = poll_until(&daemon, &mut client, Duration::from_secs(10), "the server's rates never added up", |report| {
-        near(count_of(report, &server_node, "http_requests_per_second"), 47.0)
+    let report = poll_until(&daemon, &mut client, Duration::from_secs(10), "the server's request rates never added up", |report| {
+        near(count_of(report, &server_node, "http_requests_per_second"), total)
     })
     .await;
-    for (code, expected) in [(200, 30.0), (404, 12.0), (501, 5.0)] {
+    for (code, expected) in &by_code {
         let metric = format!("http_{code}_responses_per_second");
         let counted = count_of(&report, &server_node, &metric);
-        assert!(near(counted, expected), "{metric} adds up to {counted}, not {expected}: {report}");
+        assert!(near(counted, *expected), "{metric} adds up to {counted}, not {expected}: {report}");
         let template = &report["Process"]["metric_templates"][&metric];
         assert_eq!(template["label"], format!("HTTP Resp {code}/Second"), "{report}");
-        assert_eq!(template["priority"].as_f64(), Some(f64::from(code) / 1000.0), "{report}");
+        assert_eq!(template["priority"].as_f64(), Some(f64::from(*code) / 1000.0), "{report}");
     }
     let template = &report["Process"]["metric_templates"]["http_requests_per_second"];
     assert_eq!((template["label"].as_str(), template["priority"].as_f64()), (Some("HTTP Req/Second"), Some(0.1)));
     let rates = &report["Process"]["nodes"][&server_node]["metrics"]["http_requests_per_second"];
     assert!(rates["max"].as_f64().unwrap() > 0.0 && rates["min"] == 0.0, "{rates}");
-    println!("a report with rates: {}", report["Process"]["nodes"][&server_node]);
 
     // A process that exited is dropped.
     drop(server);
@@ -179,6 +270,26 @@ async fn rates_of_a_real_servers_requests_and_responses_add_up_to_the_traffic_se
         report["Process"]["nodes"].get(&server_node).is_none()
     })
     .await;
+}
+
+#[tokio::test]
+async fn pythons_http_server_is_counted_exactly() {
+    counts_add_up(Server::python).await;
+}
+
+#[tokio::test]
+async fn a_go_net_http_server_is_counted_exactly() {
+    counts_add_up(Server::go).await;
+}
+
+#[tokio::test]
+async fn nginx_is_counted_exactly() {
+    counts_add_up(Server::nginx).await;
+}
+
+#[tokio::test]
+async fn a_server_on_readv_recvmsg_writev_and_sendmsg_is_counted_exactly() {
+    counts_add_up(Server::vectored).await;
 }
 
 #[tokio::test]
@@ -240,12 +351,12 @@ async fn one_set_of_programs_serves_every_granted_plugin_and_goes_with_the_last(
         let mut client = Client::connect(&daemon.socket(id).await).await;
         poll_until(&daemon, &mut client, Duration::from_secs(20), "no report", |report| report["Process"].is_object()).await;
     }
-    // Six tracepoints, one program each, whatever the number of plugins.
-    assert_eq!(bpf_programs_of(daemon.pid()), 6);
+    // Twelve tracepoints, one program each, whatever the number of plugins.
+    assert_eq!(bpf_programs_of(daemon.pid()), 12);
 
     std::fs::remove_file(daemon.plugin_dir.join("http-statistics.wasm")).unwrap();
     daemon.socket_gone("http-statistics").await;
-    assert_eq!(bpf_programs_of(daemon.pid()), 6, "the other plugin still counts");
+    assert_eq!(bpf_programs_of(daemon.pid()), 12, "the other plugin still counts");
 
     std::fs::remove_file(daemon.plugin_dir.join("http-second.wasm")).unwrap();
     daemon.socket_gone("http-second").await;

@@ -3,10 +3,10 @@
 // HTTP request and response counters per process, from syscall tracepoints.
 //
 // Requests are counted when a process reads a request line ("GET ", "POST ",
-// ...) with read(2) or recvfrom(2); responses when it writes a status line
-// ("HTTP/1.x NNN") with write(2) or sendto(2). Only the first bytes of each
-// buffer are looked at, so this sees what the original scope-http-statistics
-// saw: one request per read, plain-text HTTP/1.x only.
+// ...) with read(2), readv(2), recvfrom(2) or recvmsg(2); responses when it
+// writes a status line ("HTTP/1.x NNN") with write(2), writev(2), sendto(2) or
+// sendmsg(2). Only the first bytes of each buffer (of a vector: of its first
+// element) are looked at: one request per read, plain-text HTTP/1.x only.
 //
 // No kernel headers: the programs read only the syscall tracepoints' context,
 // whose layout is kernel ABI (the daemon checks it against tracefs' `format`
@@ -23,7 +23,7 @@ typedef int __s32;
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name
 
-enum { BPF_MAP_TYPE_HASH = 1, BPF_ANY = 0, BPF_NOEXIST = 1 };
+enum { BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_LRU_HASH = 9, BPF_ANY = 0, BPF_NOEXIST = 1 };
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
@@ -64,13 +64,29 @@ struct {
     __type(value, __u64);
 } HTTP_COUNTERS SEC(".maps");
 
+struct read_in_flight {
+    __u64 buf;
+    __u64 fd;
+};
+
 // The buffer of each thread's read in flight, from enter to exit.
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
     __type(key, __u64);
-    __type(value, __u64);
+    __type(value, struct read_in_flight);
 } READS_IN_FLIGHT SEC(".maps");
+
+// A request's first byte read on its own, by (tgid << 32 | fd): Go's net/http
+// reads one byte ahead while a handler runs, and when the next request comes
+// then, its line starts in that byte and goes on in the next read. Least
+// recently used entries go when it is full.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u64);
+    __type(value, __u64);
+} FIRST_BYTES SEC(".maps");
 
 static __attribute__((always_inline)) void count(__u32 tgid, __u16 kind, __u16 code)
 {
@@ -115,41 +131,118 @@ static __attribute__((always_inline)) int digit(__u8 c)
     return c >= '0' && c <= '9' ? c - '0' : -1;
 }
 
-static __attribute__((always_inline)) int on_read_enter(struct sys_enter *ctx)
+// `struct iovec` and the start of `struct user_msghdr`, as the syscall ABI has them.
+struct iovec {
+    __u64 base;
+    __u64 len;
+};
+
+struct msghdr_head {
+    __u64 name;
+    __u64 namelen; // an int, padded
+    __u64 iov;
+    __u64 iovlen;
+};
+
+// The first element of the vector at `iov` (of `count` elements), or a zero one.
+static __attribute__((always_inline)) struct iovec first_iovec(__u64 iov, __u64 count)
+{
+    struct iovec first = {};
+    if (count == 0 || bpf_probe_read_user(&first, sizeof(first), (const void *)iov) != 0)
+        first.len = 0;
+    return first;
+}
+
+// The first element of the vector a `struct user_msghdr` points to.
+static __attribute__((always_inline)) struct iovec first_iovec_of_msg(__u64 msg)
+{
+    struct msghdr_head head = {};
+    if (bpf_probe_read_user(&head, sizeof(head), (const void *)msg) != 0) {
+        struct iovec none = {};
+        return none;
+    }
+    return first_iovec(head.iov, head.iovlen);
+}
+
+static __attribute__((always_inline)) int remember_read(__u64 fd, __u64 buf)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    __u64 buf = ctx->args[1];
-    bpf_map_update_elem(&READS_IN_FLIGHT, &id, &buf, BPF_ANY);
+    struct read_in_flight read = { .buf = buf, .fd = fd };
+    bpf_map_update_elem(&READS_IN_FLIGHT, &id, &read, BPF_ANY);
     return 0;
+}
+
+static __attribute__((always_inline)) int on_read_enter(struct sys_enter *ctx)
+{
+    return remember_read(ctx->args[0], ctx->args[1]);
+}
+
+// A vector's first element holds the first bytes read; one shorter than the
+// shortest request line cannot hold one.
+static __attribute__((always_inline)) int on_readv_enter(struct sys_enter *ctx)
+{
+    struct iovec first = first_iovec(ctx->args[1], ctx->args[2]);
+    return first.len < 16 ? 0 : remember_read(ctx->args[0], first.base);
+}
+
+static __attribute__((always_inline)) int on_recvmsg_enter(struct sys_enter *ctx)
+{
+    struct iovec first = first_iovec_of_msg(ctx->args[1]);
+    return first.len < 16 ? 0 : remember_read(ctx->args[0], first.base);
+}
+
+// Whether `b` may go on from a method's first letter: the second letter of
+// one (GET, DELETE and HEAD share E).
+static __attribute__((always_inline)) int second_letter(__u8 b)
+{
+    return b == 'E' || b == 'O' || b == 'U' || b == 'A' || b == 'P';
 }
 
 static __attribute__((always_inline)) int on_read_exit(struct sys_exit *ctx)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    __u64 *buf = bpf_map_lookup_elem(&READS_IN_FLIGHT, &id);
-    if (!buf)
+    struct read_in_flight *in_flight = bpf_map_lookup_elem(&READS_IN_FLIGHT, &id);
+    if (!in_flight)
         return 0;
-    const void *user_buf = (const void *)*buf;
+    const void *user_buf = (const void *)in_flight->buf;
+    __u64 fd_key = (id & 0xffffffff00000000ULL) | (in_flight->fd & 0xffffffff);
     bpf_map_delete_elem(&READS_IN_FLIGHT, &id);
-    // The shortest request line, "GET / HTTP/1.0\r\n", is 16 bytes.
-    if (ctx->ret < 16)
+    if (ctx->ret == 1) {
+        __u64 first = 0;
+        if (bpf_probe_read_user(&first, 1, user_buf) != 0)
+            return 0;
+        if (first == 'G' || first == 'P' || first == 'D' || first == 'H' || first == 'O')
+            bpf_map_update_elem(&FIRST_BYTES, &fd_key, &first, BPF_ANY);
+        return 0;
+    }
+    // The shortest request line, "GET / HTTP/1.0\r\n", is 16 bytes (15 after its first).
+    if (ctx->ret < 15)
         return 0;
     __u8 head[8] = {};
     if (bpf_probe_read_user(head, sizeof(head), user_buf) != 0)
         return 0;
-    int method = request_method(head);
+    int method = ctx->ret >= 16 ? request_method(head) : -1;
+    if (method < 0 && second_letter(head[0])) {
+        __u64 *first = bpf_map_lookup_elem(&FIRST_BYTES, &fd_key);
+        if (first) {
+            __u8 joined[8] = { (__u8)*first, head[0], head[1], head[2], head[3], head[4], head[5], head[6] };
+            bpf_map_delete_elem(&FIRST_BYTES, &fd_key);
+            method = request_method(joined);
+        }
+    }
     if (method >= 0)
         count(id >> 32, KIND_REQUEST, method);
     return 0;
 }
 
-static __attribute__((always_inline)) int on_write_enter(struct sys_enter *ctx)
+// Counts the response whose status line `buf` (of `len` bytes) starts with.
+static __attribute__((always_inline)) int count_response(__u64 buf, __u64 len)
 {
     // "HTTP/1.1 200" is 12 bytes.
-    if (ctx->args[2] < 12)
+    if (len < 12)
         return 0;
     __u8 head[12] = {};
-    if (bpf_probe_read_user(head, sizeof(head), (const void *)ctx->args[1]) != 0)
+    if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) != 0)
         return 0;
     if (head[0] != 'H' || head[1] != 'T' || head[2] != 'T' || head[3] != 'P' || head[4] != '/' || head[5] != '1' ||
         head[6] != '.' || head[8] != ' ')
@@ -159,6 +252,25 @@ static __attribute__((always_inline)) int on_write_enter(struct sys_enter *ctx)
         return 0;
     count(bpf_get_current_pid_tgid() >> 32, KIND_RESPONSE, hundreds * 100 + tens * 10 + ones);
     return 0;
+}
+
+static __attribute__((always_inline)) int on_write_enter(struct sys_enter *ctx)
+{
+    return count_response(ctx->args[1], ctx->args[2]);
+}
+
+// Servers write headers and body as one vector (nginx, Go, Node): the status
+// line starts its first element.
+static __attribute__((always_inline)) int on_writev_enter(struct sys_enter *ctx)
+{
+    struct iovec first = first_iovec(ctx->args[1], ctx->args[2]);
+    return count_response(first.base, first.len);
+}
+
+static __attribute__((always_inline)) int on_sendmsg_enter(struct sys_enter *ctx)
+{
+    struct iovec first = first_iovec_of_msg(ctx->args[1]);
+    return count_response(first.base, first.len);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
@@ -173,10 +285,28 @@ int enter_recvfrom(struct sys_enter *ctx) { return on_read_enter(ctx); }
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int exit_recvfrom(struct sys_exit *ctx) { return on_read_exit(ctx); }
 
+SEC("tracepoint/syscalls/sys_enter_readv")
+int enter_readv(struct sys_enter *ctx) { return on_readv_enter(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int exit_readv(struct sys_exit *ctx) { return on_read_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int enter_recvmsg(struct sys_enter *ctx) { return on_recvmsg_enter(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int exit_recvmsg(struct sys_exit *ctx) { return on_read_exit(ctx); }
+
 SEC("tracepoint/syscalls/sys_enter_write")
 int enter_write(struct sys_enter *ctx) { return on_write_enter(ctx); }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int enter_sendto(struct sys_enter *ctx) { return on_write_enter(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int enter_writev(struct sys_enter *ctx) { return on_writev_enter(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int enter_sendmsg(struct sys_enter *ctx) { return on_sendmsg_enter(ctx); }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -30,13 +30,23 @@ const KIND_REQUEST: u16 = 0;
 const KIND_RESPONSE: u16 = 1;
 
 /// (program in the object, syscall tracepoint it attaches to).
-const PROGRAMS: [(&str, &str); 6] = [
+/// Reads are counted at exit (their data is there only then), writes at
+/// entry. Every way a server reads a request or writes a response is here but
+/// io_uring, sendfile/splice (bodies only: their headers come through these)
+/// and the batched recvmmsg/sendmmsg (UDP).
+const PROGRAMS: [(&str, &str); 12] = [
     ("enter_read", "sys_enter_read"),
     ("exit_read", "sys_exit_read"),
+    ("enter_readv", "sys_enter_readv"),
+    ("exit_readv", "sys_exit_readv"),
     ("enter_recvfrom", "sys_enter_recvfrom"),
     ("exit_recvfrom", "sys_exit_recvfrom"),
+    ("enter_recvmsg", "sys_enter_recvmsg"),
+    ("exit_recvmsg", "sys_exit_recvmsg"),
     ("enter_write", "sys_enter_write"),
+    ("enter_writev", "sys_enter_writev"),
     ("enter_sendto", "sys_enter_sendto"),
+    ("enter_sendmsg", "sys_enter_sendmsg"),
 ];
 
 /// Where tracefs is looked for (aya attaches through the first that is mounted).
@@ -185,7 +195,8 @@ impl Maps {
         }
         self.reads_swept = Instant::now();
         let Some(map) = self.ebpf.map_mut("READS_IN_FLIGHT") else { return };
-        let Ok(mut reads) = BpfHashMap::<&mut MapData, u64, u64>::try_from(map) else { return };
+        // Keys are thread IDs; values (buffer, fd) are not needed here.
+        let Ok(mut reads) = BpfHashMap::<&mut MapData, u64, [u8; 16]>::try_from(map) else { return };
         let dead: Vec<u64> = reads
             .keys()
             .filter_map(Result::ok)
