@@ -214,10 +214,34 @@ const TRAFFIC: [(&str, &str, bool, usize); 5] = [
     ("GET", "/missing", false, 3),
 ];
 
+/// Runs the daemon with its programs on the syscall tracepoints, the fallback
+/// where the raw ones cannot be used (the default, tried first, is raw).
+const ON_TRACEPOINTS: [&str; 2] = ["env", "SCOPE_WASM_HTTP_PROBE=tracepoints"];
+
+/// The programs each attachment loads: one per raw tracepoint, or one per
+/// syscall tracepoint (entry of four writes, exit of four reads, and the
+/// reads' entries that remember their buffers).
+fn programs_of(attachment: &str) -> usize {
+    match attachment {
+        "the raw syscall tracepoints" => 2,
+        "the syscall tracepoints" => 12,
+        other => panic!("unknown attachment {other:?}"),
+    }
+}
+
+/// Which attachment the daemon's log says it used.
+async fn attachment_of(daemon: &Daemon) -> &'static str {
+    let line = daemon.wait_for_log("http-traffic: eBPF programs attached to").await;
+    ["the raw syscall tracepoints", "the syscall tracepoints"]
+        .into_iter()
+        .find(|attachment| line.contains(&format!("attached to {attachment} in")))
+        .unwrap_or_else(|| panic!("no attachment named in {line:?}"))
+}
+
 /// The plugin's request and per-code rates for a real server add up to
 /// exactly the traffic sent, and the server's node goes once it exits.
-async fn counts_add_up(server: impl FnOnce() -> Server + Send + 'static) {
-    let (daemon, _config) = start(GRANTED, &[]);
+async fn counts_add_up(server: impl FnOnce() -> Server + Send + 'static, wrapper: &[&str]) {
+    let (daemon, _config) = start(GRANTED, wrapper);
     let mut client = Client::connect(&daemon.socket("http-statistics").await).await;
     let server = tokio::task::spawn_blocking(server).await.unwrap();
     let server_node = format!("{HOSTNAME};{}", server.pid());
@@ -274,22 +298,42 @@ async fn counts_add_up(server: impl FnOnce() -> Server + Send + 'static) {
 
 #[tokio::test]
 async fn pythons_http_server_is_counted_exactly() {
-    counts_add_up(Server::python).await;
+    counts_add_up(Server::python, &[]).await;
+}
+
+#[tokio::test]
+async fn pythons_http_server_is_counted_exactly_on_the_syscall_tracepoints() {
+    counts_add_up(Server::python, &ON_TRACEPOINTS).await;
 }
 
 #[tokio::test]
 async fn a_go_net_http_server_is_counted_exactly() {
-    counts_add_up(Server::go).await;
+    counts_add_up(Server::go, &[]).await;
+}
+
+#[tokio::test]
+async fn a_go_net_http_server_is_counted_exactly_on_the_syscall_tracepoints() {
+    counts_add_up(Server::go, &ON_TRACEPOINTS).await;
 }
 
 #[tokio::test]
 async fn nginx_is_counted_exactly() {
-    counts_add_up(Server::nginx).await;
+    counts_add_up(Server::nginx, &[]).await;
+}
+
+#[tokio::test]
+async fn nginx_is_counted_exactly_on_the_syscall_tracepoints() {
+    counts_add_up(Server::nginx, &ON_TRACEPOINTS).await;
 }
 
 #[tokio::test]
 async fn a_server_on_readv_recvmsg_writev_and_sendmsg_is_counted_exactly() {
-    counts_add_up(Server::vectored).await;
+    counts_add_up(Server::vectored, &[]).await;
+}
+
+#[tokio::test]
+async fn a_server_on_readv_recvmsg_writev_and_sendmsg_is_counted_exactly_on_the_syscall_tracepoints() {
+    counts_add_up(Server::vectored, &ON_TRACEPOINTS).await;
 }
 
 #[tokio::test]
@@ -327,6 +371,18 @@ async fn without_privileges_the_capability_is_unavailable_and_the_daemon_serves_
     assert!(client.get(&report_path("p")).await.json["error"].as_str().is_some_and(|e| e.contains("unavailable")));
 }
 
+#[tokio::test]
+async fn an_unknown_attachment_is_refused_in_words() {
+    let (daemon, _config) = start(GRANTED, &["env", "SCOPE_WASM_HTTP_PROBE=kprobes"]);
+    let mut client = Client::connect(&daemon.socket("http-statistics").await).await;
+    let log = daemon.wait_for_log("http-traffic is unavailable").await;
+    assert!(log.contains(r#"SCOPE_WASM_HTTP_PROBE="kprobes" is neither "raw-tracepoints" nor "tracepoints""#), "{log}");
+    assert_eq!(bpf_programs_of(daemon.pid()), 0, "nothing attached");
+    let reply = client.get(&report_path("p")).await;
+    let error = reply.json["error"].as_str().unwrap_or_else(|| panic!("{}: {}", reply.status, reply.json));
+    assert!(error.contains("unavailable") && error.contains("kprobes"), "{error}");
+}
+
 #[test]
 fn check_says_whether_the_programs_attach() {
     let config = tempfile::NamedTempFile::new().unwrap();
@@ -344,19 +400,31 @@ fn check_says_whether_the_programs_attach() {
 
 #[tokio::test]
 async fn one_set_of_programs_serves_every_granted_plugin_and_goes_with_the_last() {
+    one_set_of_programs(&[], "the raw syscall tracepoints").await;
+}
+
+#[tokio::test]
+async fn one_set_of_programs_on_the_syscall_tracepoints_serves_every_granted_plugin() {
+    one_set_of_programs(&ON_TRACEPOINTS, "the syscall tracepoints").await;
+}
+
+async fn one_set_of_programs(wrapper: &[&str], expected: &str) {
     let config = "[plugins.\"http-*\"]\ngrants = [\"http-traffic\"]\n";
-    let (daemon, _config) = start(config, &[]);
+    let (daemon, _config) = start(config, wrapper);
     std::fs::copy(guest("http-statistics"), daemon.plugin_dir.join("http-second.wasm")).unwrap();
     for id in ["http-statistics", "http-second"] {
         let mut client = Client::connect(&daemon.socket(id).await).await;
         poll_until(&daemon, &mut client, Duration::from_secs(20), "no report", |report| report["Process"].is_object()).await;
     }
-    // Twelve tracepoints, one program each, whatever the number of plugins.
-    assert_eq!(bpf_programs_of(daemon.pid()), 12);
+    // One program per tracepoint, whatever the number of plugins.
+    let attachment = attachment_of(&daemon).await;
+    assert_eq!(attachment, expected, "x86-64 with raw tracepoints is what CI runs on");
+    let programs = programs_of(attachment);
+    assert_eq!(bpf_programs_of(daemon.pid()), programs);
 
     std::fs::remove_file(daemon.plugin_dir.join("http-statistics.wasm")).unwrap();
     daemon.socket_gone("http-statistics").await;
-    assert_eq!(bpf_programs_of(daemon.pid()), 12, "the other plugin still counts");
+    assert_eq!(bpf_programs_of(daemon.pid()), programs, "the other plugin still counts");
 
     std::fs::remove_file(daemon.plugin_dir.join("http-second.wasm")).unwrap();
     daemon.socket_gone("http-second").await;

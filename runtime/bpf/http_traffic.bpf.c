@@ -8,9 +8,19 @@
 // sendmsg(2). Only the first bytes of each buffer (of a vector: of its first
 // element) are looked at: one request per read, plain-text HTTP/1.x only.
 //
-// No kernel headers: the programs read only the syscall tracepoints' context,
-// whose layout is kernel ABI (the daemon checks it against tracefs' `format`
-// files before loading), so the object is built once and runs on any kernel.
+// Two sets of programs, the daemon attaches one:
+// - on x86-64, one program on each of the raw tracepoints every syscall passes
+//   (raw_syscalls:sys_enter/sys_exit), filtering by syscall number: a read is
+//   looked at once, at its exit, with its arguments still in the user
+//   registers, so no map carries it from entry to exit;
+// - elsewhere (or when chosen), programs on the tracepoints of the eight
+//   syscalls themselves (syscalls:sys_enter_read, ...), keeping a read's
+//   buffer from its entry to its exit.
+//
+// No kernel headers: the programs read only kernel ABI (the tracepoints'
+// context, which the daemon checks against tracefs' `format` files before
+// loading, and x86-64's user registers and syscall numbers), so the object is
+// built once and runs on any kernel.
 
 typedef unsigned char __u8;
 typedef unsigned short __u16;
@@ -23,13 +33,14 @@ typedef int __s32;
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name
 
-enum { BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_LRU_HASH = 9, BPF_ANY = 0, BPF_NOEXIST = 1 };
+enum { BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_PERCPU_HASH = 5, BPF_MAP_TYPE_LRU_HASH = 9, BPF_ANY = 0, BPF_NOEXIST = 1 };
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static long (*bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)112;
+static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)113;
 
 // `syscalls:sys_enter_*` and `syscalls:sys_exit_*` contexts.
 struct sys_enter {
@@ -56,9 +67,11 @@ struct counter_key {
     __u16 code;
 };
 
-// Bounded: when full, new processes are not counted (userspace drops exited ones).
+// Bounded: when full, new processes are not counted (userspace drops exited
+// ones). One counter per CPU, summed by userspace: CPUs counting the same
+// server never share a cache line.
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, 16384);
     __type(key, struct counter_key);
     __type(value, __u64);
@@ -69,7 +82,7 @@ struct read_in_flight {
     __u64 fd;
 };
 
-// The buffer of each thread's read in flight, from enter to exit.
+// The buffer of each thread's read in flight, from enter to exit (tracepoints only).
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
@@ -98,7 +111,7 @@ static __attribute__((always_inline)) void count(__u32 tgid, __u16 kind, __u16 c
     }
     __u64 one = 1;
     if (bpf_map_update_elem(&HTTP_COUNTERS, &key, &one, BPF_NOEXIST) != 0) {
-        // Another CPU created it first.
+        // Created in between (by a program that preempted this one).
         value = bpf_map_lookup_elem(&HTTP_COUNTERS, &key);
         if (value)
             __sync_fetch_and_add(value, 1);
@@ -198,30 +211,26 @@ static __attribute__((always_inline)) int second_letter(__u8 b)
     return b == 'E' || b == 'O' || b == 'U' || b == 'A' || b == 'P';
 }
 
-static __attribute__((always_inline)) int on_read_exit(struct sys_exit *ctx)
+// Counts the request whose line the `ret` bytes read into `buf` from `fd`
+// start (with the byte read before them, Go's read-ahead).
+static __attribute__((always_inline)) int count_request(__u64 id, __u64 fd, __u64 buf, __s64 ret)
 {
-    __u64 id = bpf_get_current_pid_tgid();
-    struct read_in_flight *in_flight = bpf_map_lookup_elem(&READS_IN_FLIGHT, &id);
-    if (!in_flight)
-        return 0;
-    const void *user_buf = (const void *)in_flight->buf;
-    __u64 fd_key = (id & 0xffffffff00000000ULL) | (in_flight->fd & 0xffffffff);
-    bpf_map_delete_elem(&READS_IN_FLIGHT, &id);
-    if (ctx->ret == 1) {
+    __u64 fd_key = (id & 0xffffffff00000000ULL) | (fd & 0xffffffff);
+    if (ret == 1) {
         __u64 first = 0;
-        if (bpf_probe_read_user(&first, 1, user_buf) != 0)
+        if (bpf_probe_read_user(&first, 1, (const void *)buf) != 0)
             return 0;
         if (first == 'G' || first == 'P' || first == 'D' || first == 'H' || first == 'O')
             bpf_map_update_elem(&FIRST_BYTES, &fd_key, &first, BPF_ANY);
         return 0;
     }
     // The shortest request line, "GET / HTTP/1.0\r\n", is 16 bytes (15 after its first).
-    if (ctx->ret < 15)
+    if (ret < 15)
         return 0;
     __u8 head[8] = {};
-    if (bpf_probe_read_user(head, sizeof(head), user_buf) != 0)
+    if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) != 0)
         return 0;
-    int method = ctx->ret >= 16 ? request_method(head) : -1;
+    int method = ret >= 16 ? request_method(head) : -1;
     if (method < 0 && second_letter(head[0])) {
         __u64 *first = bpf_map_lookup_elem(&FIRST_BYTES, &fd_key);
         if (first) {
@@ -233,6 +242,17 @@ static __attribute__((always_inline)) int on_read_exit(struct sys_exit *ctx)
     if (method >= 0)
         count(id >> 32, KIND_REQUEST, method);
     return 0;
+}
+
+static __attribute__((always_inline)) int on_read_exit(struct sys_exit *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct read_in_flight *in_flight = bpf_map_lookup_elem(&READS_IN_FLIGHT, &id);
+    if (!in_flight)
+        return 0;
+    __u64 buf = in_flight->buf, fd = in_flight->fd;
+    bpf_map_delete_elem(&READS_IN_FLIGHT, &id);
+    return count_request(id, fd, buf, ctx->ret);
 }
 
 // Counts the response whose status line `buf` (of `len` bytes) starts with.
@@ -308,5 +328,78 @@ int enter_writev(struct sys_enter *ctx) { return on_writev_enter(ctx); }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int enter_sendmsg(struct sys_enter *ctx) { return on_sendmsg_enter(ctx); }
+
+// raw_syscalls:sys_enter and sys_exit (x86-64): every syscall passes, with
+// the user registers (`struct pt_regs *`) and the syscall's number (enter) or
+// result (exit). The syscall's arguments stay in those registers to its exit
+// (di, si, dx; the number in orig_ax), so a read is looked at once, at its
+// exit, and no map carries it from entry to exit.
+struct raw_syscall_args {
+    __u64 regs;
+    __s64 nr_or_ret;
+};
+
+// x86-64 syscall numbers.
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+
+// dx, si, di and orig_ax: consecutive in x86-64's `struct pt_regs`, from byte 96.
+struct syscall_regs {
+    __u64 dx;
+    __u64 si;
+    __u64 di;
+    __u64 orig_ax;
+};
+
+static __attribute__((always_inline)) int read_regs(__u64 regs, struct syscall_regs *out)
+{
+    return bpf_probe_read_kernel(out, sizeof(*out), (const void *)(regs + 96));
+}
+
+SEC("raw_tracepoint/sys_enter")
+int raw_sys_enter(struct raw_syscall_args *ctx)
+{
+    __s64 nr = ctx->nr_or_ret;
+    if (nr != NR_WRITE && nr != NR_WRITEV && nr != NR_SENDTO && nr != NR_SENDMSG)
+        return 0;
+    struct syscall_regs regs;
+    if (read_regs(ctx->regs, &regs) != 0)
+        return 0;
+    if (nr == NR_WRITE || nr == NR_SENDTO)
+        return count_response(regs.si, regs.dx);
+    struct iovec first = nr == NR_WRITEV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
+    return count_response(first.base, first.len);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int raw_sys_exit(struct raw_syscall_args *ctx)
+{
+    __s64 ret = ctx->nr_or_ret;
+    // A result that cannot be a request read (nor Go's one byte): most
+    // syscalls' end here, before any memory is read.
+    if (ret != 1 && ret < 15)
+        return 0;
+    struct syscall_regs regs;
+    if (read_regs(ctx->regs, &regs) != 0)
+        return 0;
+    __u64 nr = regs.orig_ax, buf;
+    if (nr == NR_READ || nr == NR_RECVFROM) {
+        buf = regs.si;
+    } else if (nr == NR_READV || nr == NR_RECVMSG) {
+        struct iovec first = nr == NR_READV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
+        if (first.len < 16)
+            return 0;
+        buf = first.base;
+    } else {
+        return 0;
+    }
+    return count_request(bpf_get_current_pid_tgid(), regs.di, buf, ret);
+}
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -4,11 +4,15 @@
 //! instance went: the plugin was removed or replaced).
 //!
 //! The programs (`runtime/bpf/http_traffic.bpf.c`, built by `build.rs`) count
-//! into a bounded BPF hash map keyed by (tgid, kind, code); this module reads it,
-//! and drops the entries of processes that exited. aya loads the object: a pure
-//! Rust loader (no libbpf or kernel headers on the host), and the object needs no
-//! relocation since it only reads the syscall tracepoints' context, whose layout
-//! (kernel ABI) is checked against tracefs before loading.
+//! into a bounded per-CPU BPF hash map keyed by (tgid, kind, code); this module
+//! sums and reads it, and drops the entries of processes that exited. On x86-64
+//! they go on the two raw tracepoints every syscall passes (the cheaper, see
+//! docs/benchmarks.md), elsewhere on the tracepoints of the eight syscalls;
+//! `SCOPE_WASM_HTTP_PROBE=tracepoints` (or `=raw-tracepoints`) chooses. aya
+//! loads the object: a pure Rust loader (no libbpf or kernel headers on the
+//! host), and the object needs no relocation since it only reads kernel ABI
+//! (tracepoint contexts, checked against tracefs before loading, and x86-64
+//! user registers and syscall numbers).
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
@@ -16,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
 use aya::Ebpf;
-use aya::maps::{HashMap as BpfHashMap, MapData};
-use aya::programs::TracePoint;
+use aya::programs::{RawTracePoint, TracePoint};
 use tokio::sync::watch;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http_traffic.bpf.o"));
@@ -29,12 +33,38 @@ pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH",
 const KIND_REQUEST: u16 = 0;
 const KIND_RESPONSE: u16 = 1;
 
+/// Names the attachment to use: `raw-tracepoints` or `tracepoints` (default:
+/// the first that works here).
+pub const ATTACHMENT_ENV: &str = "SCOPE_WASM_HTTP_PROBE";
+
+/// Where the programs are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    /// `raw_syscalls:sys_enter`/`sys_exit`, filtering x86-64 syscall numbers.
+    RawTracepoints,
+    /// The `syscalls:sys_enter_*`/`sys_exit_*` tracepoints of each syscall.
+    Tracepoints,
+}
+
+impl std::fmt::Display for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Attachment::RawTracepoints => "the raw syscall tracepoints",
+            Attachment::Tracepoints => "the syscall tracepoints",
+        })
+    }
+}
+
+/// (program in the object, raw tracepoint it attaches to): writes are looked
+/// at on entry, reads on exit.
+const RAW_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("raw_sys_enter", "sys_enter"), ("raw_sys_exit", "sys_exit")];
+
 /// (program in the object, syscall tracepoint it attaches to).
 /// Reads are counted at exit (their data is there only then), writes at
 /// entry. Every way a server reads a request or writes a response is here but
 /// io_uring, sendfile/splice (bodies only: their headers come through these)
 /// and the batched recvmmsg/sendmmsg (UDP).
-const PROGRAMS: [(&str, &str); 12] = [
+const TRACEPOINT_PROGRAMS: [(&str, &str); 12] = [
     ("enter_read", "sys_enter_read"),
     ("exit_read", "sys_exit_read"),
     ("enter_readv", "sys_enter_readv"),
@@ -84,10 +114,12 @@ impl HttpProbes {
             .name("http-probe-load".into())
             .spawn(move || {
                 let started = Instant::now();
-                let loaded = load().map(|ebpf| Arc::new(Loaded(Mutex::new(Maps { ebpf, reads_swept: Instant::now() }))));
-                match &loaded {
-                    Ok(_) => tracing::info!("http-traffic: eBPF programs attached in {:?}", started.elapsed()),
-                    Err(why) => tracing::warn!("http-traffic is unavailable: {why}"),
+                let loaded = load().map(|(ebpf, attachment)| {
+                    tracing::info!("http-traffic: eBPF programs attached to {attachment} in {:?}", started.elapsed());
+                    Arc::new(Loaded(Mutex::new(Maps { ebpf, reads_swept: Instant::now() })))
+                });
+                if let Err(why) = &loaded {
+                    tracing::warn!("http-traffic is unavailable: {why}");
                 }
                 let _ = sender.send(Some(loaded));
             })
@@ -153,14 +185,15 @@ impl Loaded {
     fn read(&self) -> Result<BTreeMap<u32, ProcessCounts>, String> {
         let mut maps = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let map = maps.ebpf.map_mut("HTTP_COUNTERS").ok_or("the eBPF object has no HTTP_COUNTERS map")?;
-        let mut counters: BpfHashMap<&mut MapData, [u8; 8], u64> =
-            BpfHashMap::try_from(map).map_err(|err| format!("HTTP_COUNTERS: {}", chain(&err)))?;
+        let mut counters: PerCpuHashMap<&mut MapData, [u8; 8], u64> =
+            PerCpuHashMap::try_from(map).map_err(|err| format!("HTTP_COUNTERS: {}", chain(&err)))?;
         let mut by_pid: BTreeMap<u32, ProcessCounts> = BTreeMap::new();
         let mut exited = Vec::new();
         // A process has several keys (per method and code): look it up once.
         let mut alive = HashMap::new();
         for entry in counters.iter() {
-            let (key, count) = entry.map_err(|err| format!("reading HTTP_COUNTERS: {}", chain(&err)))?;
+            let (key, per_cpu) = entry.map_err(|err| format!("reading HTTP_COUNTERS: {}", chain(&err)))?;
+            let count: u64 = per_cpu.iter().sum();
             let (tgid, kind, code) = decode_key(key);
             if !*alive.entry(tgid).or_insert_with(|| process_alive(tgid)) {
                 exited.push(key);
@@ -222,15 +255,56 @@ fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Checks what the programs need, loads them and attaches them.
-fn load() -> Result<Ebpf, String> {
+/// Checks what the programs need, loads them and attaches them: to the raw
+/// tracepoints if it can (or must), else to the syscalls' own.
+fn load() -> Result<(Ebpf, Attachment), String> {
     if OBJECT.is_empty() {
         return Err("this scope-wasm was built without its eBPF program (clang was missing at build time)".into());
     }
+    match std::env::var(ATTACHMENT_ENV).ok().as_deref() {
+        None | Some("") => {}
+        Some("raw-tracepoints") => return load_on_raw_tracepoints().map(|ebpf| (ebpf, Attachment::RawTracepoints)),
+        Some("tracepoints") => return load_on_tracepoints().map(|ebpf| (ebpf, Attachment::Tracepoints)),
+        Some(other) => {
+            return Err(format!("{ATTACHMENT_ENV}={other:?} is neither \"raw-tracepoints\" nor \"tracepoints\""));
+        }
+    }
+    match load_on_raw_tracepoints() {
+        Ok(ebpf) => Ok((ebpf, Attachment::RawTracepoints)),
+        Err(why) => {
+            tracing::info!("http-traffic: the raw syscall tracepoints cannot be used ({why}); using the syscall tracepoints");
+            load_on_tracepoints().map(|ebpf| (ebpf, Attachment::Tracepoints))
+        }
+    }
+}
+
+/// One program on each raw syscall tracepoint. On failure the object is
+/// dropped whole, so no program of it stays attached.
+fn load_on_raw_tracepoints() -> Result<Ebpf, String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
+    }
+    let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
+    for (program, tracepoint) in RAW_TRACEPOINT_PROGRAMS {
+        let program: &mut RawTracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
+            .try_into()
+            .map_err(|err| format!("{program}: {}", chain(&err)))?;
+        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
+        program
+            .attach(tracepoint)
+            .map_err(|err| privilege_hint(format!("attaching to raw_syscalls:{tracepoint}: {}", chain(&err))))?;
+    }
+    Ok(ebpf)
+}
+
+/// The syscall tracepoints, whose context layout is checked first.
+fn load_on_tracepoints() -> Result<Ebpf, String> {
     let tracefs = tracefs()?;
     check_tracepoint_layout(&tracefs)?;
     let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
-    for (program, tracepoint) in PROGRAMS {
+    for (program, tracepoint) in TRACEPOINT_PROGRAMS {
         let program: &mut TracePoint = ebpf
             .program_mut(program)
             .ok_or_else(|| format!("the eBPF object has no program {program}"))?
@@ -271,7 +345,7 @@ fn tracefs() -> Result<PathBuf, String> {
 /// `{ u64 common; i32 nr; u32 pad; u64 args[6] }` on entry and
 /// `{ u64 common; i32 nr; u32 pad; i64 ret }` on exit: make sure this kernel agrees.
 fn check_tracepoint_layout(tracefs: &Path) -> Result<(), String> {
-    for (_, tracepoint) in PROGRAMS {
+    for (_, tracepoint) in TRACEPOINT_PROGRAMS {
         let path = tracefs.join("events/syscalls").join(tracepoint).join("format");
         let format = std::fs::read_to_string(&path).map_err(|err| {
             format!("this kernel has no syscall tracepoint {tracepoint} ({}: {err})", path.display())
