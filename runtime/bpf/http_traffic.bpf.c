@@ -402,4 +402,14 @@ int raw_sys_exit(struct raw_syscall_args *ctx)
     return count_request(bpf_get_current_pid_tgid(), regs.di, buf, ret);
 }
 
+// Nothing but the attachment: what the kernel itself costs every syscall once
+// any program is on its raw tracepoints, the floor the cost benchmark
+// (tests/bench/http_overhead.rs) measures beside the programs above. The
+// daemon never attaches these.
+SEC("raw_tracepoint/sys_enter")
+int floor_sys_enter(struct raw_syscall_args *ctx) { return 0; }
+
+SEC("raw_tracepoint/sys_exit")
+int floor_sys_exit(struct raw_syscall_args *ctx) { return 0; }
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

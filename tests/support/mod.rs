@@ -400,7 +400,6 @@ pub fn bench_smoke() -> bool {
     std::env::var_os("SCOPE_WASM_BENCH_SMOKE").is_some()
 }
 
-/// `full` normally, `smoke` in a smoke run.
 /// `n` as unsigned LEB128, the integer encoding of the wasm binary format.
 pub fn leb(mut n: usize, out: &mut Vec<u8>) {
     loop {
@@ -414,6 +413,7 @@ pub fn leb(mut n: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// `full` normally, `smoke` in a smoke run.
 pub fn bench_count(full: usize, smoke: usize) -> usize {
     if bench_smoke() { smoke } else { full }
 }

@@ -59,6 +59,10 @@ impl std::fmt::Display for Attachment {
 /// at on entry, reads on exit.
 const RAW_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("raw_sys_enter", "sys_enter"), ("raw_sys_exit", "sys_exit")];
 
+/// Programs that return at once, on the same raw tracepoints: the kernel's
+/// own share of the cost, for the benchmark.
+const FLOOR_PROGRAMS: [(&str, &str); 2] = [("floor_sys_enter", "sys_enter"), ("floor_sys_exit", "sys_exit")];
+
 /// (program in the object, syscall tracepoint it attaches to).
 /// Reads are counted at exit (their data is there only then), writes at
 /// entry. Every way a server reads a request or writes a response is here but
@@ -255,37 +259,60 @@ fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Checks what the programs need, loads them and attaches them: to the raw
-/// tracepoints if it can (or must), else to the syscalls' own.
-fn load() -> Result<(Ebpf, Attachment), String> {
+/// The programs, attached one way; dropping this detaches them. The daemon
+/// holds them inside `HttpProbes`; the cost benchmark (tests/bench/http_overhead.rs)
+/// attaches and drops them many times a second to compare with none.
+pub struct Programs(Ebpf);
+
+/// Loads the programs and attaches them `attachment`'s way.
+pub fn attach(attachment: Attachment) -> Result<Programs, String> {
     if OBJECT.is_empty() {
         return Err("this scope-wasm was built without its eBPF program (clang was missing at build time)".into());
     }
-    match std::env::var(ATTACHMENT_ENV).ok().as_deref() {
-        None | Some("") => {}
-        Some("raw-tracepoints") => return load_on_raw_tracepoints().map(|ebpf| (ebpf, Attachment::RawTracepoints)),
-        Some("tracepoints") => return load_on_tracepoints().map(|ebpf| (ebpf, Attachment::Tracepoints)),
+    match attachment {
+        Attachment::RawTracepoints => load_on_raw_tracepoints(&RAW_TRACEPOINT_PROGRAMS),
+        Attachment::Tracepoints => load_on_tracepoints(),
+    }
+    .map(Programs)
+}
+
+/// Programs that do nothing, on the raw syscall tracepoints: what any
+/// program there costs, the floor beside which the benchmark puts ours.
+pub fn attach_floor() -> Result<Programs, String> {
+    load_on_raw_tracepoints(&FLOOR_PROGRAMS).map(Programs)
+}
+
+/// Checks what the programs need, loads them and attaches them: to the raw
+/// tracepoints if it can (or must), else to the syscalls' own.
+fn load() -> Result<(Ebpf, Attachment), String> {
+    let chosen = match std::env::var(ATTACHMENT_ENV).ok().as_deref() {
+        None | Some("") => None,
+        Some("raw-tracepoints") => Some(Attachment::RawTracepoints),
+        Some("tracepoints") => Some(Attachment::Tracepoints),
         Some(other) => {
             return Err(format!("{ATTACHMENT_ENV}={other:?} is neither \"raw-tracepoints\" nor \"tracepoints\""));
         }
+    };
+    if let Some(attachment) = chosen {
+        return attach(attachment).map(|Programs(ebpf)| (ebpf, attachment));
     }
-    match load_on_raw_tracepoints() {
-        Ok(ebpf) => Ok((ebpf, Attachment::RawTracepoints)),
+    match attach(Attachment::RawTracepoints) {
+        Ok(Programs(ebpf)) => Ok((ebpf, Attachment::RawTracepoints)),
         Err(why) => {
             tracing::info!("http-traffic: the raw syscall tracepoints cannot be used ({why}); using the syscall tracepoints");
-            load_on_tracepoints().map(|ebpf| (ebpf, Attachment::Tracepoints))
+            attach(Attachment::Tracepoints).map(|Programs(ebpf)| (ebpf, Attachment::Tracepoints))
         }
     }
 }
 
 /// One program on each raw syscall tracepoint. On failure the object is
 /// dropped whole, so no program of it stays attached.
-fn load_on_raw_tracepoints() -> Result<Ebpf, String> {
+fn load_on_raw_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     if !cfg!(target_arch = "x86_64") {
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
     }
     let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
-    for (program, tracepoint) in RAW_TRACEPOINT_PROGRAMS {
+    for &(program, tracepoint) in programs {
         let program: &mut RawTracePoint = ebpf
             .program_mut(program)
             .ok_or_else(|| format!("the eBPF object has no program {program}"))?
