@@ -267,7 +267,7 @@ async fn main() {
     let (raw, floor) = (ratio_of[2], ratio_of[3]);
     println!(
         "Of the {:.1} % of requests/s the default programs cost, {:.1} % is the kernel's own (programs that do nothing \
-         cost as much: every syscall then takes the traced path) and {:.1} % their counting.\n",
+         cost that much alone: every syscall then takes the kernel's traced path) and {:.1} % their counting.\n",
         (1.0 - raw) * 100.0,
         (1.0 - floor) * 100.0,
         (floor - raw) * 100.0
