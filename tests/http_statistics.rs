@@ -214,8 +214,12 @@ const TRAFFIC: [(&str, &str, bool, usize); 5] = [
     ("GET", "/missing", false, 3),
 ];
 
-/// Runs the daemon with its programs on the syscall tracepoints, the fallback
-/// where the raw ones cannot be used (the default, tried first, is raw).
+/// Runs the daemon with its programs on the raw syscall tracepoints, the
+/// fallback where the socket ones (the default, tried first) cannot be used.
+const ON_RAW_TRACEPOINTS: [&str; 2] = ["env", "SCOPE_WASM_HTTP_PROBE=raw-tracepoints"];
+
+/// Runs the daemon with its programs on the syscall tracepoints, the last
+/// fallback (another architecture, or no raw tracepoints).
 const ON_TRACEPOINTS: [&str; 2] = ["env", "SCOPE_WASM_HTTP_PROBE=tracepoints"];
 
 /// The programs each attachment loads: one per raw tracepoint, or one per
@@ -223,7 +227,7 @@ const ON_TRACEPOINTS: [&str; 2] = ["env", "SCOPE_WASM_HTTP_PROBE=tracepoints"];
 /// reads' entries that remember their buffers).
 fn programs_of(attachment: &str) -> usize {
     match attachment {
-        "the raw syscall tracepoints" => 2,
+        "the socket tracepoints" | "the raw syscall tracepoints" => 2,
         "the syscall tracepoints" => 12,
         other => panic!("unknown attachment {other:?}"),
     }
@@ -232,7 +236,7 @@ fn programs_of(attachment: &str) -> usize {
 /// Which attachment the daemon's log says it used.
 async fn attachment_of(daemon: &Daemon) -> &'static str {
     let line = daemon.wait_for_log("http-traffic: eBPF programs attached to").await;
-    ["the raw syscall tracepoints", "the syscall tracepoints"]
+    ["the socket tracepoints", "the raw syscall tracepoints", "the syscall tracepoints"]
         .into_iter()
         .find(|attachment| line.contains(&format!("attached to {attachment} in")))
         .unwrap_or_else(|| panic!("no attachment named in {line:?}"))
@@ -302,6 +306,11 @@ async fn pythons_http_server_is_counted_exactly() {
 }
 
 #[tokio::test]
+async fn pythons_http_server_is_counted_exactly_on_the_raw_syscall_tracepoints() {
+    counts_add_up(Server::python, &ON_RAW_TRACEPOINTS).await;
+}
+
+#[tokio::test]
 async fn pythons_http_server_is_counted_exactly_on_the_syscall_tracepoints() {
     counts_add_up(Server::python, &ON_TRACEPOINTS).await;
 }
@@ -309,6 +318,11 @@ async fn pythons_http_server_is_counted_exactly_on_the_syscall_tracepoints() {
 #[tokio::test]
 async fn a_go_net_http_server_is_counted_exactly() {
     counts_add_up(Server::go, &[]).await;
+}
+
+#[tokio::test]
+async fn a_go_net_http_server_is_counted_exactly_on_the_raw_syscall_tracepoints() {
+    counts_add_up(Server::go, &ON_RAW_TRACEPOINTS).await;
 }
 
 #[tokio::test]
@@ -322,6 +336,11 @@ async fn nginx_is_counted_exactly() {
 }
 
 #[tokio::test]
+async fn nginx_is_counted_exactly_on_the_raw_syscall_tracepoints() {
+    counts_add_up(Server::nginx, &ON_RAW_TRACEPOINTS).await;
+}
+
+#[tokio::test]
 async fn nginx_is_counted_exactly_on_the_syscall_tracepoints() {
     counts_add_up(Server::nginx, &ON_TRACEPOINTS).await;
 }
@@ -329,6 +348,11 @@ async fn nginx_is_counted_exactly_on_the_syscall_tracepoints() {
 #[tokio::test]
 async fn a_server_on_readv_recvmsg_writev_and_sendmsg_is_counted_exactly() {
     counts_add_up(Server::vectored, &[]).await;
+}
+
+#[tokio::test]
+async fn a_server_on_readv_recvmsg_writev_and_sendmsg_is_counted_exactly_on_the_raw_syscall_tracepoints() {
+    counts_add_up(Server::vectored, &ON_RAW_TRACEPOINTS).await;
 }
 
 #[tokio::test]
@@ -376,7 +400,10 @@ async fn an_unknown_attachment_is_refused_in_words() {
     let (daemon, _config) = start(GRANTED, &["env", "SCOPE_WASM_HTTP_PROBE=kprobes"]);
     let mut client = Client::connect(&daemon.socket("http-statistics").await).await;
     let log = daemon.wait_for_log("http-traffic is unavailable").await;
-    assert!(log.contains(r#"SCOPE_WASM_HTTP_PROBE="kprobes" is neither "raw-tracepoints" nor "tracepoints""#), "{log}");
+    assert!(
+        log.contains(r#"SCOPE_WASM_HTTP_PROBE="kprobes" is none of "socket-tracepoints", "raw-tracepoints" and "tracepoints""#),
+        "{log}"
+    );
     assert_eq!(bpf_programs_of(daemon.pid()), 0, "nothing attached");
     let reply = client.get(&report_path("p")).await;
     let error = reply.json["error"].as_str().unwrap_or_else(|| panic!("{}: {}", reply.status, reply.json));
@@ -400,7 +427,12 @@ fn check_says_whether_the_programs_attach() {
 
 #[tokio::test]
 async fn one_set_of_programs_serves_every_granted_plugin_and_goes_with_the_last() {
-    one_set_of_programs(&[], "the raw syscall tracepoints").await;
+    one_set_of_programs(&[], "the socket tracepoints").await;
+}
+
+#[tokio::test]
+async fn one_set_of_programs_on_the_raw_syscall_tracepoints_serves_every_granted_plugin() {
+    one_set_of_programs(&ON_RAW_TRACEPOINTS, "the raw syscall tracepoints").await;
 }
 
 #[tokio::test]
@@ -418,7 +450,7 @@ async fn one_set_of_programs(wrapper: &[&str], expected: &str) {
     }
     // One program per tracepoint, whatever the number of plugins.
     let attachment = attachment_of(&daemon).await;
-    assert_eq!(attachment, expected, "x86-64 with raw tracepoints is what CI runs on");
+    assert_eq!(attachment, expected, "x86-64 with Linux 6.3 or later is what CI runs on");
     let programs = programs_of(attachment);
     assert_eq!(bpf_programs_of(daemon.pid()), programs);
 

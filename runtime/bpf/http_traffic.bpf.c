@@ -402,6 +402,73 @@ int raw_sys_exit(struct raw_syscall_args *ctx)
     return count_request(bpf_get_current_pid_tgid(), regs.di, buf, ret);
 }
 
+// sock:sock_recv_length and sock:sock_send_length: ordinary tracepoints at the
+// end of every socket receive and send (sock_recvmsg/sock_sendmsg, whichever
+// syscall led there), so no other syscall and no file I/O pays anything, and
+// a file descriptor that is not a socket never gets here. The syscall's own
+// arguments are in the task's saved user registers, read as on the raw
+// tracepoints; a socket call that did not come from one of the eight
+// syscalls (io_uring, sendfile, the kernel's own) is left alone.
+struct sock_length {
+    __u64 common;
+    __u64 sk;
+    __u16 family;
+    __u16 protocol;
+    __s32 ret;
+    __s32 flags;
+};
+
+#define MSG_PEEK 2
+
+static void *(*bpf_get_current_task_btf)(void) = (void *)158;
+static void *(*bpf_task_pt_regs)(void *task) = (void *)175;
+
+static __attribute__((always_inline)) int current_regs(struct syscall_regs *out)
+{
+    return read_regs((__u64)bpf_task_pt_regs(bpf_get_current_task_btf()), out);
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int sock_recv(struct sock_length *ctx)
+{
+    __s64 ret = ctx->ret;
+    // A peek is read again; a result that cannot be a request read (nor Go's one byte).
+    if ((ctx->flags & MSG_PEEK) || (ret != 1 && ret < 15))
+        return 0;
+    struct syscall_regs regs;
+    if (current_regs(&regs) != 0)
+        return 0;
+    __u64 nr = regs.orig_ax, buf;
+    if (nr == NR_READ || nr == NR_RECVFROM) {
+        buf = regs.si;
+    } else if (nr == NR_READV || nr == NR_RECVMSG) {
+        struct iovec first = nr == NR_READV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
+        if (first.len < 16)
+            return 0;
+        buf = first.base;
+    } else {
+        return 0;
+    }
+    return count_request(bpf_get_current_pid_tgid(), regs.di, buf, ret);
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int sock_send(struct sock_length *ctx)
+{
+    if (ctx->ret < 12)
+        return 0;
+    struct syscall_regs regs;
+    if (current_regs(&regs) != 0)
+        return 0;
+    __u64 nr = regs.orig_ax;
+    if (nr == NR_WRITE || nr == NR_SENDTO)
+        return count_response(regs.si, regs.dx);
+    if (nr != NR_WRITEV && nr != NR_SENDMSG)
+        return 0;
+    struct iovec first = nr == NR_WRITEV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
+    return count_response(first.base, first.len);
+}
+
 // Nothing but the attachment: what the kernel itself costs every syscall once
 // any program is on its raw tracepoints, the floor the cost benchmark
 // (tests/bench/http_overhead.rs) measures beside the programs above. The

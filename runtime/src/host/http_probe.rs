@@ -40,6 +40,9 @@ pub const ATTACHMENT_ENV: &str = "SCOPE_WASM_HTTP_PROBE";
 /// Where the programs are attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attachment {
+    /// `sock:sock_recv_length`/`sock_send_length`, at the end of every socket
+    /// receive and send (x86-64: the syscall is read from the user registers).
+    SocketTracepoints,
     /// `raw_syscalls:sys_enter`/`sys_exit`, filtering x86-64 syscall numbers.
     RawTracepoints,
     /// The `syscalls:sys_enter_*`/`sys_exit_*` tracepoints of each syscall.
@@ -49,6 +52,7 @@ pub enum Attachment {
 impl std::fmt::Display for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Attachment::SocketTracepoints => "the socket tracepoints",
             Attachment::RawTracepoints => "the raw syscall tracepoints",
             Attachment::Tracepoints => "the syscall tracepoints",
         })
@@ -58,6 +62,10 @@ impl std::fmt::Display for Attachment {
 /// (program in the object, raw tracepoint it attaches to): writes are looked
 /// at on entry, reads on exit.
 const RAW_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("raw_sys_enter", "sys_enter"), ("raw_sys_exit", "sys_exit")];
+
+/// (program, tracepoint in the `sock` category): receives are looked at when
+/// they end, sends too (the buffer is still the caller's).
+const SOCKET_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("sock_recv", "sock_recv_length"), ("sock_send", "sock_send_length")];
 
 /// Programs that return at once, on the same raw tracepoints: the kernel's
 /// own share of the cost, for the benchmark.
@@ -270,6 +278,7 @@ pub fn attach(attachment: Attachment) -> Result<Programs, String> {
         return Err("this scope-wasm was built without its eBPF program (clang was missing at build time)".into());
     }
     match attachment {
+        Attachment::SocketTracepoints => load_on_socket_tracepoints(),
         Attachment::RawTracepoints => load_on_raw_tracepoints(&RAW_TRACEPOINT_PROGRAMS),
         Attachment::Tracepoints => load_on_tracepoints(),
     }
@@ -287,22 +296,28 @@ pub fn attach_floor() -> Result<Programs, String> {
 fn load() -> Result<(Ebpf, Attachment), String> {
     let chosen = match std::env::var(ATTACHMENT_ENV).ok().as_deref() {
         None | Some("") => None,
+        Some("socket-tracepoints") => Some(Attachment::SocketTracepoints),
         Some("raw-tracepoints") => Some(Attachment::RawTracepoints),
         Some("tracepoints") => Some(Attachment::Tracepoints),
         Some(other) => {
-            return Err(format!("{ATTACHMENT_ENV}={other:?} is neither \"raw-tracepoints\" nor \"tracepoints\""));
+            return Err(format!(
+                "{ATTACHMENT_ENV}={other:?} is none of \"socket-tracepoints\", \"raw-tracepoints\" and \"tracepoints\""
+            ));
         }
     };
     if let Some(attachment) = chosen {
         return attach(attachment).map(|Programs(ebpf)| (ebpf, attachment));
     }
-    match attach(Attachment::RawTracepoints) {
-        Ok(Programs(ebpf)) => Ok((ebpf, Attachment::RawTracepoints)),
-        Err(why) => {
-            tracing::info!("http-traffic: the raw syscall tracepoints cannot be used ({why}); using the syscall tracepoints");
-            attach(Attachment::Tracepoints).map(|Programs(ebpf)| (ebpf, Attachment::Tracepoints))
+    // The cheapest first (docs/benchmarks.md).
+    for attachment in [Attachment::SocketTracepoints, Attachment::RawTracepoints] {
+        match attach(attachment) {
+            Ok(Programs(ebpf)) => return Ok((ebpf, attachment)),
+            Err(why) => {
+                tracing::info!("http-traffic: {attachment} cannot be used ({why})");
+            }
         }
     }
+    attach(Attachment::Tracepoints).map(|Programs(ebpf)| (ebpf, Attachment::Tracepoints))
 }
 
 /// One program on each raw syscall tracepoint. On failure the object is
@@ -322,6 +337,38 @@ fn load_on_raw_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
         program
             .attach(tracepoint)
             .map_err(|err| privilege_hint(format!("attaching to raw_syscalls:{tracepoint}: {}", chain(&err))))?;
+    }
+    Ok(ebpf)
+}
+
+/// The socket tracepoints (Linux 6.3 and later), whose context layout is
+/// checked first: `{ u64 common; void *sk; u16 family; u16 protocol; i32 ret; i32 flags }`.
+fn load_on_socket_tracepoints() -> Result<Ebpf, String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
+    }
+    let tracefs = tracefs()?;
+    for (_, tracepoint) in SOCKET_TRACEPOINT_PROGRAMS {
+        let path = tracefs.join("events/sock").join(tracepoint).join("format");
+        let format = std::fs::read_to_string(&path)
+            .map_err(|err| format!("this kernel has no tracepoint sock:{tracepoint} (Linux 6.3 added it; {}: {err})", path.display()))?;
+        for field in ["void * sk;\toffset:8;\tsize:8;", "int ret;\toffset:20;\tsize:4;", "int flags;\toffset:24;\tsize:4;"] {
+            if !format.contains(field) {
+                return Err(format!("sock:{tracepoint} has an unexpected layout (no {:?})", field.replace('\t', " ")));
+            }
+        }
+    }
+    let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
+    for (program, tracepoint) in SOCKET_TRACEPOINT_PROGRAMS {
+        let program: &mut TracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
+            .try_into()
+            .map_err(|err| format!("{program}: {}", chain(&err)))?;
+        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
+        program
+            .attach("sock", tracepoint)
+            .map_err(|err| privilege_hint(format!("attaching to sock:{tracepoint}: {}", chain(&err))))?;
     }
     Ok(ebpf)
 }
