@@ -6,9 +6,11 @@
 //! The programs (`runtime/bpf/http_traffic.bpf.c`, built by `build.rs`) count
 //! into a bounded per-CPU BPF hash map keyed by (tgid, kind, code); this module
 //! sums and reads it, and drops the entries of processes that exited. On x86-64
-//! they go on the two raw tracepoints every syscall passes (the cheaper, see
-//! docs/benchmarks.md), elsewhere on the tracepoints of the eight syscalls;
-//! `SCOPE_WASM_HTTP_PROBE=tracepoints` (or `=raw-tracepoints`) chooses. aya
+//! they go on the two socket tracepoints where every socket send and receive
+//! ends (Linux 6.3+), else on the two raw tracepoints every syscall passes, else
+//! (and elsewhere) on the tracepoints of the eight syscalls: the cheapest that
+//! loads (docs/benchmarks.md); `SCOPE_WASM_HTTP_PROBE=socket-tracepoints`,
+//! `=raw-tracepoints` or `=tracepoints` chooses one. aya
 //! loads the object: a pure Rust loader (no libbpf or kernel headers on the
 //! host), and the object needs no relocation since it only reads kernel ABI
 //! (tracepoint contexts, checked against tracefs before loading, and x86-64
@@ -67,9 +69,10 @@ const RAW_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("raw_sys_enter", "sys_enter
 /// they end, sends too (the buffer is still the caller's).
 const SOCKET_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("sock_recv", "sock_recv_length"), ("sock_send", "sock_send_length")];
 
-/// Programs that return at once, on the same raw tracepoints: the kernel's
-/// own share of the cost, for the benchmark.
-const FLOOR_PROGRAMS: [(&str, &str); 2] = [("floor_sys_enter", "sys_enter"), ("floor_sys_exit", "sys_exit")];
+/// Programs that return at once, on the same tracepoints: the kernel's own
+/// share of the cost, for the benchmark.
+const RAW_FLOOR_PROGRAMS: [(&str, &str); 2] = [("floor_sys_enter", "sys_enter"), ("floor_sys_exit", "sys_exit")];
+const SOCKET_FLOOR_PROGRAMS: [(&str, &str); 2] = [("floor_sock_recv", "sock_recv_length"), ("floor_sock_send", "sock_send_length")];
 
 /// (program in the object, syscall tracepoint it attaches to).
 /// Reads are counted at exit (their data is there only then), writes at
@@ -278,21 +281,26 @@ pub fn attach(attachment: Attachment) -> Result<Programs, String> {
         return Err("this scope-wasm was built without its eBPF program (clang was missing at build time)".into());
     }
     match attachment {
-        Attachment::SocketTracepoints => load_on_socket_tracepoints(),
+        Attachment::SocketTracepoints => load_on_socket_tracepoints(&SOCKET_TRACEPOINT_PROGRAMS),
         Attachment::RawTracepoints => load_on_raw_tracepoints(&RAW_TRACEPOINT_PROGRAMS),
         Attachment::Tracepoints => load_on_tracepoints(),
     }
     .map(Programs)
 }
 
-/// Programs that do nothing, on the raw syscall tracepoints: what any
-/// program there costs, the floor beside which the benchmark puts ours.
-pub fn attach_floor() -> Result<Programs, String> {
-    load_on_raw_tracepoints(&FLOOR_PROGRAMS).map(Programs)
+/// Programs that do nothing, attached `attachment`'s way: what any program
+/// there costs, the floor beside which the benchmark puts ours.
+pub fn attach_floor(attachment: Attachment) -> Result<Programs, String> {
+    match attachment {
+        Attachment::SocketTracepoints => load_on_socket_tracepoints(&SOCKET_FLOOR_PROGRAMS),
+        Attachment::RawTracepoints => load_on_raw_tracepoints(&RAW_FLOOR_PROGRAMS),
+        Attachment::Tracepoints => Err("no floor is measured for the syscall tracepoints".into()),
+    }
+    .map(Programs)
 }
 
-/// Checks what the programs need, loads them and attaches them: to the raw
-/// tracepoints if it can (or must), else to the syscalls' own.
+/// Checks what the programs need, loads them and attaches them: the chosen
+/// way, or the first of socket, raw and syscall tracepoints that works.
 fn load() -> Result<(Ebpf, Attachment), String> {
     let chosen = match std::env::var(ATTACHMENT_ENV).ok().as_deref() {
         None | Some("") => None,
@@ -343,7 +351,7 @@ fn load_on_raw_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
 
 /// The socket tracepoints (Linux 6.3 and later), whose context layout is
 /// checked first: `{ u64 common; void *sk; u16 family; u16 protocol; i32 ret; i32 flags }`.
-fn load_on_socket_tracepoints() -> Result<Ebpf, String> {
+fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     if !cfg!(target_arch = "x86_64") {
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
     }
@@ -359,7 +367,7 @@ fn load_on_socket_tracepoints() -> Result<Ebpf, String> {
         }
     }
     let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
-    for (program, tracepoint) in SOCKET_TRACEPOINT_PROGRAMS {
+    for &(program, tracepoint) in programs {
         let program: &mut TracePoint = ebpf
             .program_mut(program)
             .ok_or_else(|| format!("the eBPF object has no program {program}"))?
