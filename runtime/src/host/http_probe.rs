@@ -366,6 +366,20 @@ fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String>
             }
         }
     }
+    load_on("sock", programs)
+}
+
+/// The syscall tracepoints, whose context layout is checked first.
+fn load_on_tracepoints() -> Result<Ebpf, String> {
+    let tracefs = tracefs()?;
+    check_tracepoint_layout(&tracefs)?;
+    load_on("syscalls", &TRACEPOINT_PROGRAMS)
+}
+
+/// Loads the object and attaches each (program, tracepoint) to that
+/// tracepoint of `category`. On failure the object is dropped whole, so no
+/// program of it stays attached.
+fn load_on(category: &str, programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
     for &(program, tracepoint) in programs {
         let program: &mut TracePoint = ebpf
@@ -375,27 +389,8 @@ fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String>
             .map_err(|err| format!("{program}: {}", chain(&err)))?;
         program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
         program
-            .attach("sock", tracepoint)
-            .map_err(|err| privilege_hint(format!("attaching to sock:{tracepoint}: {}", chain(&err))))?;
-    }
-    Ok(ebpf)
-}
-
-/// The syscall tracepoints, whose context layout is checked first.
-fn load_on_tracepoints() -> Result<Ebpf, String> {
-    let tracefs = tracefs()?;
-    check_tracepoint_layout(&tracefs)?;
-    let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
-    for (program, tracepoint) in TRACEPOINT_PROGRAMS {
-        let program: &mut TracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
-            .try_into()
-            .map_err(|err| format!("{program}: {}", chain(&err)))?;
-        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
-        program
-            .attach("syscalls", tracepoint)
-            .map_err(|err| privilege_hint(format!("attaching to syscalls:{tracepoint}: {}", chain(&err))))?;
+            .attach(category, tracepoint)
+            .map_err(|err| privilege_hint(format!("attaching to {category}:{tracepoint}: {}", chain(&err))))?;
     }
     Ok(ebpf)
 }
