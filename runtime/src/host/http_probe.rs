@@ -275,6 +275,21 @@ fn process_alive(pid: u32) -> bool {
 /// attaches and drops them many times a second to compare with none.
 pub struct Programs(Ebpf);
 
+impl Programs {
+    /// The time the kernel measured inside these programs and how many times
+    /// they ran, counted only while BPF statistics are on
+    /// (`aya::sys::enable_stats`, as the benchmark does).
+    pub fn run_time(&self) -> Result<(Duration, u64), String> {
+        let mut total = (Duration::ZERO, 0);
+        // The object holds every way's programs; only this way's are loaded.
+        for (name, program) in self.0.programs().filter(|(_, program)| program.fd().is_ok()) {
+            let info = program.info().map_err(|err| format!("{name}: {}", chain(&err)))?;
+            total = (total.0 + info.run_time(), total.1 + info.run_count());
+        }
+        Ok(total)
+    }
+}
+
 /// Loads the programs and attaches them `attachment`'s way.
 pub fn attach(attachment: Attachment) -> Result<Programs, String> {
     if OBJECT.is_empty() {
