@@ -377,28 +377,22 @@ static __attribute__((always_inline)) void current_regs(struct syscall_regs *out
     out->orig_ax = regs[15];
 }
 
-SEC("raw_tracepoint/sys_enter")
-int raw_sys_enter(struct raw_syscall_args *ctx)
+// Counts the response that the current write syscall `nr` (any other: none)
+// starts with, from its arguments in `regs`.
+static __attribute__((always_inline)) int count_write_syscall(__u64 nr, struct syscall_regs *regs)
 {
-    __s64 nr = ctx->nr_or_ret;
-    if (nr != NR_WRITE && nr != NR_WRITEV && nr != NR_SENDTO && nr != NR_SENDMSG)
-        return 0;
-    struct syscall_regs regs;
-    current_regs(&regs);
     if (nr == NR_WRITE || nr == NR_SENDTO)
-        return count_response(regs.si, regs.dx);
-    struct iovec first = nr == NR_WRITEV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
+        return count_response(regs->si, regs->dx);
+    if (nr != NR_WRITEV && nr != NR_SENDMSG)
+        return 0;
+    struct iovec first = nr == NR_WRITEV ? first_iovec(regs->si, regs->dx) : first_iovec_of_msg(regs->si);
     return count_response(first.base, first.len);
 }
 
-SEC("raw_tracepoint/sys_exit")
-int raw_sys_exit(struct raw_syscall_args *ctx)
+// Counts the request that the current task's read syscall (any other: none),
+// which returned `ret`, read.
+static __attribute__((always_inline)) int count_read_syscall(__s64 ret)
 {
-    __s64 ret = ctx->nr_or_ret;
-    // A result that cannot be a request read (nor Go's one byte): most
-    // syscalls' end here, before any memory is read.
-    if (ret != 1 && ret < 15)
-        return 0;
     struct syscall_regs regs;
     current_regs(&regs);
     __u64 nr = regs.orig_ax, buf;
@@ -413,6 +407,28 @@ int raw_sys_exit(struct raw_syscall_args *ctx)
         return 0;
     }
     return count_request(bpf_get_current_pid_tgid(), regs.di, buf, ret);
+}
+
+SEC("raw_tracepoint/sys_enter")
+int raw_sys_enter(struct raw_syscall_args *ctx)
+{
+    __s64 nr = ctx->nr_or_ret;
+    if (nr != NR_WRITE && nr != NR_WRITEV && nr != NR_SENDTO && nr != NR_SENDMSG)
+        return 0;
+    struct syscall_regs regs;
+    current_regs(&regs);
+    return count_write_syscall(nr, &regs);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int raw_sys_exit(struct raw_syscall_args *ctx)
+{
+    __s64 ret = ctx->nr_or_ret;
+    // A result that cannot be a request read (nor Go's one byte): most
+    // syscalls' end here, before any memory is read.
+    if (ret != 1 && ret < 15)
+        return 0;
+    return count_read_syscall(ret);
 }
 
 // sock:sock_recv_length and sock:sock_send_length: ordinary tracepoints at the
@@ -440,20 +456,7 @@ int sock_recv(struct sock_length *ctx)
     // A peek is read again; a result that cannot be a request read (nor Go's one byte).
     if ((ctx->flags & MSG_PEEK) || (ret != 1 && ret < 15))
         return 0;
-    struct syscall_regs regs;
-    current_regs(&regs);
-    __u64 nr = regs.orig_ax, buf;
-    if (nr == NR_READ || nr == NR_RECVFROM) {
-        buf = regs.si;
-    } else if (nr == NR_READV || nr == NR_RECVMSG) {
-        struct iovec first = nr == NR_READV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
-        if (first.len < 16)
-            return 0;
-        buf = first.base;
-    } else {
-        return 0;
-    }
-    return count_request(bpf_get_current_pid_tgid(), regs.di, buf, ret);
+    return count_read_syscall(ret);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -463,13 +466,7 @@ int sock_send(struct sock_length *ctx)
         return 0;
     struct syscall_regs regs;
     current_regs(&regs);
-    __u64 nr = regs.orig_ax;
-    if (nr == NR_WRITE || nr == NR_SENDTO)
-        return count_response(regs.si, regs.dx);
-    if (nr != NR_WRITEV && nr != NR_SENDMSG)
-        return 0;
-    struct iovec first = nr == NR_WRITEV ? first_iovec(regs.si, regs.dx) : first_iovec_of_msg(regs.si);
-    return count_response(first.base, first.len);
+    return count_write_syscall(regs.orig_ax, &regs);
 }
 
 // Nothing but the attachment: what the kernel itself costs once any program

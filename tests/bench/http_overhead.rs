@@ -115,55 +115,56 @@ fn closed_loop(addr: SocketAddr) -> f64 {
 /// the time they took.
 fn requests_in_closed_loop(addr: SocketAddr) -> (u64, Duration) {
     let started = Instant::now();
+    let done = on_each_client(addr, move |_, mut stream| {
+        let mut done = 0u64;
+        while started.elapsed() < phase() {
+            exchange(&mut stream);
+            done += 1;
+        }
+        done
+    });
+    (done.into_iter().sum(), started.elapsed())
+}
+
+/// Runs `work(client, stream)` for each of `CLIENTS` connections, each on a
+/// thread pinned to the client's CPU; what they returned.
+fn on_each_client<T: Send + 'static>(addr: SocketAddr, work: impl Fn(usize, TcpStream) -> T + Copy + Send + 'static) -> Vec<T> {
     let clients: Vec<_> = connect(addr)
         .into_iter()
         .enumerate()
-        .map(|(client, mut stream)| {
+        .map(|(client, stream)| {
             std::thread::spawn(move || {
                 pin_to(client);
-                let mut done = 0u64;
-                while started.elapsed() < phase() {
-                    exchange(&mut stream);
-                    done += 1;
-                }
-                done
+                work(client, stream)
             })
         })
         .collect();
-    let done: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
-    (done, started.elapsed())
+    clients.into_iter().map(|c| c.join().unwrap()).collect()
 }
 
 /// Each request's latency at `FIXED_RATE` over `phase()`. A client sends on a
 /// schedule (absolute deadlines, so a late request does not shift the rest).
 fn paced(addr: SocketAddr) -> Vec<Duration> {
     let period = Duration::from_secs(1) * CLIENTS as u32 / FIXED_RATE;
-    let clients: Vec<_> = connect(addr)
-        .into_iter()
-        .enumerate()
-        .map(|(client, mut stream)| {
-            std::thread::spawn(move || {
-                pin_to(client);
-                // The clients' schedules interleave.
-                let started = Instant::now() + period * client as u32 / CLIENTS as u32;
-                let mut latencies = Vec::new();
-                for n in 0.. {
-                    let due = started + period * n;
-                    if due > started + phase() {
-                        break;
-                    }
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    let sent = Instant::now();
-                    exchange(&mut stream);
-                    latencies.push(sent.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    let latencies = on_each_client(addr, move |client, mut stream| {
+        // The clients' schedules interleave.
+        let started = Instant::now() + period * client as u32 / CLIENTS as u32;
+        let mut latencies = Vec::new();
+        for n in 0.. {
+            let due = started + period * n;
+            if due > started + phase() {
+                break;
+            }
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let sent = Instant::now();
+            exchange(&mut stream);
+            latencies.push(sent.elapsed());
+        }
+        latencies
+    });
+    latencies.into_iter().flatten().collect()
 }
 
 async fn wait_for_programs(daemon: &Daemon) {

@@ -371,7 +371,7 @@ fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String>
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
     }
     let tracefs = tracefs()?;
-    for (_, tracepoint) in SOCKET_TRACEPOINT_PROGRAMS {
+    for &(_, tracepoint) in programs {
         let path = tracefs.join("events/sock").join(tracepoint).join("format");
         let format = std::fs::read_to_string(&path)
             .map_err(|err| format!("this kernel has no tracepoint sock:{tracepoint} (Linux 6.3 added it; {}: {err})", path.display()))?;
