@@ -156,6 +156,16 @@ fn check_size(bytes: usize, max_bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// What the user reads when the guest refused a control on `node`: an
+/// unknown control the report declares (`declared`) is one the node does not
+/// offer now.
+pub fn control_refusal_message(plugin: &PluginId, err: &ControlError, node: &str, declared: impl Fn(&str) -> bool) -> String {
+    match err {
+        ControlError::UnknownControl(control) if declared(control) => inactive_control_message(plugin, control, node),
+        _ => control_error_message(plugin, err),
+    }
+}
+
 /// The text the UI shows for a control the plugin declares but the node does
 /// not offer now (e.g. "switch to idle" on a node that is idle already).
 pub fn inactive_control_message(plugin: &PluginId, control: &str, node: &str) -> String {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::bindings::{ControlError, ControlRequest};
+use crate::bindings::ControlRequest;
 use crate::error::CallError;
 use crate::scope_json;
 use crate::worker::PluginHandle;
@@ -156,12 +156,7 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         }
         // The probe shows a control's `error` to the user: answer 200 with it.
         Ok(Err(err)) => {
-            let message = match &err {
-                ControlError::UnknownControl(control) if plugin.cache.declares_control(control) => {
-                    scope_json::inactive_control_message(&plugin.id, control, &node_id)
-                }
-                _ => scope_json::control_error_message(&plugin.id, &err),
-            };
+            let message = scope_json::control_refusal_message(&plugin.id, &err, &node_id, |c| plugin.cache.declares_control(c));
             json_response(StatusCode::OK, &json!({ "error": message }))
         }
         Err(err) => call_error(err),

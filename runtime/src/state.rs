@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::guest_log::GuestLog;
 use crate::host::HostServices;
 use crate::host::docker::{DockerCtx, TenantScope};
+use crate::host::fixture::{Fixture, FixtureMonotonicClock, FixtureWallClock};
 use crate::host::host_info::HostInfo;
 use crate::host::http_traffic::HttpTrafficCtx;
 use crate::host::procfs::ProcfsCtx;
@@ -51,13 +52,21 @@ impl PluginState {
             .filter(|grant| grant.is_scoped())
             .map(|grant| Arc::new(TenantScope::new(services.docker.clone(), grant.clone())));
         Self {
-            wasi: sandboxed_wasi(&log),
+            wasi: sandboxed_wasi(&log, services.replaying()),
             table: ResourceTable::new(),
-            host_info: HostInfo { hostname: services.hostname.clone(), log, settings: policy.settings.clone() },
-            procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant.clone()),
-            docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone()),
-            traffic: TrafficCtx::new(plugin.clone(), services.docker.clone(), grants.traffic, grants.docker.clone()),
-            http_traffic: HttpTrafficCtx::new(plugin.clone(), services.http_probes.clone(), grants.http_traffic, tenant),
+            host_info: HostInfo {
+                hostname: services.hostname.clone(),
+                log,
+                settings: policy.settings.clone(),
+                fixture: services.fixture.clone(),
+            },
+            procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant.clone()).with_fixture(services.fixture.clone()),
+            docker: DockerCtx::new(plugin.clone(), services.docker.clone(), grants.docker.clone())
+                .with_fixture(services.fixture.clone()),
+            traffic: TrafficCtx::new(plugin.clone(), services.docker.clone(), grants.traffic, grants.docker.clone())
+                .with_fixture(services.fixture.clone()),
+            http_traffic: HttpTrafficCtx::new(plugin.clone(), services.http_probes.clone(), grants.http_traffic, tenant)
+                .with_fixture(services.fixture.clone()),
             budget: StoreBudget::new(&policy.limits, policy.quota.0.clone()),
             deadline: Instant::now(),
         }
@@ -65,15 +74,20 @@ impl PluginState {
 }
 
 /// WASI p2 granting nothing: no preopened directories, no environment, no
-/// arguments, no network, no stdin. Output goes to the daemon log.
-fn sandboxed_wasi(log: &GuestLog) -> WasiCtx {
-    WasiCtxBuilder::new()
+/// arguments, no network, no stdin. Output goes to the daemon log. Under a
+/// replayed test fixture the clocks are the fixture's.
+fn sandboxed_wasi(log: &GuestLog, fixture: Option<&Arc<Fixture>>) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
         .stdout(log.stream(Level::INFO))
         .stderr(log.stream(Level::WARN))
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build()
+        .allow_ip_name_lookup(false);
+    if let Some(fixture) = fixture {
+        builder.wall_clock(FixtureWallClock(fixture.clone())).monotonic_clock(FixtureMonotonicClock(fixture.clone()));
+    }
+    builder.build()
 }
 
 impl WasiView for PluginState {

@@ -115,14 +115,30 @@ impl PluginHandle {
         policy: PluginPolicy,
         stats: Arc<PluginStats>,
     ) -> Result<Arc<Self>, CallError> {
+        Self::start_with(compiled, services, policy, stats, true).await
+    }
+
+    /// A plugin that reports only when asked: `scope-wasm test` runs its
+    /// script's steps and nothing else, so no refresh comes between them.
+    pub async fn start_on_demand(compiled: &CompiledPlugin, services: Arc<HostServices>, policy: PluginPolicy) -> Result<Arc<Self>, CallError> {
+        Self::start_with(compiled, services, policy, Default::default(), false).await
+    }
+
+    async fn start_with(
+        compiled: &CompiledPlugin,
+        services: Arc<HostServices>,
+        policy: PluginPolicy,
+        stats: Arc<PluginStats>,
+        refresh: bool,
+    ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
         let hostname = services.hostname.clone();
-        let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services, policy.clone());
+        let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services.clone(), policy.clone());
         let limits = policy.limits;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
         let cache = Arc::new(ReportCache::new(limits.refresh_interval));
-        let host = HostWork { hostname, limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
+        let host = HostWork { hostname, services: services.clone(), limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
         let quota = policy.quota.0.clone();
         crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone(), quota));
         let mut handle = Self {
@@ -160,6 +176,9 @@ impl PluginHandle {
         }
         handle.info = info;
         let handle = Arc::new(handle);
+        if !refresh {
+            return Ok(handle);
+        }
         tokio::spawn(run_refresher(Arc::downgrade(&handle), handle.cache.clone()));
         // The first report is made before the socket opens, so the first poll
         // is answered from memory like every other (good or failed, it is known).
@@ -229,6 +248,8 @@ impl PluginHandle {
 /// probe will read it.
 struct HostWork {
     hostname: Arc<str>,
+    /// Its clock is the time reports are rendered at.
+    services: Arc<HostServices>,
     limits: Limits,
     /// Where the probe's latest `probe_id` is remembered, to render for it at once.
     cache: std::sync::Weak<ReportCache>,
@@ -239,7 +260,7 @@ struct HostWork {
 impl HostWork {
     fn finish(&mut self, plugin: &PluginId, answer: Answer, probe_id: Option<&str>) -> Result<Done, CallError> {
         let invalid = |detail: String| CallError::InvalidOutput { plugin: plugin.clone(), detail };
-        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let now_ms = self.services.now_ms();
         let empty = PluginInfo { label: String::new(), description: String::new() };
         let info = self.info.as_ref().unwrap_or(&empty);
         let ctx = RenderContext { plugin, info, hostname: Some(&self.hostname), now_ms };

@@ -20,6 +20,7 @@ use crate::bindings::scope::plugin::docker::{
 use crate::config::grants::DockerGrant;
 use crate::guest_log::escape_controls;
 use crate::host::docker_engine::{DockerEngine, EngineError};
+use crate::host::fixture::Fixture;
 use crate::plugin_id::PluginId;
 
 /// Per-plugin state of the capability.
@@ -28,11 +29,26 @@ pub struct DockerCtx {
     engine: Arc<DockerEngine>,
     grant: Option<DockerGrant>,
     denial_logged: bool,
+    fixture: Option<Arc<Fixture>>,
 }
 
 impl DockerCtx {
     pub fn new(plugin: PluginId, engine: Arc<DockerEngine>, grant: Option<DockerGrant>) -> Self {
-        Self { plugin, engine, grant, denial_logged: false }
+        Self { plugin, engine, grant, denial_logged: false, fixture: None }
+    }
+
+    /// Under `scope-wasm test`: answers from the fixture, or recorded into it.
+    pub fn with_fixture(mut self, fixture: Option<Arc<Fixture>>) -> Self {
+        self.fixture = fixture;
+        self
+    }
+
+    fn replaying(&self) -> Option<Arc<Fixture>> {
+        self.fixture.clone().filter(|f| f.replaying())
+    }
+
+    fn recording(&self) -> Option<Arc<Fixture>> {
+        self.fixture.clone().filter(|f| f.recording())
     }
 
     fn grant(&mut self) -> Result<DockerGrant, DockerError> {
@@ -73,7 +89,14 @@ impl docker::Host for DockerView<'_> {
             Ok(grant) => grant,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(list_containers(&self.ctx.engine, &grant, all, self.deadline).await)
+        if let Some(fixture) = self.ctx.replaying() {
+            return Ok(fixture.docker_containers(all, &grant));
+        }
+        let answer = list_containers(&self.ctx.engine, &grant, all, self.deadline).await;
+        if let Some(fixture) = self.ctx.recording() {
+            fixture.record_docker_containers(&answer);
+        }
+        Ok(answer)
     }
 
     async fn inspect_container(&mut self, id: String) -> Answer<ContainerDetails> {
@@ -81,7 +104,14 @@ impl docker::Host for DockerView<'_> {
             Ok(grant) => grant,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(inspect(&self.ctx.engine, &id, &grant, self.deadline).await)
+        if let Some(fixture) = self.ctx.replaying() {
+            return Ok(fixture.docker_inspect(&id, &grant));
+        }
+        let answer = inspect(&self.ctx.engine, &id, &grant, self.deadline).await;
+        if let Some(fixture) = self.ctx.recording() {
+            fixture.record_docker_inspect(&answer);
+        }
+        Ok(answer)
     }
 
     async fn list_images(&mut self) -> Answer<Vec<Image>> {
@@ -89,6 +119,9 @@ impl docker::Host for DockerView<'_> {
             Ok(grant) => grant,
             Err(err) => return Ok(Err(err)),
         };
+        if let Some(fixture) = self.ctx.replaying() {
+            return Ok(fixture.docker_images(&grant));
+        }
         let result = async {
             // A tenant sees only the images its own containers use.
             let visible: Option<HashSet<String>> = if grant.is_scoped() {
@@ -105,7 +138,11 @@ impl docker::Host for DockerView<'_> {
                 .map(RawImage::into_wit)
                 .collect())
         };
-        Ok(result.await)
+        let answer = result.await;
+        if let Some(fixture) = self.ctx.recording() {
+            fixture.record_docker_images(&answer);
+        }
+        Ok(answer)
     }
 
     async fn get(&mut self, path: String) -> Answer<String> {
@@ -117,6 +154,9 @@ impl docker::Host for DockerView<'_> {
             Ok(raw) => raw,
             Err(why) => return Ok(Err(refusal(&path, why))),
         };
+        if let Some(fixture) = self.ctx.replaying() {
+            return Ok(fixture.docker_get(&raw.to_string()));
+        }
         let result = async {
             // What was checked is what is sent: the normalised path.
             let body = self.ctx.engine.get(&raw.to_string(), self.deadline).await?;
@@ -125,7 +165,11 @@ impl docker::Host for DockerView<'_> {
             }
             String::from_utf8(body.to_vec()).map_err(|_| DockerError::Failed("answer is not UTF-8".into()))
         };
-        Ok(result.await)
+        let answer = result.await;
+        if let Some(fixture) = self.ctx.recording() {
+            fixture.record_docker_get(&raw.to_string(), &answer);
+        }
+        Ok(answer)
     }
 }
 

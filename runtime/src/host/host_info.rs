@@ -4,27 +4,49 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use crate::bindings::scope::plugin::{host, types};
 use crate::guest_log::GuestLog;
+use crate::host::fixture::Fixture;
+use crate::host::system_now_ms;
 
 pub struct HostInfo {
     pub hostname: Arc<str>,
     pub log: GuestLog,
     /// Bounded when the config is read (`policy::MAX_SETTINGS` and sizes).
     pub settings: Arc<BTreeMap<String, String>>,
+    /// Under `scope-wasm test`: the clock and settings replayed, or where the
+    /// real ones are recorded.
+    pub fixture: Option<Arc<Fixture>>,
+}
+
+impl HostInfo {
+    /// The settings a fixture replays, if it names any.
+    fn fixture_settings(&self) -> Option<BTreeMap<String, String>> {
+        let fixture = self.fixture.as_ref().filter(|f| f.replaying())?;
+        Some(fixture.data().settings).filter(|settings| !settings.is_empty())
+    }
 }
 
 impl types::Host for HostInfo {}
 
 impl host::Host for HostInfo {
     fn hostname(&mut self) -> wasmtime::Result<String> {
+        if let Some(fixture) = self.fixture.as_ref().filter(|f| f.recording()) {
+            fixture.record_hostname(&self.hostname);
+        }
         Ok(self.hostname.to_string())
     }
 
     fn now(&mut self) -> wasmtime::Result<u64> {
-        Ok(u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0))
+        match &self.fixture {
+            Some(fixture) if fixture.replaying() => Ok(fixture.now_ms()),
+            Some(fixture) => {
+                let now = system_now_ms();
+                fixture.record_time(now);
+                Ok(now)
+            }
+            None => Ok(system_now_ms()),
+        }
     }
 
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
@@ -35,10 +57,16 @@ impl host::Host for HostInfo {
     }
 
     fn settings(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        if let Some(settings) = self.fixture_settings() {
+            return Ok(settings.into_iter().collect());
+        }
         Ok(self.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        if let Some(settings) = self.fixture_settings() {
+            return Ok(settings.get(&key).cloned());
+        }
         Ok(self.settings.get(&key).cloned())
     }
 }

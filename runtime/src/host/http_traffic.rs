@@ -10,6 +10,7 @@ use wasmtime::component::HasData;
 
 use crate::bindings::scope::plugin::http_traffic::{self, HttpTrafficError, MethodCount, ProcessCounters, StatusCount};
 use crate::host::docker::TenantScope;
+use crate::host::fixture::Fixture;
 use crate::host::http_probe::{HttpProbe, HttpProbes, ProbeError};
 use crate::host::procfs::may_see;
 use crate::plugin_id::PluginId;
@@ -23,11 +24,18 @@ pub struct HttpTrafficCtx {
     /// stay attached (and counting) between polls.
     lease: Option<Arc<HttpProbe>>,
     denial_logged: bool,
+    fixture: Option<Arc<Fixture>>,
 }
 
 impl HttpTrafficCtx {
     pub fn new(plugin: PluginId, probes: Arc<HttpProbes>, granted: bool, tenant: Option<Arc<TenantScope>>) -> Self {
-        Self { plugin, probes, granted, tenant, lease: None, denial_logged: false }
+        Self { plugin, probes, granted, tenant, lease: None, denial_logged: false, fixture: None }
+    }
+
+    /// Under `scope-wasm test`: counters from the fixture, or recorded into it.
+    pub fn with_fixture(mut self, fixture: Option<Arc<Fixture>>) -> Self {
+        self.fixture = fixture;
+        self
     }
 }
 
@@ -44,7 +52,17 @@ impl HasData for HttpTraffic {
 
 impl http_traffic::Host for HttpTrafficView<'_> {
     async fn counters(&mut self) -> wasmtime::Result<Result<Vec<ProcessCounters>, HttpTrafficError>> {
-        Ok(self.read().await)
+        let Some(fixture) = self.ctx.fixture.clone() else { return Ok(self.read().await) };
+        if fixture.replaying() {
+            if !self.ctx.granted {
+                let ctx = &mut *self.ctx;
+                return Ok(Err(HttpTrafficError::Denied(super::not_granted(&ctx.plugin, "http-traffic", &mut ctx.denial_logged))));
+            }
+            return Ok(fixture.http_counters());
+        }
+        let answer = self.read().await;
+        fixture.record_http_counters(&answer);
+        Ok(answer)
     }
 }
 

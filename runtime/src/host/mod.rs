@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod docker_engine;
+pub mod fixture;
 pub mod host_info;
 pub mod http_probe;
 pub mod http_traffic;
@@ -27,6 +28,9 @@ pub struct HostServices {
     pub docker: Arc<docker_engine::DockerEngine>,
     /// The eBPF programs behind `http-traffic`, loaded while a plugin uses them.
     pub http_probes: Arc<http_probe::HttpProbes>,
+    /// Under `scope-wasm test`: what the capabilities answer instead of the
+    /// host (or where they record what it answered).
+    pub fixture: Option<Arc<fixture::Fixture>>,
 }
 
 impl HostServices {
@@ -35,8 +39,33 @@ impl HostServices {
             hostname,
             docker: Arc::new(docker_engine::DockerEngine::new(docker_socket)),
             http_probes: Arc::default(),
+            fixture: None,
         }
     }
+
+    /// The capabilities of a test run: answered from `fixture` when it
+    /// replays, and its host name too.
+    pub fn for_test(fixture: Arc<fixture::Fixture>, hostname: Arc<str>, docker_socket: &Path) -> Self {
+        let hostname = if fixture.replaying() { fixture.hostname().into() } else { hostname };
+        Self { fixture: Some(fixture), ..Self::new(hostname, docker_socket) }
+    }
+
+    /// Now, in ms since 1970: the fixture's clock when one replays.
+    pub fn now_ms(&self) -> u64 {
+        match self.replaying() {
+            Some(fixture) => fixture.now_ms(),
+            None => system_now_ms(),
+        }
+    }
+
+    /// The fixture that answers instead of the host, if one does.
+    pub fn replaying(&self) -> Option<&Arc<fixture::Fixture>> {
+        self.fixture.as_ref().filter(|f| f.replaying())
+    }
+}
+
+pub fn system_now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {

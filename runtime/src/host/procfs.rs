@@ -24,6 +24,7 @@ use wasmtime::component::HasData;
 use crate::bindings::scope::plugin::procfs::{self, ProcfsError};
 use crate::config::grants::ProcfsGrant;
 use crate::host::docker::TenantScope;
+use crate::host::fixture::Fixture;
 use crate::plugin_id::PluginId;
 
 /// Largest file a plugin may read (a busy host's `net/tcp` is a few MiB).
@@ -122,11 +123,25 @@ pub struct ProcfsCtx {
     tenant: Option<Arc<TenantScope>>,
     blocking: Arc<Semaphore>,
     denial_logged: bool,
+    fixture: Option<Arc<Fixture>>,
 }
 
 impl ProcfsCtx {
     pub fn new(plugin: PluginId, grant: Option<ProcfsGrant>, tenant: Option<Arc<TenantScope>>) -> Self {
-        Self { plugin, grant, tenant, blocking: Arc::new(Semaphore::new(MAX_BLOCKING_READS)), denial_logged: false }
+        Self {
+            plugin,
+            grant,
+            tenant,
+            blocking: Arc::new(Semaphore::new(MAX_BLOCKING_READS)),
+            denial_logged: false,
+            fixture: None,
+        }
+    }
+
+    /// Under `scope-wasm test`: answers from the fixture, or recorded into it.
+    pub fn with_fixture(mut self, fixture: Option<Arc<Fixture>>) -> Self {
+        self.fixture = fixture;
+        self
     }
 
     fn blocking_slot(&self) -> Result<OwnedSemaphorePermit, ProcfsError> {
@@ -168,25 +183,24 @@ impl procfs::Host for ProcfsView<'_> {
             Ok(target) => target,
             Err(err) => return Ok(Err(err)),
         };
-        let visible = match target.pid {
-            Some(_) => self.ctx.visible_containers(self.deadline).await,
-            None => Ok(None),
-        };
-        let result = async {
-            let visible = visible?;
-            let slot = self.ctx.blocking_slot()?;
-            blocking_until(self.deadline, move || {
-                let _slot = slot;
-                read_target(&target, visible.as_deref())
-            })
-            .await
-        };
-        Ok(result.await)
+        if let Some(fixture) = self.ctx.fixture.clone() {
+            if fixture.replaying() {
+                return Ok(fixture.procfs_read(&target.relative));
+            }
+            let relative = target.relative.clone();
+            let answer = self.read_host(target).await;
+            fixture.record_procfs_read(&relative, &answer);
+            return Ok(answer);
+        }
+        Ok(self.read_host(target).await)
     }
 
     async fn list_pids(&mut self) -> wasmtime::Result<Result<Vec<u32>, ProcfsError>> {
         if self.ctx.grant.is_none() {
             return Ok(Err(self.ctx.not_granted()));
+        }
+        if let Some(fixture) = self.ctx.fixture.as_ref().filter(|f| f.replaying()) {
+            return Ok(fixture.procfs_pids());
         }
         let result = async {
             let visible = self.ctx.visible_containers(self.deadline).await?;
@@ -200,6 +214,26 @@ impl procfs::Host for ProcfsView<'_> {
             .await
         };
         Ok(result.await)
+    }
+}
+
+impl ProcfsView<'_> {
+    /// Reads a checked path from the host's /proc.
+    async fn read_host(&mut self, target: ProcPath) -> Result<String, ProcfsError> {
+        let visible = match target.pid {
+            Some(_) => self.ctx.visible_containers(self.deadline).await,
+            None => Ok(None),
+        };
+        let result = async {
+            let visible = visible?;
+            let slot = self.ctx.blocking_slot()?;
+            blocking_until(self.deadline, move || {
+                let _slot = slot;
+                read_target(&target, visible.as_deref())
+            })
+            .await
+        };
+        result.await
     }
 }
 

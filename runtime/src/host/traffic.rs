@@ -24,6 +24,7 @@ use crate::bindings::scope::plugin::traffic::{self, Shaping, TrafficError};
 use crate::config::grants::DockerGrant;
 use crate::host::docker::{describe, inspect};
 use crate::host::docker_engine::DockerEngine;
+use crate::host::fixture::{Fixture, ShapingData};
 use crate::plugin_id::PluginId;
 
 const DEVICE: &str = "eth0";
@@ -36,11 +37,18 @@ pub struct TrafficCtx {
     /// label selector matches.
     scope: DockerGrant,
     denial_logged: bool,
+    fixture: Option<Arc<Fixture>>,
 }
 
 impl TrafficCtx {
     pub fn new(plugin: PluginId, engine: Arc<DockerEngine>, granted: bool, scope: Option<DockerGrant>) -> Self {
-        Self { plugin, engine, granted, scope: scope.unwrap_or_default(), denial_logged: false }
+        Self { plugin, engine, granted, scope: scope.unwrap_or_default(), denial_logged: false, fixture: None }
+    }
+
+    /// Under `scope-wasm test`: shaping kept in the fixture, or recorded into it.
+    pub fn with_fixture(mut self, fixture: Option<Arc<Fixture>>) -> Self {
+        self.fixture = fixture;
+        self
     }
 
     fn check_granted(&mut self) -> Result<(), TrafficError> {
@@ -177,6 +185,25 @@ impl TrafficView<'_> {
     ) -> Result<Shaping, TrafficError> {
         self.ctx.check_granted()?;
         let change = change()?;
+        if let Some(fixture) = self.ctx.fixture.clone() {
+            if fixture.replaying() {
+                // Only what the container's labels let this plugin shape, as on a host.
+                if self.ctx.scope.is_scoped() {
+                    fixture.docker_inspect(container_id, &self.ctx.scope).map_err(|err| match err {
+                        DockerError::NotFound(what) => TrafficError::NotFound(what),
+                        other => TrafficError::Failed(format!("looking up the container: {}", describe(&other))),
+                    })?;
+                }
+                return fixture.traffic_apply(container_id, change.as_deref().map(shaping_of_tc_args));
+            }
+            let answer = Box::pin(self.apply_on_host(container_id, change)).await;
+            fixture.record_traffic(container_id, &answer);
+            return answer;
+        }
+        self.apply_on_host(container_id, change).await
+    }
+
+    async fn apply_on_host(&mut self, container_id: &str, change: Option<Vec<String>>) -> Result<Shaping, TrafficError> {
         let pid = self.running_pid(container_id).await?;
         if let Some(args) = change {
             let clearing = args.get(1).is_some_and(|a| a == "del");
@@ -199,6 +226,23 @@ impl TrafficView<'_> {
             other => TrafficError::Failed(format!("looking up the container: {}", describe(&other))),
         })?;
         details.pid.ok_or_else(|| TrafficError::NotFound(format!("container {container_id} is not running")))
+    }
+}
+
+/// What the kernel would show after `tc` ran with `args` (made by
+/// `delay_loss_args`, `rate_args` or the clear in `clear`): a fixture's shaping.
+fn shaping_of_tc_args(args: &[String]) -> ShapingData {
+    let after = |word: &str| args.iter().position(|a| a == word).and_then(|at| args.get(at + 1));
+    let number = |word: &str, unit: &str| after(word).and_then(|v| v.strip_suffix(unit)?.parse::<f64>().ok());
+    match args.get(5).map(String::as_str) {
+        Some("netem") => ShapingData {
+            qdisc: "netem".into(),
+            latency_ms: number("delay", "ms").map(|ms| ms as u32),
+            packet_loss_percent: number("loss", "%"),
+            rate_kbit: None,
+        },
+        Some("tbf") => ShapingData { qdisc: "tbf".into(), rate_kbit: number("rate", "kbit").map(|k| k as u64), ..Default::default() },
+        _ => ShapingData::default(),
     }
 }
 
