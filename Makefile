@@ -14,7 +14,7 @@ DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: all setup build plugins guests zoo run test test-tools bench fuzz clean
+.PHONY: all setup build plugins guests zoo run test test-tools test-plugins bench fuzz clean
 
 all: build guests
 
@@ -49,10 +49,13 @@ zoo: setup
 run: build guests
 	$(TARGET_DIR)/debug/scope-wasm run --plugin-dir $(TARGET_DIR)/plugins --socket-dir $(RUN_SOCKET_DIR) --config config/bundled.toml
 
-## test-tools: Debian's stress-ng, which keeps every core busy in the busy-host load test,
+## test-tools: Debian's chromium, which draws `scope-wasm dev`'s preview page in its test, stress-ng, which keeps every core busy in the busy-host load test,
 ## prometheus, whose promtool checks the admin endpoint's /metrics, and docker-registry
 ## (the CNCF distribution server) for the registry tests, nginx for the HTTP statistics tests
 test-tools:
+	@command -v chromium >/dev/null || { echo "installing chromium (draws the preview page of scope-wasm dev in its test)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@test -x /usr/sbin/nginx || { echo "installing nginx (a real server for the HTTP statistics tests)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
@@ -74,6 +77,12 @@ test: guests zoo test-tools
 	export SCOPE_WASM_GUESTS=$(TARGET_DIR) SCOPE_WASM_TEST_DOCKER=$(DOCKER_ROOT)/docker.sock; \
 	$(CARGO) test && SCOPE_WASM_BENCH_SMOKE=1 $(CARGO) test -p scope-wasm --benches; \
 	status=$$?; SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh stop; exit $$status
+
+## test-plugins: each bundled plugin against its own fixture and script (guests/<id>/test/),
+## with `scope-wasm test` (`make test` runs them too, in tests/plugin_tests.rs)
+PLUGIN_TESTS := counter iowait volume-count traffic-control http-statistics
+test-plugins: build plugins
+	@for g in $(PLUGIN_TESTS); do $(TARGET_DIR)/debug/scope-wasm test $(TARGET_DIR)/plugins/$$g.wasm guests/$$g/test/$$g.test.toml || exit 1; done
 
 ## bench: benchmarks (release build), printed as ratios measured in the same run, into docs/benchmarks.md
 ## (SCOPE_WASM_BENCH_SMOKE=1 for tiny counts; `make test` runs them so)

@@ -15,6 +15,7 @@ pub mod compile_cache;
 pub mod config;
 pub mod daemon;
 pub mod daemon_stats;
+pub mod dev;
 pub mod engine;
 pub mod error;
 pub mod guest_log;
@@ -38,6 +39,7 @@ pub mod sockets;
 pub mod state;
 pub mod stats;
 pub mod supervisor;
+pub mod testing;
 pub mod watcher;
 pub mod worker;
 

@@ -37,6 +37,53 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run a plugin offline against a fixture and a script of steps, checking
+    /// what the probe would get at each; exits non-zero if a step fails.
+    Test {
+        /// Test scripts (TOML or JSON), and the plugin file (`.wasm`) if the
+        /// scripts do not name it.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Rewrite each step's expectation file with what it got.
+        #[arg(long)]
+        update: bool,
+        /// Run against this host instead, and write every answer the plugin
+        /// got from it to this fixture file (TOML, or JSON by its name).
+        #[arg(long, value_name = "FIXTURE")]
+        record: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Watch a plugin project, rebuild and reload it on every change, and
+    /// preview its report in a browser, drawn as Scope's node details.
+    Dev {
+        /// The project (made by `scope-wasm new`) [default: .].
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// How to build it, run in DIR.
+        #[arg(long, default_value = "make build")]
+        build: String,
+        /// The file the build leaves, relative to DIR.
+        #[arg(long, default_value = "target/plugin.wasm")]
+        plugin: PathBuf,
+        /// The plugin ID [default: DIR's name].
+        #[arg(long)]
+        id: Option<String>,
+        /// What the capabilities answer, relative to DIR.
+        #[arg(long, default_value = "test/fixture.toml", conflicts_with = "host")]
+        fixture: PathBuf,
+        /// Run against this host's /proc, Docker and traffic instead of the fixture.
+        #[arg(long)]
+        host: bool,
+        /// Where the preview page is served.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// How often the plugin reports, as a probe polls.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Every plugin's state, health and counters, from a running daemon.
     Status {
         /// The daemon's admin socket [default: /var/run/scope-wasm/admin.sock as
@@ -324,6 +371,45 @@ fn log_panics() {
     }));
 }
 
+/// How `test` and `dev` run a plugin: the config's grants and limits if one
+/// is given, this host's name and Docker socket for recording.
+fn test_options(common: &Common, plugin: Option<PathBuf>, update: bool, record: Option<PathBuf>) -> anyhow::Result<scope_wasm::testing::Options> {
+    let flags = ConfigFile { docker_socket: common.docker_socket.clone(), hostname: common.hostname.clone(), ..Default::default() };
+    let (config_file, origin) = common.file()?;
+    let config = config_file.overridden_by(flags).run_config(&origin, &common.limit_flags())?;
+    Ok(scope_wasm::testing::Options {
+        plugin,
+        update,
+        record,
+        hostname: config.hostname.clone(),
+        docker_socket: config.docker_socket.clone(),
+        policy: common.config.is_some().then(|| config.operator_policy().clone()),
+    })
+}
+
+/// `scope-wasm test`: every script in turn; fails if any step did.
+async fn test(files: Vec<PathBuf>, update: bool, record: Option<PathBuf>, common: Common) -> anyhow::Result<()> {
+    common.compile_settings().set_for_process();
+    init_logging(LogFormat::Human, Some("warn"));
+    let (plugins, scripts): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| f.extension().is_some_and(|e| e == "wasm"));
+    if plugins.len() > 1 {
+        anyhow::bail!("name one plugin file, not {}", plugins.len());
+    }
+    let options = test_options(&common, plugins.into_iter().next(), update, record)?;
+    let mut failed = 0;
+    let runs: Vec<Option<&std::path::Path>> =
+        if scripts.is_empty() { vec![None] } else { scripts.iter().map(|s| Some(s.as_path())).collect() };
+    for script in runs {
+        let outcome = scope_wasm::testing::run(script, &options).await?;
+        print!("{}", outcome.text);
+        failed += outcome.failed;
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} step(s) failed");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let command = Cli::parse().command;
     if let Command::CompileWorker { stack, memory_mib, cpu_seconds, nice, input, output } = command {
@@ -379,6 +465,22 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let text = scope_wasm::check::check(&file, id, config.operator_policy(), config.hostname.clone(), &config.docker_socket).await?;
             print!("{text}");
             Ok(())
+        }
+        Command::Test { files, update, record, common } => test(files, update, record, common).await,
+        Command::Dev { dir, build, plugin, id, fixture, host, listen, interval_ms, common } => {
+            common.compile_settings().set_for_process();
+            init_logging(LogFormat::Human, Some("warn"));
+            let options = scope_wasm::dev::DevOptions {
+                dir,
+                build,
+                plugin,
+                id,
+                fixture: (!host).then_some(fixture),
+                listen,
+                interval: std::time::Duration::from_millis(interval_ms.max(100)),
+                run: test_options(&common, None, false, None)?,
+            };
+            scope_wasm::dev::run(options).await
         }
         Command::Status { admin_socket, json } => {
             let socket = admin_socket.unwrap_or_else(scope_wasm::config::default_admin_socket);
