@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cgroup;
+pub mod chromium;
 pub mod docker;
 pub mod registry;
 
