@@ -172,42 +172,85 @@ async fn json_logs_tag_every_plugin_line_and_a_chatty_guest_is_cut_down() {
     assert_eq!(reply.status, 200);
 }
 
+/// No file of a new project names this clone by its absolute path: it works
+/// where it is copied, beside the clone.
+fn assert_no_absolute_paths(project: &std::path::Path) {
+    let clone = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    for entry in walk(project) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        let clone = clone.to_str().unwrap();
+        // `../../work/scope-wasm/guest-sdk` is relative; `/work/scope-wasm/guest-sdk` is not.
+        let absolute = text.match_indices(clone).any(|(at, _)| !text[..at].ends_with(".."));
+        assert!(!absolute, "{} names {clone} by its absolute path:\n{text}", entry.display());
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}
+
+/// `make TARGET` in a project, with this build's binary on the PATH.
+fn make(project: &std::path::Path, target: &str, env: &[(&str, &std::path::Path)]) -> (bool, String) {
+    let bin_dir = std::path::Path::new(binary()).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let mut command = Command::new("make");
+    command.arg(target).current_dir(project).env("PATH", path);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    (out.status.success(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 #[test]
-fn new_creates_a_rust_plugin_that_builds_and_passes_check() {
+fn new_creates_a_rust_plugin_that_builds_and_passes_check_and_its_own_tests() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("disk-probe");
     let (ok, out, err) = run(&["new", "disk-probe", "--lang", "rust", "--dir", project.to_str().unwrap()]);
-    assert!(ok, "{out}{err}");
+    assert!(ok && out.contains("make test"), "{out}{err}");
     let (ok, _, err) = run(&["new", "bad_name", "--dir", dir.path().join("x").to_str().unwrap()]);
     assert!(!ok && err.contains("invalid plugin ID"), "{err}");
+    assert_no_absolute_paths(&project);
 
     // Built as the author would, with this daemon on the PATH; the shared
     // target directory keeps the dependencies compiled between runs.
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
-    let bin_dir = std::path::Path::new(binary()).parent().unwrap().to_owned();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    let out = Command::new("make").arg("check").current_dir(&project).env("PATH", path).env("CARGO_TARGET_DIR", target).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("label:       disk probe") && stdout.contains("\"id\": \"disk-probe\""), "{stdout}");
+    let (ok, out) = make(&project, "check", &[("CARGO_TARGET_DIR", &target)]);
+    assert!(ok, "{out}");
+    assert!(out.contains("label:       disk probe") && out.contains("\"id\": \"disk-probe\""), "{out}");
+    let (ok, out) = make(&project, "test", &[("CARGO_TARGET_DIR", &target)]);
+    assert!(ok && out.contains("passed: 4 steps"), "{out}");
+
+    // Without the binary on PATH: said so, with the way out.
+    let out = Command::new("make").args(["test", "SCOPE_WASM=no-such-scope-wasm"]).current_dir(&project).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no-such-scope-wasm not found: put scope-wasm on PATH, or make SCOPE_WASM="), "{err}");
 }
 
 #[test]
-fn new_creates_plugins_in_every_sdk_language_that_build_and_pass_check() {
-    let bin_dir = std::path::Path::new(binary()).parent().unwrap().to_owned();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+fn new_creates_plugins_in_every_sdk_language_that_build_and_pass_check_and_their_own_tests() {
     for lang in ["python", "js", "c", "go"] {
         let dir = tempfile::tempdir().unwrap();
         let name = format!("{lang}-probe");
         let project = dir.path().join(&name);
         let (ok, out, err) = run(&["new", &name, "--lang", lang, "--dir", project.to_str().unwrap()]);
         assert!(ok, "{lang}: {out}{err}");
-        let out = Command::new("make").arg("check").current_dir(&project).env("PATH", &path).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{lang}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_no_absolute_paths(&project);
+        let (ok, out) = make(&project, "check", &[]);
+        assert!(ok, "{lang}: {out}");
         let label = format!("label:       {lang} probe");
-        assert!(stdout.contains(&label) && stdout.contains(&format!("\"id\": \"{name}\"")), "{lang}: {stdout}");
-        assert!(stdout.contains(&format!("\"{lang}_probe_polls\"")), "{lang}: {stdout}");
+        assert!(out.contains(&label) && out.contains(&format!("\"id\": \"{name}\"")), "{lang}: {out}");
+        assert!(out.contains(&format!("\"{lang}_probe_polls\"")), "{lang}: {out}");
+        let (ok, out) = make(&project, "test", &[]);
+        assert!(ok && out.contains("passed: 4 steps"), "{lang}: {out}");
     }
 }
 

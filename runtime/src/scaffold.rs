@@ -47,7 +47,7 @@ pub fn bundled_sdk() -> PathBuf {
 }
 
 pub fn build_hint(_lang: Lang) -> &'static str {
-    "make check   # builds target/plugin.wasm and runs `scope-wasm check` on it"
+    "make test    # builds target/plugin.wasm and runs its test script with `scope-wasm test`"
 }
 
 /// Writes the project into `dir`, which must not exist yet or be empty.
@@ -59,10 +59,25 @@ pub fn create(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
         dir.display()
     );
     ensure!(sdk.join("Cargo.toml").is_file(), "no guest SDK at {} (use --sdk PATH)", sdk.display());
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Found from the project by a relative path, so the project and the SDK's
+    // clone can move together (or the path be set: see the README).
+    let sdk = relative_path(&dir.canonicalize()?, &sdk.canonicalize()?);
     match lang {
-        Lang::Rust => rust(name, dir, sdk),
-        other => sdk_project(name, other, dir, sdk),
-    }
+        Lang::Rust => rust(name, dir, &sdk),
+        other => sdk_project(name, other, dir, &sdk),
+    }?;
+    write_test(dir, name)
+}
+
+/// `to` as seen from `from` (both absolute): `../../work/scope-wasm/guest-sdk`.
+pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut path: PathBuf = std::iter::repeat_n("..", from.len() - common).collect();
+    path.extend(&to[common..]);
+    if path.as_os_str().is_empty() { PathBuf::from(".") } else { path }
 }
 
 fn write(dir: &Path, file: &str, text: &str) -> Result<()> {
@@ -74,25 +89,81 @@ fn write(dir: &Path, file: &str, text: &str) -> Result<()> {
 }
 
 /// The Makefile: the language's `build` rule (it leaves target/plugin.wasm),
-/// and `check`, the same in every language.
+/// then `check` and `test`, the same in every language.
 fn write_makefile(dir: &Path, name: &str, build_rule: &str) -> Result<()> {
     let text = format!(
         "# Build the plugin into target/plugin.wasm, named {name}.wasm when deployed.\n\
+         # scope-wasm comes from PATH, or: make test SCOPE_WASM=/path/to/scope-wasm\n\
+         SCOPE_WASM ?= scope-wasm\n\n\
          {build_rule}\n\
-         check: build\n\
-         \tcp target/plugin.wasm target/{name}.wasm\n\
-         \tscope-wasm check target/{name}.wasm\n\n\
-         .PHONY: build check\n"
+         target/{name}.wasm: build\n\
+         \tcp target/plugin.wasm target/{name}.wasm\n\n\
+         check: target/{name}.wasm scope-wasm-found\n\
+         \t$(SCOPE_WASM) check target/{name}.wasm\n\n\
+         # Offline, against test/fixture.toml: see test/{name}.test.toml.\n\
+         test: target/{name}.wasm scope-wasm-found\n\
+         \t$(SCOPE_WASM) test target/{name}.wasm test/{name}.test.toml\n\n\
+         scope-wasm-found:\n\
+         \t@command -v $(SCOPE_WASM) >/dev/null || {{ echo \"$(SCOPE_WASM) not found: put scope-wasm on PATH, or make SCOPE_WASM=/path/to/scope-wasm\" >&2; exit 1; }}\n\n\
+         .PHONY: build check test scope-wasm-found target/{name}.wasm\n"
     );
     write(dir, "Makefile", &text)
+}
+
+/// The fixture and the test script every new project starts with.
+fn write_test(dir: &Path, name: &str) -> Result<()> {
+    let snake = name.replace('-', "_");
+    write(
+        dir,
+        "test/fixture.toml",
+        "# What the host answers the plugin under `scope-wasm test` (see docs/plugin-authors.md):\n\
+         # hostname, time_ms, settings, [procfs.files], [[docker.containers]], [traffic],\n\
+         # [[http_traffic.processes]]. A section left out is a host without it.\n\
+         hostname = \"test-host\"\n",
+    )?;
+    write(
+        dir,
+        &format!("test/{name}.test.toml"),
+        &format!(
+            r#"# `make test` runs this against test/fixture.toml; `scope-wasm test --update ...`
+# rewrites the files named by `expect` with what the plugin answers now.
+fixture = "fixture.toml"
+
+[[step]]
+report = true
+assert = [
+  {{ node = "test-host;<host>", latest = "{snake}_polls", value = "1" }},
+  {{ node = "test-host;<host>", control = "reset" }},
+]
+
+[[step]]
+advance_ms = 1000
+report = true
+assert = [{{ node = "test-host;<host>", latest = "{snake}_polls", value = "2" }}]
+
+[[step]]
+control = "reset"
+node = "test-host;<host>"
+assert = [{{ node = "test-host;<host>", latest = "{snake}_polls", value = "0" }}]
+
+[[step]]
+control = "no-such-control"
+node = "test-host;<host>"
+error = "no-such-control"
+"#
+        ),
+    )
 }
 
 fn write_readme(dir: &Path, name: &str, lang: &str, more: &str) -> Result<()> {
     let text = format!(
         "# {name}\n\nA Weave Scope plugin for scope-wasm, in {lang}.\n\n\
-         ```sh\nmake check                     # build, then run it once with `scope-wasm check`\n\
+         ```sh\nmake test                      # build, then run test/{name}.test.toml offline\n\
+         make check                     # build, then run it once on this host\n\
+         scope-wasm dev .               # rebuild on every change, preview on http://127.0.0.1:7070\n\
          cp target/plugin.wasm /var/lib/scope-wasm/plugins/{name}.wasm   # deploy: the daemon picks it up\n```\n\n\
-         The plugin ID is the file name: keep `{name}.wasm`.{more}\n"
+         The plugin ID is the file name: keep `{name}.wasm`.\n\n\
+         `scope-wasm` is found on PATH; elsewhere, `make test SCOPE_WASM=/path/to/scope-wasm`.{more}\n"
     );
     write(dir, "README.md", &text)
 }
@@ -154,13 +225,8 @@ struct Plugin_ {{
     polls: u64,
 }}
 
-impl Plugin for Plugin_ {{
-    fn describe(&self) -> PluginInfo {{
-        PluginInfo::new("{label}", "What {name} shows")
-    }}
-
-    fn report(&mut self) -> Result<Report, String> {{
-        self.polls += 1;
+impl Plugin_ {{
+    fn render(&self) -> Report {{
         let node = Node::new(ids::this_host())
             .latest("{crate_file}_polls", self.polls.to_string())
             .active_control("reset");
@@ -168,14 +234,25 @@ impl Plugin for Plugin_ {{
             .node(node)
             .metadata_template(MetadataTemplate::new("{crate_file}_polls", "Polls").data_type(MetadataDataType::Number))
             .control(Control::new("reset", "Reset the count", "fa-undo"));
-        Ok(Report::new().with(host))
+        Report::new().with(host)
+    }}
+}}
+
+impl Plugin for Plugin_ {{
+    fn describe(&self) -> PluginInfo {{
+        PluginInfo::new("{label}", "What {name} shows")
+    }}
+
+    fn report(&mut self) -> Result<Report, String> {{
+        self.polls += 1;
+        Ok(self.render())
     }}
 
     fn control(&mut self, request: ControlRequest) -> Result<ControlResponse, ControlError> {{
         match request.control.as_str() {{
             "reset" => {{
                 self.polls = 0;
-                self.report().map(ControlResponse::with_report).map_err(ControlError::Failed)
+                Ok(ControlResponse::with_report(self.render()))
             }}
             _ => Err(ControlError::UnknownControl(request.control)),
         }}
@@ -186,7 +263,16 @@ export_plugin!(Plugin_);
 "#
         ),
     )?;
-    write_readme(dir, name, Lang::Rust.display_name(), "")?;
+    write_readme(
+        dir,
+        name,
+        Lang::Rust.display_name(),
+        &format!(
+            "\nThe SDK, `scope-plugin`, is a path dependency in Cargo.toml ({}, relative to this \
+             project); moved elsewhere, point that path (or a `git = ...` source) at the scope-wasm repository's guest-sdk.",
+            sdk.display()
+        ),
+    )?;
     Ok(())
 }
 
@@ -197,14 +283,18 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
     let label = name.replace('-', " ");
     let build = lang.build_name();
     write(dir, ".gitignore", "/target\n")?;
-    let build_rule = format!("SDK ?= {}\n\nbuild:\n\t$(SDK)/build.sh {build} . target/plugin.wasm\n", sdk.display());
+    let build_rule = format!(
+        "# The scope-wasm repository's guest-sdk, relative to this project.\n\
+         SCOPE_WASM_SDK ?= {}\n\nbuild:\n\t$(SCOPE_WASM_SDK)/build.sh {build} . target/plugin.wasm\n",
+        sdk.display()
+    );
     write_makefile(dir, name, &build_rule)?;
     let (file, source) = match lang {
         Lang::Python => ("app.py", python_template(name, &snake, &label)),
         Lang::Js => {
             // componentize-js reads modules only under the directory it runs
             // in: the project carries its copy of the SDK's one file.
-            let module = sdk.join("js/scope-plugin.js");
+            let module = dir.join(sdk).join("js/scope-plugin.js");
             fs::copy(&module, dir.join("scope-plugin.js")).with_context(|| format!("copying {}", module.display()))?;
             ("app.js", js_template(name, &snake, &label))
         }
@@ -213,7 +303,16 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
         Lang::Rust => unreachable!("Rust projects are Cargo projects"),
     };
     write(dir, file, &source)?;
-    write_readme(dir, name, lang.display_name(), &format!(" The SDK: {}.", sdk.display()))
+    write_readme(
+        dir,
+        name,
+        lang.display_name(),
+        &format!(
+            "\nThe SDK is the scope-wasm repository's guest-sdk, found at {} relative to this project; \
+             moved elsewhere, `make test SCOPE_WASM_SDK=/path/to/scope-wasm/guest-sdk`.",
+            sdk.display()
+        ),
+    )
 }
 
 fn python_template(name: &str, snake: &str, label: &str) -> String {
