@@ -27,13 +27,19 @@ need_guest_build() {
 }
 
 # Up to date: nothing it is built from is newer than it.
-if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$LANG_" "$WIT" "$0" -newer "$OUT" -type f -print -quit)" ]; then
+if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$LANG_" "$WIT" "$0" -newer "$OUT" -type f -not -path "$SRC/target/*" -print -quit)" ]; then
     exit 0
 fi
 
 case $LANG_ in
 python)
-    "$TOOLS/py/bin/componentize-py" -d "$WIT" -w plugin componentize app -p "$SRC" -p "$SDK/python" -o "$OUT" >/dev/null
+    # The project's own .venv, if it has one: its packages, and its installed
+    # copy of the SDK (`pip install .../guest-sdk/python`) before the clone's.
+    paths=(-p "$SRC")
+    site=$(ls -d "$SRC"/.venv/lib/python3*/site-packages 2>/dev/null | head -n 1 || true)
+    [ -n "$site" ] && paths+=(-p "$site")
+    [ -n "$site" ] && [ -d "$site/scope_plugin" ] || paths+=(-p "$SDK/python")
+    "$TOOLS/py/bin/componentize-py" -d "$WIT" -w plugin componentize app "${paths[@]}" -o "$OUT" >/dev/null
     ;;
 js)
     # StarlingMonkey without its HTTP server and fetch: the host offers no wasi:http.

@@ -265,3 +265,26 @@ fn the_operators_guide_carries_the_default_config() {
         assert!(guide.lines().any(|g| g == line), "docs/operators.md lacks {line:?}: regenerate it with `scope-wasm config default`");
     }
 }
+
+#[test]
+fn a_python_project_builds_with_the_sdk_installed_in_its_own_venv() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("venv-probe");
+    let (ok, out, err) = run(&["new", "venv-probe", "--lang", "python", "--dir", project.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/python");
+    let venv = Command::new("python3").args(["-m", "venv", ".venv"]).current_dir(&project).status().unwrap();
+    assert!(venv.success());
+    let pip = Command::new(".venv/bin/pip").args(["install", "-q"]).arg(&sdk).current_dir(&project).output().unwrap();
+    assert!(pip.status.success(), "pip install guest-sdk/python: {}", String::from_utf8_lossy(&pip.stderr));
+    // Marked, to see which copy of the SDK the build took.
+    let site = std::fs::read_dir(project.join(".venv/lib")).unwrap().next().unwrap().unwrap().path().join("site-packages");
+    let ids = site.join("scope_plugin/ids.py");
+    let marked = std::fs::read_to_string(&ids).unwrap() + "\nINSTALLED_COPY = \"from the project's venv\"\n";
+    std::fs::write(&ids, marked).unwrap();
+    let (ok, out) = make(&project, "test", &[]);
+    assert!(ok && out.contains("passed: 4 steps"), "{out}");
+    let wasm = std::fs::read(project.join("target/plugin.wasm")).unwrap();
+    let needle = b"from the project's venv";
+    assert!(wasm.windows(needle.len()).any(|w| w == needle), "the build did not use the venv's scope_plugin");
+}

@@ -384,6 +384,7 @@ fn test_options(common: &Common, plugin: Option<PathBuf>, update: bool, record: 
         hostname: config.hostname.clone(),
         docker_socket: config.docker_socket.clone(),
         policy: common.config.is_some().then(|| config.operator_policy().clone()),
+        cache_dir: config.cache_dir.clone(),
     })
 }
 

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
 use crate::bindings::ControlRequest;
+use crate::compile_cache::CompileCache;
 use crate::config::grants::Grants;
 use crate::config::policy::Policy;
 use crate::engine::Runtime;
@@ -43,6 +44,8 @@ pub struct Options {
     pub docker_socket: PathBuf,
     /// The operator's config: the plugin's grants, limits and settings come from it when given.
     pub policy: Option<Policy>,
+    /// The compile cache the daemon uses: a plugin tested again unchanged loads at once.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A script's run: what to print, and how many steps failed.
@@ -140,7 +143,8 @@ impl Session {
         };
         let source = PluginSource::read(id.clone(), plugin_path)?;
         let mut policy = options.policy.as_ref().map_or_else(|| Policy::default().for_plugin(&id), |p| p.for_plugin(&id));
-        let (compiled, _) = Runtime::new(None)
+        let cache = options.cache_dir.as_deref().and_then(|dir| CompileCache::open(dir).ok());
+        let (compiled, _) = Runtime::new(cache)
             .compile(&source, policy.limits.max_wasm_stack)
             .await
             .with_context(|| plugin_path.display().to_string())?;
