@@ -4,73 +4,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::{binary, guest};
-
-/// A running `scope-wasm dev` and where its preview is.
-struct Dev {
-    child: Child,
-    address: String,
-}
-
-impl Dev {
-    fn start(dir: &Path, args: &[&str]) -> Dev {
-        let mut child = Command::new(binary())
-            .arg("dev")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let address = first.split("http://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_else(|| panic!("{first}")).to_owned();
-        // The rest of its output goes to the test's, for a failure's story.
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| println!("{line}")));
-        Dev { child, address }
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> Value {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        write!(stream, "{method} {path} HTTP/1.0\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}", body.len()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-    }
-
-    fn state(&self) -> Value {
-        self.request("GET", "/api/state", "")
-    }
-
-    /// Waits (on the loop's own state, up to a minute) until `ready` holds.
-    fn wait_for(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let state = self.state();
-            if ready(&state) {
-                return state;
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "never {what}: {state}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::dev::Dev;
+use support::guest;
 
 /// A project whose "build" copies the plugin its `source` names (or fails
 /// for `broken`): the loop's own behaviour, without a compiler's time.
@@ -95,7 +32,7 @@ fn project() -> tempfile::TempDir {
 #[test]
 fn an_edit_rebuilds_and_reloads_and_a_failed_build_keeps_the_last_good_one() {
     let dir = project();
-    let dev = Dev::start(dir.path(), &["--build", "sh build.sh", "--id", "demo"]);
+    let dev = Dev::start(dir.path(), &["--build", "sh build.sh", "--id", "demo"], &[]);
     let first = dev.wait_for("loaded the first build", |s| s["generation"] == 1 && s["reports"].as_u64() >= Some(1));
     assert_eq!(first["label"], "Counter", "{first}");
     assert!(first["report"]["Host"]["nodes"]["preview-host;<host>"].is_object(), "{first}");
@@ -134,7 +71,7 @@ fn pixels_like(rgba: &[u8], colour: [u8; 3]) -> usize {
 #[test]
 fn the_preview_page_draws_the_counter_in_chromium_and_a_click_resets_it() {
     let dir = project();
-    let dev = Dev::start(dir.path(), &["--build", "sh build.sh", "--id", "counter"]);
+    let dev = Dev::start(dir.path(), &["--build", "sh build.sh", "--id", "counter"], &[]);
     dev.wait_for("reported", |s| s["reports"].as_u64() >= Some(1));
     let mut browser = support::chromium::Browser::open(&format!("http://{}/", dev.address));
 

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod chromium;
+pub mod dev;
 pub mod docker;
 pub mod registry;
 

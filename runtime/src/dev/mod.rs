@@ -55,6 +55,8 @@ pub struct DevState {
     pub reports: u64,
     /// How long the last edit took to show: change seen to first report, in ms.
     pub edit_to_preview_ms: Option<u64>,
+    /// Of which compiling and starting the new build, in ms.
+    pub load_ms: Option<u64>,
     pub fixture: Option<String>,
 }
 
@@ -180,6 +182,7 @@ async fn rebuild(dir: &Path, id: Option<&str>, options: &DevOptions, state: &Sha
         state.reports = 0;
         state.report = None;
         state.fixture = fixture_path.as_ref().map(|p| p.display().to_string());
+        state.load_ms = Some(load_ms);
     }
     record(state, first, Some(total_ms));
     *current.lock().await = Some(session);
