@@ -184,3 +184,17 @@ fn a_recorded_docker_host_replays_its_containers() {
     let (ok, out, err) = scope_test(&[plugin.to_str().unwrap(), script.to_str().unwrap(), "--docker-socket", "/nonexistent.sock"]);
     assert!(ok, "{out}{err}");
 }
+
+#[test]
+fn grants_still_apply_under_a_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("denied.test.toml");
+    let fixture = repo().join("guests/volume-count/test/fixture.toml");
+    std::fs::write(
+        &script,
+        format!("fixture = {:?}\ngrants = []\n[[step]]\nreport = true\nerror = \"docker is not granted\"\n", fixture.display().to_string()),
+    )
+    .unwrap();
+    let (ok, out, err) = scope_test(&[guest("volume-count").to_str().unwrap(), script.to_str().unwrap()]);
+    assert!(ok && out.contains("passed: 1 steps"), "{out}{err}");
+}

@@ -491,3 +491,18 @@ func init() {{ scope.Export(&plugin{{}}) }}
 "#
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::relative_path;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn the_sdk_is_found_relative_to_the_project() {
+        let rel = |from: &str, to: &str| relative_path(Path::new(from), Path::new(to));
+        assert_eq!(rel("/tmp/x/demo", "/work/scope-wasm/guest-sdk"), PathBuf::from("../../../work/scope-wasm/guest-sdk"));
+        assert_eq!(rel("/work/scope-wasm/plugins/demo", "/work/scope-wasm/guest-sdk"), PathBuf::from("../../guest-sdk"));
+        assert_eq!(rel("/work/scope-wasm", "/work/scope-wasm/guest-sdk"), PathBuf::from("guest-sdk"));
+        assert_eq!(rel("/a", "/a"), PathBuf::from("."));
+    }
+}
