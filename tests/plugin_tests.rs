@@ -198,3 +198,21 @@ fn grants_still_apply_under_a_fixture() {
     let (ok, out, err) = scope_test(&[guest("volume-count").to_str().unwrap(), script.to_str().unwrap()]);
     assert!(ok && out.contains("passed: 1 steps"), "{out}{err}");
 }
+
+#[test]
+fn scripts_and_fixtures_may_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fixture.json"), r#"{ "hostname": "json-host", "time_ms": 1800000000000 }"#).unwrap();
+    let script = dir.path().join("counter.test.json");
+    std::fs::write(
+        &script,
+        r#"{ "fixture": "fixture.json", "step": [
+             { "report": true, "assert": [{ "node": "json-host;<host>", "latest": "counter_value", "value": "1" }],
+               "expect": { "Host": { "nodes": { "json-host;<host>": { "latest": { "counter_value": { "timestamp": "2027-01-15T08:00:00.000Z" } } } } } } },
+             { "control": "pause", "node": "json-host;<host>",
+               "assert": [{ "node": "json-host;<host>", "control": "resume" }] } ] }"#,
+    )
+    .unwrap();
+    let (ok, out, err) = scope_test(&[guest("counter").to_str().unwrap(), script.to_str().unwrap()]);
+    assert!(ok && out.contains("passed: 2 steps"), "{out}{err}");
+}
