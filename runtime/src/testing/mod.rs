@@ -73,9 +73,9 @@ pub async fn run(script_path: Option<&Path>, options: &Options) -> Result<Outcom
             None => Fixture::replay(FixtureData::default()),
         },
     });
-    let mut run = Session::start(&plugin_path, script.id.as_deref(), fixture.clone(), script.grants.as_deref(), options).await?;
-    run.probe_id = script.probe_id.clone();
-    let id = run.handle.id.clone();
+    let mut session = Session::start(&plugin_path, script.id.as_deref(), fixture.clone(), script.grants.as_deref(), options).await?;
+    session.probe_id = script.probe_id.clone();
+    let id = session.handle.id.clone();
 
     let mut out = String::new();
     let shown = script_path.map_or_else(|| "one report".to_owned(), |p| p.display().to_string());
@@ -83,7 +83,7 @@ pub async fn run(script_path: Option<&Path>, options: &Options) -> Result<Outcom
     let mut failed = 0;
     for (at, step) in script.steps.iter().enumerate() {
         let title = step.title(at + 1);
-        let problems = match run.step(step, &base, options).await {
+        let problems = match session.step(step, &base, options).await {
             Ok(problems) => problems,
             Err(err) => vec![format!("{err:#}")],
         };
