@@ -42,8 +42,21 @@ python)
     "$TOOLS/py/bin/componentize-py" -d "$WIT" -w plugin componentize app "${paths[@]}" -o "$OUT" >/dev/null
     ;;
 js)
+    entry=$SRC/app.js
+    # A project that depends on the SDK as a package (package.json, `npm install`)
+    # imports './scope-plugin.js': it is built from a copy of its modules with
+    # the installed SDK beside them (componentize-js resolves no package names,
+    # and reads only files under the directory it runs in).
+    if [ -f "$SRC/package.json" ] && grep -q '"scope-plugin"' "$SRC/package.json"; then
+        [ -d "$SRC/node_modules/scope-plugin" ] || (cd "$SRC" && npm install --no-audit --no-fund --silent)
+        rm -rf "$WORK" && mkdir -p "$WORK"
+        (cd "$SRC" && find . -name '*.js' -not -path './node_modules/*' -not -path './target/*' -exec cp --parents {} "$WORK/" \;)
+        cp "$SRC/node_modules/scope-plugin/scope-plugin.js" "$WORK/scope-plugin.js"
+        entry=$WORK/app.js
+        cd "$WORK"
+    fi
     # StarlingMonkey without its HTTP server and fetch: the host offers no wasi:http.
-    "$TOOLS/js/node_modules/.bin/componentize-js" "$SRC/app.js" --wit "$WIT" --world-name plugin \
+    "$TOOLS/js/node_modules/.bin/componentize-js" "$entry" --wit "$WIT" --world-name plugin \
         -d http -d fetch-event -o "$OUT" >/dev/null
     ;;
 c)

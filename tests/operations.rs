@@ -189,7 +189,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
         let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "target") {
+        if path.file_name().is_some_and(|n| n == "target" || n == "node_modules") {
             continue;
         }
         if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
@@ -251,6 +251,13 @@ fn new_creates_plugins_in_every_sdk_language_that_build_and_pass_check_and_their
         assert!(out.contains(&format!("\"{lang}_probe_polls\"")), "{lang}: {out}");
         let (ok, out) = make(&project, "test", &[]);
         assert!(ok && out.contains("passed: 4 steps"), "{lang}: {out}");
+        if lang == "js" {
+            // The SDK is a dependency the build installed, not a copy in the project.
+            assert!(!project.join("scope-plugin.js").exists());
+            let package = std::fs::read_to_string(project.join("package.json")).unwrap();
+            assert!(package.contains("\"scope-plugin\": \"file:../"), "{package}");
+            assert!(project.join("node_modules/scope-plugin/package.json").is_file());
+        }
     }
 }
 

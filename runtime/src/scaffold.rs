@@ -282,7 +282,7 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
     let snake = name.replace('-', "_");
     let label = name.replace('-', " ");
     let build = lang.build_name();
-    write(dir, ".gitignore", "/target\n")?;
+    write(dir, ".gitignore", if lang == Lang::Js { "/target\n/node_modules\n" } else { "/target\n" })?;
     let build_rule = format!(
         "# The scope-wasm repository's guest-sdk, relative to this project.\n\
          SCOPE_WASM_SDK ?= {}\n\nbuild:\n\t$(SCOPE_WASM_SDK)/build.sh {build} . target/plugin.wasm\n",
@@ -292,10 +292,15 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
     let (file, source) = match lang {
         Lang::Python => ("app.py", python_template(name, &snake, &label)),
         Lang::Js => {
-            // componentize-js reads modules only under the directory it runs
-            // in: the project carries its copy of the SDK's one file.
-            let module = dir.join(sdk).join("js/scope-plugin.js");
-            fs::copy(&module, dir.join("scope-plugin.js")).with_context(|| format!("copying {}", module.display()))?;
+            // The SDK as an npm dependency, by a relative path; the build
+            // installs it and puts its module beside app.js.
+            let package = serde_json::json!({
+                "name": name,
+                "private": true,
+                "type": "module",
+                "dependencies": { "scope-plugin": format!("file:{}", sdk.join("js").display()) },
+            });
+            write(dir, "package.json", &(serde_json::to_string_pretty(&package)? + "\n"))?;
             ("app.js", js_template(name, &snake, &label))
         }
         Lang::C => ("plugin.c", c_template(name, &snake, &label)),
