@@ -295,3 +295,25 @@ fn a_python_project_builds_with_the_sdk_installed_in_its_own_venv() {
     let needle = b"from the project's venv";
     assert!(wasm.windows(needle.len()).any(|w| w == needle), "the build did not use the venv's scope_plugin");
 }
+
+#[test]
+fn a_rust_project_builds_with_the_sdk_as_a_git_dependency() {
+    // The repository this test runs in, as a git source (a file:// URL: no network).
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    if !repo.join(".git").exists() {
+        panic!("{} is not a git checkout: this test needs one", repo.display());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("git-probe");
+    let (ok, out, err) = run(&["new", "git-probe", "--lang", "rust", "--dir", project.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let manifest = project.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let line = text.lines().find(|l| l.starts_with("scope-plugin = ")).unwrap().to_owned();
+    std::fs::write(&manifest, text.replace(&line, &format!("scope-plugin = {{ git = \"file://{}\" }}", repo.display()))).unwrap();
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+    let (ok, out) = make(&project, "test", &[("CARGO_TARGET_DIR", &target)]);
+    assert!(ok && out.contains("passed: 4 steps"), "{out}");
+    let lock = std::fs::read_to_string(project.join("Cargo.lock")).unwrap();
+    assert!(lock.contains(&format!("source = \"git+file://{}", repo.display())), "{lock}");
+}
