@@ -106,7 +106,7 @@ pub async fn run(options: DevOptions) -> Result<()> {
                 if let Some(session) = current.lock().await.as_mut() {
                     session.fixture.advance_ms(options.interval.as_millis() as u64);
                     let outcome = session.report().await;
-                    record(&state, outcome, None);
+                    keep(&state, outcome, None);
                 }
             }
             Some(()) = changed.recv() => {
@@ -153,6 +153,7 @@ async fn rebuild(dir: &Path, id: Option<&str>, options: &DevOptions, state: &Sha
     let fixture_path = options.fixture.as_ref().map(|f| dir.join(f)).filter(|f| f.is_file());
     let fixture = match &fixture_path {
         Some(path) => FixtureData::read(path).map(Fixture::replay),
+        // This host: a recording fixture passes the real answers through.
         None => Ok(Fixture::record()),
     };
     let loaded_at = Instant::now();
@@ -184,14 +185,14 @@ async fn rebuild(dir: &Path, id: Option<&str>, options: &DevOptions, state: &Sha
         state.fixture = fixture_path.as_ref().map(|p| p.display().to_string());
         state.load_ms = Some(load_ms);
     }
-    record(state, first, Some(total_ms));
+    keep(state, first, Some(total_ms));
     *current.lock().await = Some(session);
     let against = fixture_path.map_or_else(|| "this host".to_owned(), |p| p.display().to_string());
     println!("[dev] built in {took_ms} ms, loaded in {load_ms} ms against {against}: edit to preview {total_ms} ms");
 }
 
 /// Keeps a report's outcome, printing it when it differs from the last.
-fn record(state: &Shared, outcome: Result<Value, String>, edit_to_preview_ms: Option<u64>) {
+fn keep(state: &Shared, outcome: Result<Value, String>, edit_to_preview_ms: Option<u64>) {
     let mut state = state.lock().unwrap();
     if edit_to_preview_ms.is_some() {
         state.edit_to_preview_ms = edit_to_preview_ms;

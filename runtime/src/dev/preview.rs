@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Current, Shared, record};
+use super::{Current, Shared, keep};
 
 const PAGE: &str = include_str!("preview.html");
 
@@ -67,7 +67,7 @@ async fn handle(req: Request<Incoming>, state: Shared, current: Current) -> Resu
             );
             // The control changed the plugin's state: show it at once.
             let report = session.report().await;
-            record(&state, report, None);
+            keep(&state, report, None);
             let body = match answer {
                 Ok(answer) => json!({ "answer": answer }),
                 Err(message) => json!({ "error": message }),
