@@ -246,8 +246,10 @@ async fn attachment_of(daemon: &Daemon) -> &'static str {
 /// exactly the traffic sent, and the server's node goes once it exits.
 async fn counts_add_up(server: impl FnOnce() -> Server + Send + 'static, wrapper: &[&str]) {
     let (daemon, _config) = start(GRANTED, wrapper);
-    let mut client = Client::connect(&daemon.socket("http-statistics").await).await;
+    // The server first: building the Go one may take longer than the daemon
+    // waits for a new connection's first request (5 s), as a probe sends at once.
     let server = tokio::task::spawn_blocking(server).await.unwrap();
+    let mut client = Client::connect(&daemon.socket("http-statistics").await).await;
     let server_node = format!("{HOSTNAME};{}", server.pid());
 
     // Counting is on once the daemon's own answers to these polls show up.
