@@ -132,13 +132,12 @@ impl PluginHandle {
         refresh: bool,
     ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
-        let hostname = services.hostname.clone();
         let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services.clone(), policy.clone());
         let limits = policy.limits;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
         let cache = Arc::new(ReportCache::new(limits.refresh_interval));
-        let host = HostWork { hostname, services: services.clone(), limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
+        let host = HostWork { services: services.clone(), limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
         let quota = policy.quota.0.clone();
         crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone(), quota));
         let mut handle = Self {
@@ -247,8 +246,7 @@ impl PluginHandle {
 /// What the host needs to finish a call: render the guest's report as the
 /// probe will read it.
 struct HostWork {
-    hostname: Arc<str>,
-    /// Its clock is the time reports are rendered at.
+    /// Its host name and clock: only its own host node passes, at its time.
     services: Arc<HostServices>,
     limits: Limits,
     /// Where the probe's latest `probe_id` is remembered, to render for it at once.
@@ -263,7 +261,7 @@ impl HostWork {
         let now_ms = self.services.now_ms();
         let empty = PluginInfo { label: String::new(), description: String::new() };
         let info = self.info.as_ref().unwrap_or(&empty);
-        let ctx = RenderContext { plugin, info, hostname: Some(&self.hostname), now_ms };
+        let ctx = RenderContext { plugin, info, hostname: Some(&self.services.hostname), now_ms };
         let limits = RenderLimits { max_bytes: self.limits.max_report_bytes, items: &self.limits.report };
         match answer {
             Answer::Describe(info) => {

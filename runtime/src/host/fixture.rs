@@ -410,9 +410,7 @@ impl Fixture {
     pub fn docker_inspect(&self, id: &str, grant: &DockerGrant) -> Result<ContainerDetails, DockerError> {
         self.docker(|docker| {
             docker
-                .containers
-                .iter()
-                .find(|c| c.id == id || c.name == id || (id.len() >= 4 && c.id.starts_with(id)))
+                .find(id)
                 .filter(|c| grant.matches(&c.labels))
                 .map(ContainerData::details)
                 .ok_or_else(|| DockerError::NotFound(format!("no container `{id}`")))
@@ -496,9 +494,7 @@ impl Fixture {
                 return Err(TrafficError::Failed("looking up the container: the test fixture has no Docker Engine".into()));
             };
             let container = docker
-                .containers
-                .iter()
-                .find(|c| c.id == container_id || c.name == container_id || (container_id.len() >= 4 && c.id.starts_with(container_id)))
+                .find(container_id)
                 .ok_or_else(|| TrafficError::NotFound(format!("no container `{container_id}`")))?;
             if !container.is_running() {
                 return Err(TrafficError::NotFound(format!("container {container_id} is not running")));
@@ -571,6 +567,51 @@ impl wasmtime_wasi::HostMonotonicClock for FixtureMonotonicClock {
     }
 }
 
+impl DockerData {
+    /// A container by full ID, name or ID prefix (of 4 or more), as the engine finds it.
+    fn find(&self, id: &str) -> Option<&ContainerData> {
+        self.containers.iter().find(|c| c.id == id || c.name == id || (id.len() >= 4 && c.id.starts_with(id)))
+    }
+}
+
+impl From<&MountData> for Mount {
+    fn from(m: &MountData) -> Self {
+        Mount {
+            type_: m.kind.clone(),
+            name: m.name.clone(),
+            source: m.source.clone(),
+            destination: m.destination.clone(),
+            mode: m.mode.clone(),
+            read_write: m.read_write,
+        }
+    }
+}
+
+impl From<&Mount> for MountData {
+    fn from(m: &Mount) -> Self {
+        MountData {
+            kind: m.type_.clone(),
+            name: m.name.clone(),
+            source: m.source.clone(),
+            destination: m.destination.clone(),
+            mode: m.mode.clone(),
+            read_write: m.read_write,
+        }
+    }
+}
+
+impl From<&NetworkData> for Network {
+    fn from(n: &NetworkData) -> Self {
+        Network { name: n.name.clone(), ip_address: n.ip_address.clone(), gateway: n.gateway.clone(), mac_address: n.mac_address.clone() }
+    }
+}
+
+impl From<&Network> for NetworkData {
+    fn from(n: &Network) -> Self {
+        NetworkData { name: n.name.clone(), ip_address: n.ip_address.clone(), gateway: n.gateway.clone(), mac_address: n.mac_address.clone() }
+    }
+}
+
 impl ContainerData {
     fn is_running(&self) -> bool {
         self.state.is_empty() || self.state == "running"
@@ -581,29 +622,11 @@ impl ContainerData {
     }
 
     fn mounts(&self) -> Vec<Mount> {
-        self.mounts
-            .iter()
-            .map(|m| Mount {
-                type_: m.kind.clone(),
-                name: m.name.clone(),
-                source: m.source.clone(),
-                destination: m.destination.clone(),
-                mode: m.mode.clone(),
-                read_write: m.read_write,
-            })
-            .collect()
+        self.mounts.iter().map(Mount::from).collect()
     }
 
     fn networks(&self) -> Vec<Network> {
-        self.networks
-            .iter()
-            .map(|n| Network {
-                name: n.name.clone(),
-                ip_address: n.ip_address.clone(),
-                gateway: n.gateway.clone(),
-                mac_address: n.mac_address.clone(),
-            })
-            .collect()
+        self.networks.iter().map(Network::from).collect()
     }
 
     fn summary(&self) -> ContainerSummary {
@@ -648,26 +671,8 @@ impl ContainerData {
         self.image_id = image_id.to_owned();
         self.state = state.to_owned();
         self.labels = labels.iter().cloned().collect();
-        self.mounts = mounts
-            .iter()
-            .map(|m| MountData {
-                kind: m.type_.clone(),
-                name: m.name.clone(),
-                source: m.source.clone(),
-                destination: m.destination.clone(),
-                mode: m.mode.clone(),
-                read_write: m.read_write,
-            })
-            .collect();
-        self.networks = networks
-            .iter()
-            .map(|n| NetworkData {
-                name: n.name.clone(),
-                ip_address: n.ip_address.clone(),
-                gateway: n.gateway.clone(),
-                mac_address: n.mac_address.clone(),
-            })
-            .collect();
+        self.mounts = mounts.iter().map(MountData::from).collect();
+        self.networks = networks.iter().map(NetworkData::from).collect();
         self.created_ms = created;
     }
 

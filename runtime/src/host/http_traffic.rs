@@ -52,12 +52,12 @@ impl HasData for HttpTraffic {
 
 impl http_traffic::Host for HttpTrafficView<'_> {
     async fn counters(&mut self) -> wasmtime::Result<Result<Vec<ProcessCounters>, HttpTrafficError>> {
-        let Some(fixture) = self.ctx.fixture.clone() else { return Ok(self.read().await) };
+        let ctx = &mut *self.ctx;
+        if !ctx.granted {
+            return Ok(Err(HttpTrafficError::Denied(super::not_granted(&ctx.plugin, "http-traffic", &mut ctx.denial_logged))));
+        }
+        let Some(fixture) = ctx.fixture.clone() else { return Ok(self.read().await) };
         if fixture.replaying() {
-            if !self.ctx.granted {
-                let ctx = &mut *self.ctx;
-                return Ok(Err(HttpTrafficError::Denied(super::not_granted(&ctx.plugin, "http-traffic", &mut ctx.denial_logged))));
-            }
             return Ok(fixture.http_counters());
         }
         let answer = self.read().await;
@@ -67,11 +67,9 @@ impl http_traffic::Host for HttpTrafficView<'_> {
 }
 
 impl HttpTrafficView<'_> {
+    /// The host's counters (the grant is checked by the caller).
     async fn read(&mut self) -> Result<Vec<ProcessCounters>, HttpTrafficError> {
         let ctx = &mut *self.ctx;
-        if !ctx.granted {
-            return Err(HttpTrafficError::Denied(super::not_granted(&ctx.plugin, "http-traffic", &mut ctx.denial_logged)));
-        }
         let lease = ctx.lease.get_or_insert_with(|| ctx.probes.acquire()).clone();
         let counts = lease.counters(self.deadline).await.map_err(|err| match err {
             ProbeError::Timeout => HttpTrafficError::Timeout,

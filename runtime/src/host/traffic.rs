@@ -189,10 +189,7 @@ impl TrafficView<'_> {
             if fixture.replaying() {
                 // Only what the container's labels let this plugin shape, as on a host.
                 if self.ctx.scope.is_scoped() {
-                    fixture.docker_inspect(container_id, &self.ctx.scope).map_err(|err| match err {
-                        DockerError::NotFound(what) => TrafficError::NotFound(what),
-                        other => TrafficError::Failed(format!("looking up the container: {}", describe(&other))),
-                    })?;
+                    fixture.docker_inspect(container_id, &self.ctx.scope).map_err(lookup_error)?;
                 }
                 return fixture.traffic_apply(container_id, change.as_deref().map(shaping_of_tc_args));
             }
@@ -220,12 +217,17 @@ impl TrafficView<'_> {
     }
 
     async fn running_pid(&self, container_id: &str) -> Result<u32, TrafficError> {
-        let details = inspect(&self.ctx.engine, container_id, &self.ctx.scope, self.deadline).await.map_err(|err| match err {
-            DockerError::NotFound(what) => TrafficError::NotFound(what),
-            DockerError::Timeout => TrafficError::Timeout,
-            other => TrafficError::Failed(format!("looking up the container: {}", describe(&other))),
-        })?;
+        let details = inspect(&self.ctx.engine, container_id, &self.ctx.scope, self.deadline).await.map_err(lookup_error)?;
         details.pid.ok_or_else(|| TrafficError::NotFound(format!("container {container_id} is not running")))
+    }
+}
+
+/// Why the container to shape could not be found, as a traffic error.
+fn lookup_error(err: DockerError) -> TrafficError {
+    match err {
+        DockerError::NotFound(what) => TrafficError::NotFound(what),
+        DockerError::Timeout => TrafficError::Timeout,
+        other => TrafficError::Failed(format!("looking up the container: {}", describe(&other))),
     }
 }
 
