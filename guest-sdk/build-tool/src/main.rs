@@ -44,6 +44,10 @@ enum Command {
         /// The WIT package.
         #[arg(long, default_value = "wit")]
         wit: PathBuf,
+        /// Go only: bindings for a library module of this path (`imports/`,
+        /// `exports/`) instead of a standalone `wit_component` module.
+        #[arg(long)]
+        pkg_name: Option<String>,
     },
     /// Makes a component of a core wasm module (WASI preview 1, reactor).
     Component {
@@ -70,7 +74,7 @@ enum Lang {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Bindings { lang, out, wit } => bindings(lang, &out, &wit),
+        Command::Bindings { lang, out, wit, pkg_name } => bindings(lang, &out, &wit, pkg_name),
         Command::Component { core, output, embed, wit, realloc_via_memory_grow } => {
             component(&core, &output, embed.then_some(wit.as_path()), realloc_via_memory_grow)
         }
@@ -84,11 +88,11 @@ fn load_world(wit: &Path) -> Result<(Resolve, WorldId)> {
     Ok((resolve, world))
 }
 
-fn bindings(lang: Lang, out: &Path, wit: &Path) -> Result<()> {
+fn bindings(lang: Lang, out: &Path, wit: &Path, pkg_name: Option<String>) -> Result<()> {
     let (mut resolve, world) = load_world(wit)?;
     let mut generator: Box<dyn WorldGenerator> = match lang {
         Lang::C => wit_bindgen_c::Opts::default().build(),
-        Lang::Go => wit_bindgen_go::Opts::default().build(),
+        Lang::Go => wit_bindgen_go::Opts { pkg_name, ..Default::default() }.build(),
     };
     let mut files = Files::default();
     generator.generate(&mut resolve, world, &mut files)?;
