@@ -14,7 +14,7 @@ DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: all setup build plugins guests zoo run test test-tools test-plugins bench fuzz clean
+.PHONY: go-bindings all setup build plugins guests zoo run test test-tools test-plugins bench fuzz clean
 
 all: build guests
 
@@ -38,6 +38,13 @@ plugins: setup
 guests: plugins
 	@for l in $(SDK_LANGS); do guest-sdk/build.sh $$l guests/conformance-$$l $(TARGET_DIR)/plugins/conformance-$$l.wasm || exit 1; done
 	@ls -l $(TARGET_DIR)/plugins
+
+## go-bindings: regenerate the Go SDK module's bindings (guest-sdk/go/imports, exports/wit_exports) from wit/;
+## they are committed, as a Go module must hold them (make test checks they match)
+go-bindings:
+	$(CARGO) build -q -p scope-guest-build
+	rm -rf guest-sdk/go/imports guest-sdk/go/exports/wit_exports
+	$(TARGET_DIR)/debug/scope-guest-build bindings --lang go --pkg-name scope-wasm/guest-sdk/go --wit wit --out guest-sdk/go
 
 ## zoo: the fault zoo into target/zoo/<id>.wasm
 zoo: setup

@@ -7,7 +7,8 @@
 # python: SOURCE_DIR/app.py defines `Handler` (scope_plugin.export(...))
 # js:     SOURCE_DIR/app.js exports `handler` (exportPlugin(...))
 # c:      every SOURCE_DIR/*.c, implementing plugin_describe/report/control
-# go:     every SOURCE_DIR/*.go, package main, calling scope.Export in init()
+# go:     SOURCE_DIR is a Go module (go.mod requiring scope-wasm/guest-sdk/go),
+#         package main calling scope.Export in init()
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LANG_=${1:?usage: build.sh LANG SOURCE_DIR OUT.wasm}
@@ -18,7 +19,6 @@ WIT=$ROOT/wit
 SDK=$ROOT/guest-sdk
 GUEST_BUILD=${SCOPE_GUEST_BUILD:-$ROOT/target/debug/scope-guest-build}
 WORK=$ROOT/target/guest-build/$LANG_-$(basename "$SRC")
-GO_PKG_VERSION=v0.2.1
 mkdir -p "$(dirname "$OUT")"
 
 "$SDK/toolchains.sh" "$LANG_"
@@ -71,17 +71,18 @@ c)
 go)
     need_guest_build
     rm -rf "$WORK" && mkdir -p "$WORK"
-    # One module, `wit_component`: the generated bindings, the SDK's packages
-    # and the plugin's package main.
-    "$GUEST_BUILD" bindings --lang go --out "$WORK" --wit "$WIT"
-    cp -r "$SDK/go/scope" "$SDK/go/export_scope_plugin_handler" "$WORK/"
-    cp "$SRC"/*.go "$WORK/"
+    # The plugin is a Go module of its own that requires the SDK's module
+    # (scope-wasm/guest-sdk/go, by a `replace`); it is built where it is.
+    if [ ! -f "$SRC/go.mod" ]; then
+        echo "$SRC has no go.mod: a Go plugin is a module requiring scope-wasm/guest-sdk/go (scope-wasm new --lang go makes one)" >&2
+        exit 2
+    fi
     # -checklinkname=0: the runtime package reaches runtime.sbrk, to allocate
     # before Go's runtime has started. The newest go.bytecodealliance.org/pkg
-    # the Go proxy serves here is v0.2.1; the SDK
-    # keeps Go's collector out of cabi_realloc itself (see scope/gc.go).
-    (cd "$WORK" && go mod edit -require=go.bytecodealliance.org/pkg@$GO_PKG_VERSION && go mod tidy &&
-        GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags=-checklinkname=0 -o core.wasm .)
+    # the Go proxy serves here is v0.2.1 (the SDK's go.mod); the SDK keeps Go's
+    # collector out of cabi_realloc itself (see scope/gc.go). -mod=mod: go.sum
+    # gains what it lacks, as Cargo.lock would.
+    (cd "$SRC" && GOOS=wasip1 GOARCH=wasm go build -mod=mod -buildmode=c-shared -ldflags=-checklinkname=0 -o "$WORK/core.wasm" .)
     # No --realloc-via-memory-grow: the runtime package allocates with sbrk
     # until Go has started, so the adapter may use cabi_realloc from the start.
     "$GUEST_BUILD" component "$WORK/core.wasm" --embed --wit "$WIT" -o "$OUT"

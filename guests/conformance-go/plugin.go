@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"strconv"
 
-	"wit_component/scope"
-	types "wit_component/scope_plugin_types"
+	"scope-wasm/guest-sdk/go/scope"
+	types "scope-wasm/guest-sdk/go/imports/scope_plugin_types"
+
+	_ "scope-wasm/guest-sdk/go/exports/wit_exports"
 )
 
 type conformance struct {
@@ -110,5 +112,7 @@ func (c *conformance) Control(request types.ControlRequest) (types.ControlRespon
 }
 
 func init() { scope.Export(&conformance{}) }
+
+func main() {}
 
 

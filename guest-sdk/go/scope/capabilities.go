@@ -1,9 +1,9 @@
 package scope
 
 import (
-	dockerWit "wit_component/scope_plugin_docker"
-	httpWit "wit_component/scope_plugin_http_traffic"
-	trafficWit "wit_component/scope_plugin_traffic"
+	dockerWit "scope-wasm/guest-sdk/go/imports/scope_plugin_docker"
+	httpWit "scope-wasm/guest-sdk/go/imports/scope_plugin_http_traffic"
+	trafficWit "scope-wasm/guest-sdk/go/imports/scope_plugin_traffic"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )

@@ -21,10 +21,19 @@
 //
 //	func init() { scope.Export(hello{}) }
 //
-// (The generated bindings hold func main.)
+//	func main() {}
+//
+// with these imports: the SDK's scope and types packages, and the component's
+// exports, which package main must link in:
+//
+//	import (
+//		"scope-wasm/guest-sdk/go/scope"
+//		types "scope-wasm/guest-sdk/go/imports/scope_plugin_types"
+//		_ "scope-wasm/guest-sdk/go/exports/wit_exports"
+//	)
 //
 // The records are the structs wit-bindgen generates from wit/ (package
-// wit_component/scope_plugin_types); their zero values are the defaults
+// imports/scope_plugin_types); their zero values are the defaults
 // (text, number, latest, no confirmation), so struct literals read as the
 // report. Errors are Go errors: a Report error becomes the plugin's status, a
 // Control error should be one of UnknownControl, UnknownNode, InvalidArgument
@@ -38,9 +47,9 @@ import (
 	"unicode/utf8"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
-	host "wit_component/scope_plugin_host"
-	procfsWit "wit_component/scope_plugin_procfs"
-	types "wit_component/scope_plugin_types"
+	host "scope-wasm/guest-sdk/go/imports/scope_plugin_host"
+	procfsWit "scope-wasm/guest-sdk/go/imports/scope_plugin_procfs"
+	types "scope-wasm/guest-sdk/go/imports/scope_plugin_types"
 )
 
 // Plugin is what a scope-wasm plugin implements. One value lives as long as

@@ -4,10 +4,10 @@
 package export_scope_plugin_handler
 
 import (
-	"wit_component/scope"
+	"scope-wasm/guest-sdk/go/scope"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
-	types "wit_component/scope_plugin_types"
+	types "scope-wasm/guest-sdk/go/imports/scope_plugin_types"
 )
 
 // Each call ends by letting the collector run if it is due: never inside
