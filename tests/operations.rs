@@ -258,6 +258,13 @@ fn new_creates_plugins_in_every_sdk_language_that_build_and_pass_check_and_their
             assert!(package.contains("\"scope-plugin\": \"file:../"), "{package}");
             assert!(project.join("node_modules/scope-plugin/package.json").is_file());
         }
+        if lang == "go" {
+            // The SDK is a module the project requires, not packages copied in.
+            let go_mod = std::fs::read_to_string(project.join("go.mod")).unwrap();
+            assert!(go_mod.contains("require scope-wasm/guest-sdk/go v0.0.0"), "{go_mod}");
+            assert!(go_mod.contains("replace scope-wasm/guest-sdk/go => ../"), "{go_mod}");
+            assert!(!project.join("scope").exists());
+        }
     }
 }
 
@@ -316,4 +323,57 @@ fn a_rust_project_builds_with_the_sdk_as_a_git_dependency() {
     assert!(ok && out.contains("passed: 4 steps"), "{out}");
     let lock = std::fs::read_to_string(project.join("Cargo.lock")).unwrap();
     assert!(lock.contains(&format!("source = \"git+file://{}", repo.display())), "{lock}");
+}
+
+#[test]
+fn a_moved_go_project_builds_against_the_sdk_module_its_replace_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("go-module-probe");
+    let (ok, out, err) = run(&["new", "go-module-probe", "--lang", "go", "--dir", made.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    // Moved one level deeper: the relative paths no longer reach the SDK.
+    let project = dir.path().join("moved/go-module-probe");
+    std::fs::create_dir_all(project.parent().unwrap()).unwrap();
+    std::fs::rename(&made, &project).unwrap();
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk").canonicalize().unwrap();
+    let (ok, out) = make(&project, "build", &[("SCOPE_WASM_SDK", &sdk)]);
+    assert!(!ok && out.contains("scope-wasm/guest-sdk/go"), "the stale replace should fail the build: {out}");
+    // The way out the project's go.mod names.
+    let edit = Command::new("go")
+        .args(["mod", "edit", &format!("-replace=scope-wasm/guest-sdk/go={}", sdk.join("go").display())])
+        .current_dir(&project)
+        .status()
+        .unwrap();
+    assert!(edit.success());
+    let (ok, out) = make(&project, "test", &[("SCOPE_WASM_SDK", &sdk)]);
+    assert!(ok && out.contains("passed: 4 steps"), "{out}");
+}
+
+#[test]
+fn the_go_sdk_module_holds_the_bindings_of_this_wit() {
+    // The bindings are committed (a Go module cannot generate them when it is
+    // built); they must be what wit/ generates today.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let build = Command::new(env!("CARGO")).args(["build", "-q", "-p", "scope-guest-build"]).current_dir(&root).status().unwrap();
+    assert!(build.success());
+    let out = tempfile::tempdir().unwrap();
+    let generated = Command::new(root.join("target/debug/scope-guest-build"))
+        .args(["bindings", "--lang", "go", "--pkg-name", "scope-wasm/guest-sdk/go", "--wit"])
+        .arg(root.join("wit"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let files = walk(out.path());
+    assert!(files.len() > 10, "{files:?}");
+    for file in files {
+        let relative = file.strip_prefix(out.path()).unwrap();
+        let committed = std::fs::read(root.join("guest-sdk/go").join(relative)).unwrap_or_default();
+        assert!(
+            committed == std::fs::read(&file).unwrap(),
+            "guest-sdk/go/{} is not what wit/ generates: run `make go-bindings`",
+            relative.display()
+        );
+    }
 }

@@ -304,7 +304,10 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
             ("app.js", js_template(name, &snake, &label))
         }
         Lang::C => ("plugin.c", c_template(name, &snake, &label)),
-        Lang::Go => ("plugin.go", go_template(name, &snake, &label)),
+        Lang::Go => {
+            go_module(name, dir, sdk)?;
+            ("plugin.go", go_template(name, &snake, &label))
+        }
         Lang::Rust => unreachable!("Rust projects are Cargo projects"),
     };
     write(dir, file, &source)?;
@@ -314,8 +317,14 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
         lang.display_name(),
         &format!(
             "\nThe SDK is the scope-wasm repository's guest-sdk, found at {} relative to this project; \
-             moved elsewhere, `make test SCOPE_WASM_SDK=/path/to/scope-wasm/guest-sdk`.",
-            sdk.display()
+             moved elsewhere, `make test SCOPE_WASM_SDK=/path/to/scope-wasm/guest-sdk`.{}",
+            sdk.display(),
+            if lang == Lang::Go {
+                " The Go packages are the module `scope-wasm/guest-sdk/go`, which go.mod finds by a `replace` \
+                 to the same place: moved elsewhere, point that too (`go mod edit -replace ...`, see go.mod)."
+            } else {
+                ""
+            }
         ),
     )
 }
@@ -445,6 +454,26 @@ bool plugin_control(const scope_control_request_t *request, scope_control_respon
     )
 }
 
+/// The project's go.mod: the SDK's module by a relative `replace`, and the
+/// SDK's go.sum (the same dependencies), so the first build needs nothing more.
+fn go_module(name: &str, dir: &Path, sdk: &Path) -> Result<()> {
+    let go_sdk = sdk.join("go");
+    let go_mod = format!(
+        "module {name}\n\ngo 1.25\n\nrequire {GO_SDK_MODULE} v0.0.0\n\n\
+         // The scope-wasm repository's guest-sdk/go, relative to this project; moved elsewhere:\n\
+         // go mod edit -replace {GO_SDK_MODULE}=/path/to/scope-wasm/guest-sdk/go\n\
+         replace {GO_SDK_MODULE} => {}\n",
+        go_sdk.display()
+    );
+    write(dir, "go.mod", &go_mod)?;
+    let sum = dir.join(&go_sdk).join("go.sum");
+    let sum = fs::read_to_string(&sum).with_context(|| format!("reading the Go SDK's {}", sum.display()))?;
+    write(dir, "go.sum", &sum)
+}
+
+/// The Go SDK's module path (guest-sdk/go/go.mod).
+const GO_SDK_MODULE: &str = "scope-wasm/guest-sdk/go";
+
 fn go_template(name: &str, snake: &str, label: &str) -> String {
     format!(
         r#"// {name}: a Weave Scope plugin for scope-wasm.
@@ -453,8 +482,11 @@ package main
 import (
 	"strconv"
 
-	"wit_component/scope"
-	types "wit_component/scope_plugin_types"
+	"scope-wasm/guest-sdk/go/scope"
+	types "scope-wasm/guest-sdk/go/imports/scope_plugin_types"
+
+	// The component's exports: they call the plugin given to scope.Export.
+	_ "scope-wasm/guest-sdk/go/exports/wit_exports"
 )
 
 type plugin struct {{
@@ -493,6 +525,8 @@ func (p *plugin) Control(request types.ControlRequest) (types.ControlResponse, e
 }}
 
 func init() {{ scope.Export(&plugin{{}}) }}
+
+func main() {{}}
 "#
     )
 }
