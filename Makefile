@@ -14,7 +14,7 @@ DOCKER_ROOT ?= /tmp/scope-wasm-dockerd
 WASM_OUT := $(TARGET_DIR)/wasm32-wasip2/guest
 RUN_SOCKET_DIR ?= $(if $(filter 0,$(shell id -u)),/var/run/scope/plugins,$(CURDIR)/scope-plugins)
 
-.PHONY: go-bindings all setup build plugins guests zoo run test test-tools test-plugins bench fuzz clean
+.PHONY: all setup build plugins guests go-bindings zoo run test test-tools test-plugins bench fuzz clean
 
 all: build guests
 
