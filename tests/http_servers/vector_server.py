@@ -1,7 +1,7 @@
 """An HTTP/1.1 server for the HTTP statistics tests that reads and writes
 through the vectored and message syscalls real servers use: connections
 alternate between readv(2) + sendmsg(2) and recvmsg(2) + writev(2). GET /
-answers 200, POST / 202, anything else 404; connections stay open until the
+answers 200, POST / 202, GET /status/NNN answers NNN, anything else 404; connections stay open until the
 client closes them. It prints its port, then serves until killed."""
 
 import os
@@ -11,6 +11,8 @@ import threading
 
 def answer(request_line):
     method, path = request_line.split(b" ")[:2]
+    if path.startswith(b"/status/"):
+        return path[len(b"/status/"):] + b" Status", b"status\n"
     if path != b"/":
         return b"404 Not Found", b"missing\n"
     if method == b"POST":

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
-use aya::Ebpf;
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap};
+use aya::{Ebpf, EbpfLoader};
 use aya::programs::{RawTracePoint, TracePoint};
 use tokio::sync::watch;
 
@@ -39,11 +39,17 @@ const KIND_RESPONSE: u16 = 1;
 /// the first that works here).
 pub const ATTACHMENT_ENV: &str = "SCOPE_WASM_HTTP_PROBE";
 
+/// Counter slots per CPU, as the programs have them (`COUNTER_SLOTS_SIZE`);
+/// the environment variable below may set fewer, for tests.
+const COUNTER_SLOTS: u32 = 1024;
+pub const COUNTER_SLOTS_ENV: &str = "SCOPE_WASM_HTTP_COUNTER_SLOTS";
+
 /// Where the programs are attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attachment {
-    /// `sock:sock_recv_length`/`sock_send_length`, at the end of every socket
-    /// receive and send (x86-64: the syscall is read from the user registers).
+    /// Raw tracepoint programs on `sock:sock_recv_length`/`sock_send_length`, at
+    /// the end of every socket receive and send (x86-64: the syscall is read
+    /// from the user registers).
     SocketTracepoints,
     /// `raw_syscalls:sys_enter`/`sys_exit`, filtering x86-64 syscall numbers.
     RawTracepoints,
@@ -199,19 +205,28 @@ impl HttpProbe {
 impl Loaded {
     fn read(&self) -> Result<BTreeMap<u32, ProcessCounts>, String> {
         let mut maps = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // (key, count) from the slots, then from the hash map (a key may be in both: a CPU's slot holds it,
+        // another CPU's slot at that index holds another key).
+        let mut counted = slot_counters(&maps.ebpf)?;
         let map = maps.ebpf.map_mut("HTTP_COUNTERS").ok_or("the eBPF object has no HTTP_COUNTERS map")?;
         let mut counters: PerCpuHashMap<&mut MapData, [u8; 8], u64> =
             PerCpuHashMap::try_from(map).map_err(|err| format!("HTTP_COUNTERS: {}", chain(&err)))?;
+        let in_slots = counted.len();
+        for entry in counters.iter() {
+            let (key, per_cpu) = entry.map_err(|err| format!("reading HTTP_COUNTERS: {}", chain(&err)))?;
+            counted.push((key, per_cpu.iter().sum()));
+        }
         let mut by_pid: BTreeMap<u32, ProcessCounts> = BTreeMap::new();
         let mut exited = Vec::new();
         // A process has several keys (per method and code): look it up once.
         let mut alive = HashMap::new();
-        for entry in counters.iter() {
-            let (key, per_cpu) = entry.map_err(|err| format!("reading HTTP_COUNTERS: {}", chain(&err)))?;
-            let count: u64 = per_cpu.iter().sum();
+        for (at, (key, count)) in counted.into_iter().enumerate() {
             let (tgid, kind, code) = decode_key(key);
             if !*alive.entry(tgid).or_insert_with(|| process_alive(tgid)) {
-                exited.push(key);
+                // A slot keeps its key for good (freeing it could race with a count); a hash entry goes.
+                if at >= in_slots {
+                    exited.push(key);
+                }
                 continue;
             }
             let counts = by_pid.entry(tgid).or_default();
@@ -232,6 +247,24 @@ impl Loaded {
         maps.sweep_reads();
         Ok(by_pid)
     }
+}
+
+/// The counters in COUNTER_SLOTS, each CPU's slot on its own: `{ key: [u8; 8], count: u64 }`, key all zero when free.
+fn slot_counters(ebpf: &Ebpf) -> Result<Vec<([u8; 8], u64)>, String> {
+    let map = ebpf.map("COUNTER_SLOTS").ok_or("the eBPF object has no COUNTER_SLOTS map")?;
+    let slots: PerCpuArray<&MapData, [u8; 16]> = PerCpuArray::try_from(map).map_err(|err| format!("COUNTER_SLOTS: {}", chain(&err)))?;
+    let mut counted = Vec::new();
+    for per_cpu in slots.iter() {
+        let per_cpu = per_cpu.map_err(|err| format!("reading COUNTER_SLOTS: {}", chain(&err)))?;
+        for slot in per_cpu.iter() {
+            let (key, count) = slot.split_at(8);
+            let key: [u8; 8] = key.try_into().expect("8 bytes");
+            if key != [0; 8] {
+                counted.push((key, u64::from_ne_bytes(count.try_into().expect("8 bytes"))));
+            }
+        }
+    }
+    Ok(counted)
 }
 
 impl Maps {
@@ -343,29 +376,19 @@ fn load() -> Result<(Ebpf, Attachment), String> {
     attach(Attachment::Tracepoints).map(|Programs(ebpf)| (ebpf, Attachment::Tracepoints))
 }
 
-/// One program on each raw syscall tracepoint. On failure the object is
-/// dropped whole, so no program of it stays attached.
+/// One program on each raw syscall tracepoint.
 fn load_on_raw_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     if !cfg!(target_arch = "x86_64") {
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
     }
-    let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
-    for &(program, tracepoint) in programs {
-        let program: &mut RawTracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
-            .try_into()
-            .map_err(|err| format!("{program}: {}", chain(&err)))?;
-        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
-        program
-            .attach(tracepoint)
-            .map_err(|err| privilege_hint(format!("attaching to raw_syscalls:{tracepoint}: {}", chain(&err))))?;
-    }
-    Ok(ebpf)
+    load_raw_on("raw_syscalls", programs)
 }
 
-/// The socket tracepoints (Linux 6.3 and later), whose context layout is
-/// checked first: `{ u64 common; void *sk; u16 family; u16 protocol; i32 ret; i32 flags }`.
+/// Raw tracepoint programs on the socket tracepoints (Linux 6.3 and later).
+/// A raw tracepoint program gets the event's arguments, `(struct sock *sk,
+/// int ret, int flags)`, which tracefs does not show; it shows the record the
+/// kernel fills from them, `{ u64 common; void *sk; u16 family; u16 protocol;
+/// i32 ret; i32 flags }`, checked first: the same names from the same event.
 fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     if !cfg!(target_arch = "x86_64") {
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
@@ -381,7 +404,36 @@ fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String>
             }
         }
     }
-    load_on("sock", programs)
+    load_raw_on("sock", programs)
+}
+
+/// The object's maps, created; its programs not yet loaded.
+fn load_object() -> Result<Ebpf, String> {
+    let mut loader = EbpfLoader::new();
+    // Fewer slots (tests: every count that finds no slot goes to the hash map).
+    if let Some(slots) = std::env::var(COUNTER_SLOTS_ENV).ok().and_then(|n| n.parse().ok()).filter(|n| (1..COUNTER_SLOTS).contains(n)) {
+        loader.map_max_entries("COUNTER_SLOTS", slots);
+    }
+    loader.load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))
+}
+
+/// Loads the object and attaches each (program, tracepoint) as a raw
+/// tracepoint program to that tracepoint of `category`. On failure the object
+/// is dropped whole, so no program of it stays attached.
+fn load_raw_on(category: &str, programs: &[(&str, &str)]) -> Result<Ebpf, String> {
+    let mut ebpf = load_object()?;
+    for &(program, tracepoint) in programs {
+        let program: &mut RawTracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
+            .try_into()
+            .map_err(|err| format!("{program}: {}", chain(&err)))?;
+        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
+        program
+            .attach(tracepoint)
+            .map_err(|err| privilege_hint(format!("attaching to {category}:{tracepoint}: {}", chain(&err))))?;
+    }
+    Ok(ebpf)
 }
 
 /// The syscall tracepoints, whose context layout is checked first.
@@ -395,7 +447,7 @@ fn load_on_tracepoints() -> Result<Ebpf, String> {
 /// tracepoint of `category`. On failure the object is dropped whole, so no
 /// program of it stays attached.
 fn load_on(category: &str, programs: &[(&str, &str)]) -> Result<Ebpf, String> {
-    let mut ebpf = Ebpf::load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))?;
+    let mut ebpf = load_object()?;
     for &(program, tracepoint) in programs {
         let program: &mut TracePoint = ebpf
             .program_mut(program)
