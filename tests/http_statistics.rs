@@ -227,7 +227,8 @@ const ON_TRACEPOINTS: [&str; 2] = ["env", "SCOPE_WASM_HTTP_PROBE=tracepoints"];
 /// reads' entries that remember their buffers).
 fn programs_of(attachment: &str) -> usize {
     match attachment {
-        "the socket tracepoints" | "the raw syscall tracepoints" => 2,
+        "the socket tracepoints" => 3,
+        "the raw syscall tracepoints" => 2,
         "the syscall tracepoints" => 12,
         other => panic!("unknown attachment {other:?}"),
     }

@@ -40,6 +40,7 @@ typedef int __s32;
 
 enum {
     BPF_MAP_TYPE_HASH = 1,
+    BPF_MAP_TYPE_ARRAY = 2,
     BPF_MAP_TYPE_PERCPU_HASH = 5,
     BPF_MAP_TYPE_PERCPU_ARRAY = 6,
     BPF_MAP_TYPE_LRU_HASH = 9,
@@ -495,12 +496,73 @@ struct sock_length_args {
 
 #define MSG_PEEK 2
 
+// TCP connections this host opened (the connecting side), by their socket's
+// address in one of CLIENT_SOCKETS_SIZE slots (a hash of it): all zero when
+// free. What such a socket receives is a response and what it sends is a
+// request, so its receives and sends are left alone before anything is read
+// (half of a client and server's socket calls: docs/benchmarks.md). A
+// connection whose slot another holds, or that was opened before the programs
+// were attached, is looked at as any other.
+#define CLIENT_SOCKETS_SIZE 4096
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, CLIENT_SOCKETS_SIZE);
+    __type(key, __u32);
+    __type(value, __u64);
+} CLIENT_SOCKETS SEC(".maps");
+
+static __attribute__((always_inline)) __u64 *client_socket_slot(__u64 sk)
+{
+    __u32 index = (sk * 0x9E3779B97F4A7C15ULL) >> 52; // 12 bits: CLIENT_SOCKETS_SIZE
+    return bpf_map_lookup_elem(&CLIENT_SOCKETS, &index);
+}
+
+static __attribute__((always_inline)) int is_client_socket(__u64 sk)
+{
+    __u64 *slot = client_socket_slot(sk);
+    return slot && *slot == sk;
+}
+
+// TCP's states, as the kernel numbers them.
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+
+// sock:inet_sock_set_state, `TP_PROTO(const struct sock *sk, int oldstate,
+// int newstate)`: a connection this host opened is established (its socket
+// goes in CLIENT_SOCKETS) or any connection closes (its socket leaves it, so
+// a new socket at the same address is not taken for it). Every TCP state
+// change passes here; connecting and closing are the only ones that do work.
+struct set_state_args {
+    __u64 sk;
+    __u64 oldstate;
+    __u64 newstate;
+};
+
+SEC("raw_tracepoint/inet_sock_set_state")
+int sock_set_state(struct set_state_args *ctx)
+{
+    __s32 oldstate = ctx->oldstate, newstate = ctx->newstate;
+    __u64 sk = ctx->sk;
+    if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
+        __u64 *slot = client_socket_slot(sk);
+        if (slot)
+            __sync_val_compare_and_swap(slot, 0, sk);
+    } else if (newstate == TCP_CLOSE) {
+        __u64 *slot = client_socket_slot(sk);
+        if (slot)
+            __sync_val_compare_and_swap(slot, sk, 0);
+    }
+    return 0;
+}
+
 SEC("raw_tracepoint/sock_recv_length")
 int sock_recv(struct sock_length_args *ctx)
 {
     __s64 ret = (__s32)ctx->ret;
     // A peek is read again; a result that cannot be a request read (nor Go's one byte).
-    if ((ctx->flags & MSG_PEEK) || (ret != 1 && ret < 15))
+    if ((ctx->flags & MSG_PEEK) || (ret != 1 && ret < 15) || is_client_socket(ctx->sk))
         return 0;
     return count_read_syscall(ret);
 }
@@ -508,7 +570,7 @@ int sock_recv(struct sock_length_args *ctx)
 SEC("raw_tracepoint/sock_send_length")
 int sock_send(struct sock_length_args *ctx)
 {
-    if ((__s32)ctx->ret < 12)
+    if ((__s32)ctx->ret < 12 || is_client_socket(ctx->sk))
         return 0;
     struct syscall_regs regs;
     current_regs(&regs);
@@ -530,5 +592,8 @@ int floor_sock_recv(struct sock_length_args *ctx) { return 0; }
 
 SEC("raw_tracepoint/sock_send_length")
 int floor_sock_send(struct sock_length_args *ctx) { return 0; }
+
+SEC("raw_tracepoint/inet_sock_set_state")
+int floor_set_state(struct set_state_args *ctx) { return 0; }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -72,13 +72,16 @@ impl std::fmt::Display for Attachment {
 const RAW_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("raw_sys_enter", "sys_enter"), ("raw_sys_exit", "sys_exit")];
 
 /// (program, tracepoint in the `sock` category): receives are looked at when
-/// they end, sends too (the buffer is still the caller's).
-const SOCKET_TRACEPOINT_PROGRAMS: [(&str, &str); 2] = [("sock_recv", "sock_recv_length"), ("sock_send", "sock_send_length")];
+/// they end, sends too (the buffer is still the caller's); TCP state changes
+/// mark the connections this host opened, whose receives and sends are left alone.
+const SOCKET_TRACEPOINT_PROGRAMS: [(&str, &str); 3] =
+    [("sock_recv", "sock_recv_length"), ("sock_send", "sock_send_length"), ("sock_set_state", "inet_sock_set_state")];
 
 /// Programs that return at once, on the same tracepoints: the kernel's own
 /// share of the cost, for the benchmark.
 const RAW_FLOOR_PROGRAMS: [(&str, &str); 2] = [("floor_sys_enter", "sys_enter"), ("floor_sys_exit", "sys_exit")];
-const SOCKET_FLOOR_PROGRAMS: [(&str, &str); 2] = [("floor_sock_recv", "sock_recv_length"), ("floor_sock_send", "sock_send_length")];
+const SOCKET_FLOOR_PROGRAMS: [(&str, &str); 3] =
+    [("floor_sock_recv", "sock_recv_length"), ("floor_sock_send", "sock_send_length"), ("floor_set_state", "inet_sock_set_state")];
 
 /// (program in the object, syscall tracepoint it attaches to).
 /// Reads are counted at exit (their data is there only then), writes at
@@ -385,10 +388,10 @@ fn load_on_raw_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
 }
 
 /// Raw tracepoint programs on the socket tracepoints (Linux 6.3 and later).
-/// A raw tracepoint program gets the event's arguments, `(struct sock *sk,
-/// int ret, int flags)`, which tracefs does not show; it shows the record the
-/// kernel fills from them, `{ u64 common; void *sk; u16 family; u16 protocol;
-/// i32 ret; i32 flags }`, checked first: the same names from the same event.
+/// A raw tracepoint program gets the event's arguments (`(struct sock *sk, int
+/// ret, int flags)`; for `inet_sock_set_state`, `(struct sock *sk, int
+/// oldstate, int newstate)`), which tracefs does not show; it shows the record
+/// the kernel fills from them, checked first: the same names from the same event.
 fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     if !cfg!(target_arch = "x86_64") {
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
@@ -397,8 +400,12 @@ fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String>
     for &(_, tracepoint) in programs {
         let path = tracefs.join("events/sock").join(tracepoint).join("format");
         let format = std::fs::read_to_string(&path)
-            .map_err(|err| format!("this kernel has no tracepoint sock:{tracepoint} (Linux 6.3 added it; {}: {err})", path.display()))?;
-        for field in ["void * sk;\toffset:8;\tsize:8;", "int ret;\toffset:20;\tsize:4;", "int flags;\toffset:24;\tsize:4;"] {
+            .map_err(|err| format!("this kernel has no tracepoint sock:{tracepoint} (the socket tracepoints need Linux 6.3 or later; {}: {err})", path.display()))?;
+        let fields: &[&str] = match tracepoint {
+            "inet_sock_set_state" => &["void * skaddr;\toffset:8;\tsize:8;", "int oldstate;\toffset:16;\tsize:4;", "int newstate;\toffset:20;\tsize:4;"],
+            _ => &["void * sk;\toffset:8;\tsize:8;", "int ret;\toffset:20;\tsize:4;", "int flags;\toffset:24;\tsize:4;"],
+        };
+        for field in fields {
             if !format.contains(field) {
                 return Err(format!("sock:{tracepoint} has an unexpected layout (no {:?})", field.replace('\t', " ")));
             }
