@@ -384,7 +384,7 @@ fn load_on_raw_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String> {
     if !cfg!(target_arch = "x86_64") {
         return Err("the programs know x86-64's registers and syscall numbers, and this is another architecture".into());
     }
-    load_raw_on("raw_syscalls", programs)
+    load_on("raw_syscalls", programs, true)
 }
 
 /// Raw tracepoint programs on the socket tracepoints (Linux 6.3 and later).
@@ -411,7 +411,7 @@ fn load_on_socket_tracepoints(programs: &[(&str, &str)]) -> Result<Ebpf, String>
             }
         }
     }
-    load_raw_on("sock", programs)
+    load_on("sock", programs, true)
 }
 
 /// The object's maps, created; its programs not yet loaded.
@@ -424,47 +424,32 @@ fn load_object() -> Result<Ebpf, String> {
     loader.load(OBJECT).map_err(|err| privilege_hint(format!("loading the eBPF object: {}", chain(&err))))
 }
 
-/// Loads the object and attaches each (program, tracepoint) as a raw
-/// tracepoint program to that tracepoint of `category`. On failure the object
-/// is dropped whole, so no program of it stays attached.
-fn load_raw_on(category: &str, programs: &[(&str, &str)]) -> Result<Ebpf, String> {
-    let mut ebpf = load_object()?;
-    for &(program, tracepoint) in programs {
-        let program: &mut RawTracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
-            .try_into()
-            .map_err(|err| format!("{program}: {}", chain(&err)))?;
-        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
-        program
-            .attach(tracepoint)
-            .map_err(|err| privilege_hint(format!("attaching to {category}:{tracepoint}: {}", chain(&err))))?;
-    }
-    Ok(ebpf)
-}
-
 /// The syscall tracepoints, whose context layout is checked first.
 fn load_on_tracepoints() -> Result<Ebpf, String> {
     let tracefs = tracefs()?;
     check_tracepoint_layout(&tracefs)?;
-    load_on("syscalls", &TRACEPOINT_PROGRAMS)
+    load_on("syscalls", &TRACEPOINT_PROGRAMS, false)
 }
 
 /// Loads the object and attaches each (program, tracepoint) to that
-/// tracepoint of `category`. On failure the object is dropped whole, so no
-/// program of it stays attached.
-fn load_on(category: &str, programs: &[(&str, &str)]) -> Result<Ebpf, String> {
+/// tracepoint of `category`, as a raw tracepoint program if `raw`. On failure
+/// the object is dropped whole, so no program of it stays attached.
+fn load_on(category: &str, programs: &[(&str, &str)], raw: bool) -> Result<Ebpf, String> {
     let mut ebpf = load_object()?;
-    for &(program, tracepoint) in programs {
-        let program: &mut TracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| format!("the eBPF object has no program {program}"))?
-            .try_into()
-            .map_err(|err| format!("{program}: {}", chain(&err)))?;
-        program.load().map_err(|err| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err))))?;
-        program
-            .attach(category, tracepoint)
-            .map_err(|err| privilege_hint(format!("attaching to {category}:{tracepoint}: {}", chain(&err))))?;
+    for &(name, tracepoint) in programs {
+        let program = ebpf.program_mut(name).ok_or_else(|| format!("the eBPF object has no program {name}"))?;
+        let loading = |err: aya::programs::ProgramError| privilege_hint(format!("loading {tracepoint}'s program: {}", chain(&err)));
+        let attaching = |err: aya::programs::ProgramError| privilege_hint(format!("attaching to {category}:{tracepoint}: {}", chain(&err)));
+        let wrong_kind = |err: aya::programs::ProgramError| format!("{name}: {}", chain(&err));
+        if raw {
+            let program: &mut RawTracePoint = program.try_into().map_err(wrong_kind)?;
+            program.load().map_err(loading)?;
+            program.attach(tracepoint).map_err(attaching)?;
+        } else {
+            let program: &mut TracePoint = program.try_into().map_err(wrong_kind)?;
+            program.load().map_err(loading)?;
+            program.attach(category, tracepoint).map_err(attaching)?;
+        }
     }
     Ok(ebpf)
 }
