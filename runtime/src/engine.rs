@@ -339,19 +339,31 @@ pub fn engine_config(max_wasm_stack: usize) -> Config {
     config
 }
 
-/// Guest calls running now, across all engines. The tickers sleep while there
-/// are none: an idle daemon does not wake 500 times a second.
-static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+/// Guest calls running now, and tickers asleep, across all engines. The
+/// tickers sleep while no call has run for a while: an idle daemon does not
+/// wake 500 times a second.
+static TICKING: (Mutex<Ticking>, Condvar) = (Mutex::new(Ticking { running: 0, asleep: 0 }), Condvar::new());
+
+struct Ticking {
+    running: usize,
+    asleep: usize,
+}
+
+/// Ticks without a guest call before a ticker goes to sleep. A daemon whose
+/// plugins are called every few milliseconds (a probe polling many of them)
+/// keeps its ticker awake, rather than waking it, a futex and an interrupt to
+/// another CPU, on the path of every call.
+const IDLE_TICKS_BEFORE_SLEEP: u32 = 50;
 
 /// Held for the length of a guest call: the epoch ticks while any is held.
 pub struct GuestRunning(());
 
 impl GuestRunning {
     pub fn start() -> Self {
-        let mut running = RUNNING.0.lock().unwrap();
-        *running += 1;
-        if *running == 1 {
-            RUNNING.1.notify_all();
+        let mut ticking = TICKING.0.lock().unwrap();
+        ticking.running += 1;
+        if ticking.running == 1 && ticking.asleep > 0 {
+            TICKING.1.notify_all();
         }
         GuestRunning(())
     }
@@ -359,7 +371,7 @@ impl GuestRunning {
 
 impl Drop for GuestRunning {
     fn drop(&mut self) {
-        *RUNNING.0.lock().unwrap() -= 1;
+        TICKING.0.lock().unwrap().running -= 1;
     }
 }
 
@@ -369,26 +381,35 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Ticks on a plain thread, not a tokio task: a busy async runtime must not be able
 /// to starve the very clock that interrupts guests. The thread holds only a weak
 /// reference and ends when the engine is dropped. Epoch deadlines are relative to
-/// the epoch when a call starts, so pausing between calls changes nothing.
+/// the epoch when a call starts, so pausing between calls changes nothing; a
+/// ticker woken by a call waits a whole tick before its first increment, so a
+/// call shorter than a tick is never made to yield.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     thread::Builder::new()
         .name("epoch-ticker".into())
         .spawn(move || {
+            let mut idle_ticks = 0;
             loop {
                 {
-                    let mut running = RUNNING.0.lock().unwrap();
-                    while *running == 0 {
-                        running = RUNNING.1.wait_timeout(running, IDLE_CHECK).unwrap().0;
-                        if weak.upgrade().is_none() {
-                            return;
+                    let mut ticking = TICKING.0.lock().unwrap();
+                    idle_ticks = if ticking.running == 0 { idle_ticks + 1 } else { 0 };
+                    if idle_ticks >= IDLE_TICKS_BEFORE_SLEEP {
+                        ticking.asleep += 1;
+                        while ticking.running == 0 {
+                            ticking = TICKING.1.wait_timeout(ticking, IDLE_CHECK).unwrap().0;
+                            if weak.upgrade().is_none() {
+                                ticking.asleep -= 1;
+                                return;
+                            }
                         }
+                        ticking.asleep -= 1;
+                        idle_ticks = 0;
                     }
                 }
+                thread::sleep(EPOCH_TICK);
                 let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
-                drop(engine);
-                thread::sleep(EPOCH_TICK);
             }
         })
         .expect("spawning the epoch ticker thread");
