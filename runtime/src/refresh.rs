@@ -43,7 +43,7 @@ pub struct ReportCache {
     state: Mutex<CacheState>,
     /// Bumped on every stored attempt; requests with nothing usable wait on it.
     attempts: watch::Sender<u64>,
-    /// Wakes the refresher: the first poll after idling, or a control asking for a refresh.
+    /// Wakes the refresher: the first poll after idling, or one with nothing to serve.
     wake: Notify,
 }
 
@@ -187,16 +187,18 @@ impl ReportCache {
     }
 
     /// After a control: what the guest reported before is out of date. Polls
-    /// wait for a report made after this point.
-    pub fn invalidate(&self) {
+    /// wait for a report made after this point, which the plugin's worker makes
+    /// at once and stores under the generation returned here.
+    pub fn invalidate(&self) -> u64 {
         let mut state = self.state.lock().unwrap();
         state.generation += 1;
         state.good = None;
         state.failure = None;
-        self.wake.notify_one();
+        state.generation
     }
 
-    fn store(&self, generation: u64, result: Result<Arc<GoodReport>, CallError>) {
+    /// Keeps the outcome of a report started at `generation`, unless a control came since.
+    pub fn store(&self, generation: u64, result: Result<Arc<GoodReport>, CallError>) {
         let mut state = self.state.lock().unwrap();
         if generation != state.generation {
             return;

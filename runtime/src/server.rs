@@ -149,11 +149,8 @@ async fn control(req: Request<Incoming>, plugin: &PluginHandle, deadline: Instan
         args: body.control_args.unwrap_or_default().into_iter().collect(),
     };
     match plugin.control(request, probe_id, deadline).await {
-        Ok(Ok(body)) => {
-            // The control changed the plugin's state: report anew.
-            plugin.cache.invalidate();
-            body_response(StatusCode::OK, body.into())
-        }
+        // The worker has marked the report out of date and is making the next.
+        Ok(Ok(body)) => body_response(StatusCode::OK, body.into()),
         // The probe shows a control's `error` to the user: answer 200 with it.
         Ok(Err(err)) => {
             let message = scope_json::control_refusal_message(&plugin.id, &err, &node_id, |c| plugin.cache.declares_control(c));

@@ -137,7 +137,7 @@ impl PluginHandle {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
         let cache = Arc::new(ReportCache::new(limits.refresh_interval));
-        let host = HostWork { services: services.clone(), limits: limits.clone(), cache: Arc::downgrade(&cache), info: None };
+        let host = HostWork { services: services.clone(), limits: limits.clone(), cache: Arc::downgrade(&cache), info: None, refresh_after_control: refresh };
         let quota = policy.quota.0.clone();
         crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone(), quota));
         let mut handle = Self {
@@ -253,6 +253,9 @@ struct HostWork {
     cache: std::sync::Weak<ReportCache>,
     /// What the guest said of itself, once it has.
     info: Option<PluginInfo>,
+    /// Whether a successful control is followed at once by a new report
+    /// (not for `scope-wasm test`, whose script says when the guest reports).
+    refresh_after_control: bool,
 }
 
 impl HostWork {
@@ -292,57 +295,88 @@ impl HostWork {
 }
 
 async fn run_worker(
-    mut instance: PluginInstance,
-    mut host: HostWork,
+    instance: PluginInstance,
+    host: HostWork,
     mut queue: mpsc::Receiver<Job>,
     load: Arc<Load>,
     stats: Arc<PluginStats>,
     quota: Option<Arc<TenantQuota>>,
 ) {
-    let mut backoff = Backoff::default();
+    let mut worker = Worker { instance, host, stats, quota, backoff: Backoff::default() };
     while let Some(job) = queue.recv().await {
         let started = Instant::now();
         if job.reply.is_closed() {
             load.finished(Duration::ZERO);
             continue;
         }
-        if let Some(refusal) = backoff.refusal(instance.id()) {
-            load.finished(Duration::ZERO);
-            let _ = job.reply.send(Err(refusal));
-            continue;
+        let result = worker.run(job.call, job.probe_id.as_deref(), job.deadline).await;
+        load.finished(started.elapsed());
+        // A control changed the plugin's state: what it reported before is out
+        // of date from the moment the control is answered, and the report after
+        // it is made here at once, with no trip to the refresher and back.
+        let changed = matches!(result, Ok(Done::Control(Ok(_))));
+        let refresh = changed.then(|| worker.host.cache.upgrade()).flatten().filter(|_| worker.host.refresh_after_control);
+        let generation = refresh.as_ref().map(|cache| cache.invalidate());
+        let _ = job.reply.send(result);
+        if let (Some(cache), Some(generation)) = (refresh, generation) {
+            let started = Instant::now();
+            let deadline = started + worker.host.limits.call_budget;
+            let result = worker.run(Call::Report, None, deadline).await.map(|done| match done {
+                Done::Report(report) => report,
+                _ => unreachable!("report answers with a report"),
+            });
+            worker.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
+            cache.store(generation, result);
+        }
+    }
+}
+
+/// The worker's side of a plugin: its instance and everything a call through it is charged to.
+struct Worker {
+    instance: PluginInstance,
+    host: HostWork,
+    stats: Arc<PluginStats>,
+    quota: Option<Arc<TenantQuota>>,
+    backoff: Backoff,
+}
+
+impl Worker {
+    /// One call: refused at once while backed off or over the tenant's share,
+    /// else run in the guest and finished by the host, its CPU time charged.
+    async fn run(&mut self, call: Call, probe_id: Option<&str>, deadline: Instant) -> Result<Done, CallError> {
+        let instance = &mut self.instance;
+        if let Some(refusal) = self.backoff.refusal(instance.id()) {
+            return Err(refusal);
         }
         // A tenant over its CPU share waits for the refill; `describe` still
         // runs (and is charged), so a new version can load.
-        if let Some(quota) = quota.as_ref().filter(|_| !matches!(job.call, Call::Describe))
+        if let Some(quota) = self.quota.as_ref().filter(|_| !matches!(call, Call::Describe))
             && !quota.may_call()
         {
-            load.finished(Duration::ZERO);
-            let _ = job.reply.send(Err(CallError::OverQuota { plugin: instance.id().clone(), tenant: quota.tenant.clone() }));
-            continue;
+            return Err(CallError::OverQuota { plugin: instance.id().clone(), tenant: quota.tenant.clone() });
         }
-        let (result, guest_cpu) = measure_cpu(instance.call(job.call, job.deadline)).await;
-        let result = late_if_out_of_time(instance.id(), result, job.deadline);
+        let (result, guest_cpu) = measure_cpu(instance.call(call, deadline)).await;
+        let result = late_if_out_of_time(instance.id(), result, deadline);
         let poisoned = matches!(&result, Err(err) if err.poisons_instance());
         // Checking and rendering the guest's answer is work done for it: it counts too.
         let before = thread_cpu_time();
-        let result = result.and_then(|answer| host.finish(instance.id(), answer, job.probe_id.as_deref()));
+        let result = result.and_then(|answer| self.host.finish(instance.id(), answer, probe_id));
         let cpu = guest_cpu + thread_cpu_time().saturating_sub(before);
-        stats.add_cpu(cpu);
-        if let Some(quota) = &quota {
+        self.stats.add_cpu(cpu);
+        if let Some(quota) = &self.quota {
             quota.spent(cpu);
         }
-        load.finished(started.elapsed());
-        stats.set_memory(instance.memory_bytes());
+        self.stats.set_memory(instance.memory_bytes());
         match &result {
             Err(err) if poisoned => {
                 tracing::warn!(plugin = %instance.id(), error = %err, "guest call failed");
-                backoff.failed(err);
+                self.backoff.failed(err);
             }
             Err(err @ CallError::InvalidOutput { .. }) => tracing::warn!(plugin = %instance.id(), error = %err, "report refused"),
             Err(err) => tracing::debug!(plugin = %instance.id(), error = %err, "guest call refused"),
-            Ok(_) => backoff.succeeded(instance.id()),
+            Ok(_) => self.backoff.succeeded(instance.id()),
         }
-        let _ = job.reply.send(result);
+        result
     }
 }
 
