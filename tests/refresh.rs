@@ -71,3 +71,39 @@ async fn nothing_runs_while_nobody_polls() {
     let value: u64 = host_latest(&client.get(&report_path("p")).await.json, "counter_value").parse().unwrap();
     assert!(value <= 10, "the guest ran {value} times without polls; it should idle");
 }
+
+/// A probe polling slower than the refresh interval sets the cadence: the
+/// guest runs about once per poll, just before it, so what each poll gets is
+/// fresh and nothing is made that no poll reads.
+#[tokio::test]
+async fn refreshes_follow_the_probes_cadence() {
+    let daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--refresh-ms", "100"]);
+    let mut client = Client::connect(&daemon.socket("counter").await).await;
+    let gap = Duration::from_millis(700);
+    // Polls before this one teach the daemon the cadence.
+    let learnt = 4;
+    let polls = 12;
+    let mut values = Vec::new();
+    let mut ages_ms = Vec::new();
+    let start = tokio::time::Instant::now();
+    for i in 0..polls {
+        tokio::time::sleep_until(start + gap * i).await;
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        let polled_ms = chrono::Utc::now().timestamp_millis();
+        let value = &reply.json["Host"]["nodes"]["test-host;<host>"]["latest"]["counter_value"];
+        values.push(value["value"].as_str().unwrap().parse::<u64>().unwrap());
+        let made = chrono::DateTime::parse_from_rfc3339(value["timestamp"].as_str().unwrap()).unwrap();
+        if i >= learnt {
+            ages_ms.push(polled_ms - made.timestamp_millis());
+        }
+    }
+    let counted_polls = (polls - learnt) as u64;
+    let runs = values[polls as usize - 1] - values[learnt as usize - 1];
+    // At the 100 ms interval it would have run about 7 times per poll.
+    assert!(runs <= counted_polls + 2, "the guest ran {runs} times for {counted_polls} polls: {values:?}");
+    // Each made just before its poll (a report made right after the previous
+    // poll would be 700 ms old); a few may miss on a busy host.
+    let fresh = ages_ms.iter().filter(|age| **age < 350).count();
+    assert!(fresh >= 6, "only {fresh} of {counted_polls} polls got a report made in the 350 ms before; ages in ms: {ages_ms:?}");
+}

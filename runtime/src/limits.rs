@@ -23,7 +23,8 @@ pub struct Limits {
     /// Largest report JSON sent to the probe. The probe refuses 50 MB and decodes
     /// at about 25-40 MB/s, so even 15 MB misses its 500 ms.
     pub max_report_bytes: usize,
-    /// How often the report is refreshed while the probe polls (its cadence).
+    /// The shortest time between background refreshes while the probe polls;
+    /// a probe that polls less often sets the cadence.
     pub refresh_interval: Duration,
     /// Table elements, all tables of the instance together.
     pub max_table_elements: usize,

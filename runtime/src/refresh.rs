@@ -3,9 +3,14 @@
 //!
 //! The probe polls plugins one after another under one lock: a plugin that takes
 //! 300 ms to report stalls every other plugin and the probe itself. Here the
-//! guest runs on the refresher's schedule: from the moment the plugin is
-//! loaded, at the probe's cadence while it polls and at a slow one while it
-//! does not, and the probe gets the latest good report from memory.
+//! guest runs on its worker's schedule, which this cache keeps: from the moment
+//! the plugin is loaded, just before each poll the probe's cadence predicts
+//! while it polls (never more often than the refresh interval), and at a slow
+//! cadence while it does not; the probe gets the latest good report from memory.
+//! Refreshing in step with the probe makes one report per poll, at most
+//! `LEAD` old when it is served, and lets the worker threads run the refreshes
+//! of all plugins in one burst, as the probe polls them, instead of waking once
+//! for each.
 //!
 //! What a poll gets: the latest attempt's error at once if the guest actually
 //! failed (trap, error, refused report, back-off); else the latest good report
@@ -14,7 +19,7 @@
 //! CPU); only with no report at all, or one past that bound, does a poll wait
 //! for the guest, within its own deadline.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,8 +27,8 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::error::CallError;
+use crate::plugin_id::PluginId;
 use crate::scope_json::RenderedReport;
-use crate::worker::PluginHandle;
 
 /// A good report is served for at most this long after it was made. It is
 /// seconds, not intervals: a busy host may delay a refresh by a second or two,
@@ -37,6 +42,10 @@ const IDLE_REFRESH: Duration = Duration::from_secs(4);
 /// A poll waiting for a refresh that started just after it waits this much past
 /// its own deadline for that refresh's outcome (which comes by the refresh's deadline).
 const WAIT_GRACE: Duration = Duration::from_millis(30);
+/// How long before the poll it expects a refresh starts (plus what the
+/// previous refresh took): room for the refreshes of every plugin polled in
+/// the same round, on a busy host too.
+const LEAD: Duration = Duration::from_millis(100);
 
 pub struct ReportCache {
     interval: Duration,
@@ -92,7 +101,10 @@ struct CacheState {
     /// Refreshes that failed since the last good one.
     failures_in_a_row: u32,
     last_poll: Option<Instant>,
-    /// When the refresher started: it refreshes at the probe's cadence from there.
+    /// The probe's cadence as seen here: a moving average of the time between
+    /// polls, long pauses left out.
+    poll_gap: Option<Duration>,
+    /// When the first refresh started: the refresh interval is the cadence from there.
     loaded: Option<Instant>,
     refresher_idle: bool,
     /// The `probe_id` of the latest poll, so a new report is rendered for it at once.
@@ -116,7 +128,7 @@ impl ReportCache {
     /// The report to answer a poll with: the latest good one while it is fresh,
     /// else the latest error while that is fresh, else the next attempt's
     /// outcome if it comes by `deadline`.
-    pub async fn latest(&self, plugin: &PluginHandle, probe_id: Option<&str>, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
+    pub async fn latest(&self, plugin: &PluginId, budget: Duration, probe_id: Option<&str>, deadline: Instant) -> Result<Arc<GoodReport>, CallError> {
         let mut attempts = self.attempts.subscribe();
         self.mark_polled(probe_id);
         loop {
@@ -128,7 +140,7 @@ impl ReportCache {
             match tokio::time::timeout_at(deadline + WAIT_GRACE, attempts.changed()).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) | Err(_) => {
-                    return Err(CallError::Deadline { plugin: plugin.id.clone(), budget: plugin.limits.call_budget });
+                    return Err(CallError::Deadline { plugin: plugin.clone(), budget });
                 }
             }
         }
@@ -174,7 +186,12 @@ impl ReportCache {
 
     fn mark_polled(&self, probe_id: Option<&str>) {
         let mut state = self.state.lock().unwrap();
-        state.last_poll = Some(Instant::now());
+        let now = Instant::now();
+        // A pause longer than a report may be served says nothing of the cadence.
+        if let Some(gap) = state.last_poll.map(|previous| now - previous).filter(|gap| *gap < STALE_AFTER) {
+            state.poll_gap = Some(state.poll_gap.map_or(gap, |average| (average * 3 + gap) / 4));
+        }
+        state.last_poll = Some(now);
         if state.last_probe_id.as_deref() != probe_id {
             state.last_probe_id = probe_id.map(str::to_owned);
         }
@@ -220,19 +237,47 @@ impl ReportCache {
         self.attempts.send_modify(|n| *n += 1);
     }
 
-    /// How long until the next refresh: the interval while the probe polls (and
-    /// right after the load), `IDLE_REFRESH` while it does not.
-    fn next_refresh_in(&self) -> Duration {
-        let mut state = self.state.lock().unwrap();
-        let since = state.last_poll.or(state.loaded).map(|at| at.elapsed());
-        let polled = since.is_some_and(|since| since < self.interval * IDLE_AFTER_INTERVALS);
-        state.refresher_idle = !polled;
-        if polled { self.interval } else { IDLE_REFRESH.max(self.interval) }
+    /// The generation a refresh starting now stores its outcome under.
+    pub fn generation(&self) -> u64 {
+        self.state.lock().unwrap().generation
     }
 
-    /// Lets a refresher whose plugin is gone see it and end.
-    pub fn close(&self) {
-        self.wake.notify_one();
+    /// Whether a refresh that was merely late should be tried again at once:
+    /// there is nothing good to serve, and it has not been late too often.
+    pub fn retry_at_once(&self) -> bool {
+        let state = self.state.lock().unwrap();
+        let late = state.failure.as_ref().is_some_and(|(err, _)| merely_late(err));
+        late && state.good.is_none() && state.failures_in_a_row < LATE_BEFORE_ERROR
+    }
+
+    /// Waits until a poll asks for a refresh now (the first after idling, or one
+    /// with nothing to serve).
+    pub async fn refresh_wanted(&self) {
+        self.wake.notified().await
+    }
+
+    /// When the refresh after one that started at `started` and took `took`
+    /// starts. While the probe polls: `LEAD` plus `took` before the poll its
+    /// cadence predicts next, never sooner than half the refresh interval
+    /// after `started`; else (right after the load) the refresh interval
+    /// after this one, or `IDLE_REFRESH` while nothing polls.
+    pub fn next_refresh_at(&self, started: Instant, took: Duration) -> Instant {
+        let mut state = self.state.lock().unwrap();
+        let now = Instant::now();
+        state.loaded.get_or_insert(started);
+        let gap = state.poll_gap.unwrap_or(self.interval).max(self.interval);
+        let polled = state.last_poll.filter(|at| now - *at < gap * IDLE_AFTER_INTERVALS);
+        let just_loaded = state.loaded.is_some_and(|at| now - at < self.interval * IDLE_AFTER_INTERVALS);
+        state.refresher_idle = polled.is_none() && !just_loaded;
+        let Some(last_poll) = polled else {
+            return now + if state.refresher_idle { IDLE_REFRESH.max(self.interval) } else { self.interval };
+        };
+        let lead = (LEAD + took).min(gap / 2);
+        let mut next_poll = last_poll + gap;
+        while next_poll - lead <= now {
+            next_poll += gap;
+        }
+        (next_poll - lead).max(started + self.interval / 2)
     }
 }
 
@@ -243,33 +288,6 @@ const LATE_BEFORE_ERROR: u32 = 3;
 /// served: it was only late (a starved CPU, a queue), not wrong.
 fn merely_late(err: &CallError) -> bool {
     matches!(err, CallError::Deadline { .. } | CallError::OutOfTime { .. } | CallError::Busy { .. } | CallError::OverQuota { .. })
-}
-
-/// Runs the plugin's report from its load on, at the cache's interval while the
-/// probe polls and at `IDLE_REFRESH` while it does not. Holds the plugin only
-/// weakly: it ends when the plugin is dropped.
-pub async fn run_refresher(plugin: Weak<PluginHandle>, cache: Arc<ReportCache>) {
-    cache.state.lock().unwrap().loaded = Some(Instant::now());
-    loop {
-        let Some(handle) = plugin.upgrade() else { return };
-        let generation = cache.state.lock().unwrap().generation;
-        let result = handle.report(handle.deadline()).await;
-        drop(handle);
-        let late = matches!(&result, Err(err) if merely_late(err));
-        cache.store(generation, result);
-        // A late attempt with nothing good to serve is tried again at once.
-        let retry_now = {
-            let state = cache.state.lock().unwrap();
-            late && state.good.is_none() && state.failures_in_a_row < LATE_BEFORE_ERROR
-        };
-        if retry_now {
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(cache.next_refresh_in()) => {}
-            _ = cache.wake.notified() => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ async fn report(plugin: &PluginHandle, probe_id: Option<String>, deadline: Insta
     if let Some(refusal) = bad_probe_id(plugin, probe_id.as_deref()) {
         return refusal;
     }
-    let good = match plugin.cache.latest(plugin, probe_id.as_deref(), deadline).await {
+    let good = match plugin.cache.latest(&plugin.id, plugin.limits.call_budget, probe_id.as_deref(), deadline).await {
         Ok(good) => good,
         Err(err) => return call_error(err),
     };

@@ -7,7 +7,9 @@
 //! The worker also does the host's own work on what the guest returned
 //! (checking and rendering its report), on the guest runtime: that work is
 //! bounded by the plugin's report limits, delays only this plugin, and never
-//! runs on the threads that answer other plugins' sockets.
+//! runs on the threads that answer other plugins' sockets. And it runs the
+//! background refreshes itself, when the report cache says, so a refresh
+//! costs no trip between runtimes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,7 +29,7 @@ use crate::config::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
 use crate::quota::{TenantQuota, measure_cpu, thread_cpu_time};
-use crate::refresh::{GoodReport, ReportCache, run_refresher};
+use crate::refresh::{GoodReport, ReportCache};
 use crate::stats::PluginStats;
 
 /// What `describe` may return: a name for the UI's plugin list and a sentence.
@@ -100,12 +102,6 @@ impl Load {
     }
 }
 
-impl Drop for PluginHandle {
-    fn drop(&mut self) {
-        self.cache.close();
-    }
-}
-
 impl PluginHandle {
     /// Instantiates the plugin and asks it to describe itself. Fails if it
     /// cannot, or if its label is empty (the probe would refuse every report).
@@ -137,7 +133,7 @@ impl PluginHandle {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());
         let cache = Arc::new(ReportCache::new(limits.refresh_interval));
-        let host = HostWork { services: services.clone(), limits: limits.clone(), cache: Arc::downgrade(&cache), info: None, refresh_after_control: refresh };
+        let host = HostWork { services: services.clone(), limits: limits.clone(), cache: cache.clone(), info: None, refreshes: refresh };
         let quota = policy.quota.0.clone();
         crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone(), quota));
         let mut handle = Self {
@@ -178,8 +174,7 @@ impl PluginHandle {
         if !refresh {
             return Ok(handle);
         }
-        tokio::spawn(run_refresher(Arc::downgrade(&handle), handle.cache.clone()));
-        // The first report is made before the socket opens, so the first poll
+        // The worker refreshes from its first `describe` on. The first report is made before the socket opens, so the first poll
         // is answered from memory like every other (good or failed, it is known).
         handle.cache.first_outcome(handle.deadline() + RENDER_WAIT).await;
         Ok(handle)
@@ -249,13 +244,15 @@ struct HostWork {
     /// Its host name and clock: only its own host node passes, at its time.
     services: Arc<HostServices>,
     limits: Limits,
-    /// Where the probe's latest `probe_id` is remembered, to render for it at once.
-    cache: std::sync::Weak<ReportCache>,
+    /// Where refreshes are stored and scheduled, and the probe's latest
+    /// `probe_id` is remembered, to render for it at once.
+    cache: Arc<ReportCache>,
     /// What the guest said of itself, once it has.
     info: Option<PluginInfo>,
-    /// Whether a successful control is followed at once by a new report
-    /// (not for `scope-wasm test`, whose script says when the guest reports).
-    refresh_after_control: bool,
+    /// Whether the worker refreshes the report in the background, and after
+    /// each successful control (not for `scope-wasm test`, whose script says
+    /// when the guest reports).
+    refreshes: bool,
 }
 
 impl HostWork {
@@ -276,7 +273,7 @@ impl HostWork {
                 drop(report);
                 let good = GoodReport::new(rendered, now_ms);
                 // Rendered for the probe that polls now, so its polls cost a copy of a pointer.
-                if let Some(probe_id) = self.cache.upgrade().and_then(|cache| cache.last_probe_id()) {
+                if let Some(probe_id) = self.cache.last_probe_id() {
                     let _ = good.body(Some(&probe_id));
                 }
                 Ok(Done::Report(Arc::new(good)))
@@ -303,7 +300,31 @@ async fn run_worker(
     quota: Option<Arc<TenantQuota>>,
 ) {
     let mut worker = Worker { instance, host, stats, quota, backoff: Backoff::default() };
-    while let Some(job) = queue.recv().await {
+    let cache = worker.host.cache.clone();
+    // None until the guest has described itself: a report needs its label.
+    let mut next_refresh: Option<Instant> = None;
+    loop {
+        let refresh_due = async {
+            match next_refresh {
+                Some(at) => tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = cache.refresh_wanted() => {}
+                },
+                None => std::future::pending().await,
+            }
+        };
+        // Calls first: a control waiting behind a refresh that is merely due waits less.
+        let job = tokio::select! {
+            biased;
+            job = queue.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            _ = refresh_due => {
+                next_refresh = Some(worker.refresh(&load).await);
+                continue;
+            }
+        };
         let started = Instant::now();
         if job.reply.is_closed() {
             load.finished(Duration::ZERO);
@@ -311,22 +332,17 @@ async fn run_worker(
         }
         let result = worker.run(job.call, job.probe_id.as_deref(), job.deadline).await;
         load.finished(started.elapsed());
+        if worker.host.refreshes && next_refresh.is_none() && matches!(result, Ok(Done::Describe(_))) {
+            next_refresh = Some(Instant::now());
+        }
         // A control changed the plugin's state: what it reported before is out
         // of date from the moment the control is answered, and the report after
-        // it is made here at once, with no trip to the refresher and back.
-        let changed = matches!(result, Ok(Done::Control(Ok(_))));
-        let refresh = changed.then(|| worker.host.cache.upgrade()).flatten().filter(|_| worker.host.refresh_after_control);
-        let generation = refresh.as_ref().map(|cache| cache.invalidate());
+        // it is made here at once.
+        let changed = worker.host.refreshes && matches!(result, Ok(Done::Control(Ok(_))));
+        let generation = changed.then(|| cache.invalidate());
         let _ = job.reply.send(result);
-        if let (Some(cache), Some(generation)) = (refresh, generation) {
-            let started = Instant::now();
-            let deadline = started + worker.host.limits.call_budget;
-            let result = worker.run(Call::Report, None, deadline).await.map(|done| match done {
-                Done::Report(report) => report,
-                _ => unreachable!("report answers with a report"),
-            });
-            worker.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
-            cache.store(generation, result);
+        if let Some(generation) = generation {
+            worker.report_into_cache(generation).await;
         }
     }
 }
@@ -341,6 +357,32 @@ struct Worker {
 }
 
 impl Worker {
+    /// A background refresh, stored in the cache; returns when the next is due.
+    async fn refresh(&mut self, load: &Load) -> Instant {
+        let started = Instant::now();
+        load.pending.fetch_add(1, Ordering::Relaxed);
+        let generation = self.host.cache.generation();
+        self.report_into_cache(generation).await;
+        load.finished(started.elapsed());
+        if self.host.cache.retry_at_once() {
+            return Instant::now();
+        }
+        self.host.cache.next_refresh_at(started, started.elapsed())
+    }
+
+    /// Runs the guest's report, counted in the stats like a call, and stores it
+    /// under `generation`.
+    async fn report_into_cache(&mut self, generation: u64) {
+        let started = Instant::now();
+        let deadline = started + self.host.limits.call_budget;
+        let result = self.run(Call::Report, None, deadline).await.map(|done| match done {
+            Done::Report(report) => report,
+            _ => unreachable!("report answers with a report"),
+        });
+        self.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
+        self.host.cache.store(generation, result);
+    }
+
     /// One call: refused at once while backed off or over the tenant's share,
     /// else run in the guest and finished by the host, its CPU time charged.
     async fn run(&mut self, call: Call, probe_id: Option<&str>, deadline: Instant) -> Result<Done, CallError> {

@@ -252,7 +252,7 @@ struct Common {
     /// Largest report sent to the probe [default: 8192].
     #[arg(long)]
     max_report_kib: Option<usize>,
-    /// How often a polled plugin's report is refreshed in the background [default: 1000].
+    /// The shortest time between background refreshes of a polled plugin's report; a probe polling less often sets the cadence [default: 1000].
     #[arg(long)]
     refresh_ms: Option<u64>,
     /// The host name used in node IDs (default: the system's); it must match the probe's.

@@ -246,7 +246,7 @@ call_timeout_ms = {call}        # 1..=450: the probe gives 500 ms for everything
 memory_mib = {memory}             # all memories of an instance together
 max_report_kib = {report}         # up to 40960; the probe decodes ~25-40 MB/s
 max_control_body_kib = {control}
-refresh_ms = {refresh}            # 50..=60000: background report refresh while polled
+refresh_ms = {refresh}            # 50..=60000: shortest time between background refreshes while polled
 max_table_elements = {tables}
 max_instances = {instances}
 max_wasm_stack_kib = {stack}      # 64..=16384
