@@ -107,3 +107,37 @@ async fn refreshes_follow_the_probes_cadence() {
     let fresh = ages_ms.iter().filter(|age| **age < 350).count();
     assert!(fresh >= 6, "only {fresh} of {counted_polls} polls got a report made in the 350 ms before; ages in ms: {ages_ms:?}");
 }
+
+/// How many times the daemon has called the plugin, from its own metrics.
+async fn calls(daemon: &Daemon, plugin: &str) -> f64 {
+    let metrics = daemon.admin_get("/metrics").await;
+    let series = format!("scope_wasm_plugin_calls_total{{plugin=\"{plugin}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(series.as_str())?.parse().ok()).unwrap_or(0.0)
+}
+
+/// A refresh that returns the same report as before is not checked and
+/// rendered again: the probe keeps getting the very same bytes (the host's
+/// timestamp on a value the guest left without one included), while a report
+/// that changes gets new ones.
+#[tokio::test]
+async fn an_unchanged_report_is_not_rendered_again() {
+    let daemon = Daemon::start(&[("same-report.wasm", guest("same-report")), ("counter.wasm", guest("counter"))], &["--refresh-ms", "100"]);
+    let mut same = Client::connect(&daemon.socket("same-report").await).await;
+    let mut counter = Client::connect(&daemon.socket("counter").await).await;
+    let first_same = same.get(&report_path("p")).await;
+    let first_counter = counter.get(&report_path("p")).await;
+    assert_eq!(first_same.status, 200, "{}", first_same.json);
+    let (same_before, counter_before) = (calls(&daemon, "same-report").await, calls(&daemon, "counter").await);
+    // Polled as the probe would, until both guests were asked for new reports a few times.
+    for round in 0.. {
+        assert!(round < 600, "the guests were not asked for new reports");
+        let (a, b) = (same.get(&report_path("p")).await, counter.get(&report_path("p")).await);
+        assert_eq!(a.body, first_same.body, "the unchanged report's bytes changed: {}", a.json);
+        if b.body != first_counter.body && calls(&daemon, "same-report").await >= same_before + 3.0 && calls(&daemon, "counter").await >= counter_before + 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let timestamp = &first_same.json["Host"]["nodes"]["test-host;<host>"]["latest"]["same"]["timestamp"];
+    assert!(timestamp.is_string(), "the host stamps the value: {}", first_same.json);
+}

@@ -14,6 +14,8 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     exports: { default: async },
+    // A report equal to the previous one is not checked and rendered again.
+    additional_derives: [PartialEq],
 });
 
 pub use scope::plugin::types::*;
