@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, SecondsFormat};
 
 use super::{RenderContext, RenderLimits, check_size, topology_key};
 use crate::bindings::*;
@@ -254,11 +253,39 @@ fn check_timestamp(ms: u64) -> Result<(), String> {
 /// RFC 3339 with a zone, as the probe parses it (`2016-11-17T08:53:04.567Z`).
 pub fn timestamp(ms: u64) -> Result<String, String> {
     check_timestamp(ms)?;
-    i64::try_from(ms)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .ok_or_else(|| format!("timestamp {ms} ms is out of range"))
+    Ok(rfc3339_millis(ms))
+}
+
+/// `ms` after the epoch as chrono's `to_rfc3339_opts(SecondsFormat::Millis,
+/// true)` writes it, for years up to 9999, without a calendar library: a
+/// report renders one per sample. The date is Howard Hinnant's `civil_from_days`.
+fn rfc3339_millis(ms: u64) -> String {
+    let (days, in_day) = (ms / 86_400_000, ms % 86_400_000);
+    let z = days + 719_468;
+    let (era, day_of_era) = (z / 146_097, z % 146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    let fields = [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (in_day / 3_600_000, 2, ':'),
+        (in_day / 60_000 % 60, 2, ':'),
+        (in_day / 1000 % 60, 2, '.'),
+        (in_day % 1000, 3, 'Z'),
+    ];
+    let mut out = String::with_capacity(24);
+    for (value, digits, then) in fields {
+        for place in (0..digits).rev() {
+            out.push(char::from(b'0' + (value / 10u64.pow(place) % 10) as u8));
+        }
+        out.push(then);
+    }
+    out
 }
 
 /// A guest's timestamp as rendered: no later than the host's clock allows.
@@ -283,4 +310,27 @@ fn unique_ids<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<Hash
 /// stays short whatever the guest sent.
 pub fn short(text: &str) -> std::borrow::Cow<'_, str> {
     crate::limits::bounded_text(text, 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let mut ms: u64 = 0;
+        let mut checked = 0;
+        while ms <= MAX_TIMESTAMP_MS {
+            for at in [ms, ms + 1, ms + 999] {
+                let chrono = DateTime::from_timestamp_millis(at as i64).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                assert_eq!(timestamp(at).unwrap(), chrono);
+                checked += 1;
+            }
+            // Steps that are not round land on every field's values over the range.
+            ms += 79_198_765_432;
+        }
+        assert_eq!(timestamp(MAX_TIMESTAMP_MS).unwrap(), DateTime::from_timestamp_millis(MAX_TIMESTAMP_MS as i64).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        assert!(checked > 1000);
+    }
 }

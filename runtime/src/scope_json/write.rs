@@ -37,12 +37,20 @@ impl std::error::Error for TooBig {}
 
 impl io::Write for &Out {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    // The serializer writes every token with `write_all`: one check and one
+    // copy each, not the default's loop around `write`.
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut buf = self.buf.borrow_mut();
         if buf.len() + bytes.len() > self.max_bytes {
             return Err(io::Error::other(TooBig));
         }
         buf.extend_from_slice(bytes);
-        Ok(bytes.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
