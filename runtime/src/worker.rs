@@ -174,8 +174,9 @@ impl PluginHandle {
         if !refresh {
             return Ok(handle);
         }
-        // The worker refreshes from its first `describe` on. The first report is made before the socket opens, so the first poll
-        // is answered from memory like every other (good or failed, it is known).
+        // The worker refreshes from its first `describe` on. The first report
+        // is made before the socket opens, so the first poll is answered from
+        // memory like every other (good or failed, it is known).
         handle.cache.first_outcome(handle.deadline() + RENDER_WAIT).await;
         Ok(handle)
     }
