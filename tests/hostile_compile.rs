@@ -205,7 +205,8 @@ async fn a_valid_file_over_the_compile_limits_is_stopped_and_told() {
     let peak = still_serving(&daemon).await;
     eprintln!("daemon peak RSS: {} MiB", peak / MIB);
     // Nothing of the dead compiles is left in the cache: only counter's entry.
-    let entries = fs::read_dir(&daemon.cache_dir).unwrap().count();
+    // (Besides the memo of content hashes, which holds lines, not code.)
+    let entries = fs::read_dir(&daemon.cache_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "content-hashes").count();
     assert_eq!(entries, 1, "{:?}", fs::read_dir(&daemon.cache_dir).unwrap().collect::<Vec<_>>());
 }
 

@@ -231,7 +231,11 @@ async fn a_restart_uses_the_warm_cache_and_a_corrupt_entry_is_recompiled() {
     let mut daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &[]);
     daemon.socket("counter").await;
     assert!(daemon.log().contains("origin=Compiled"), "{}", daemon.log());
-    let entries: Vec<_> = fs::read_dir(&daemon.cache_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<_> = fs::read_dir(&daemon.cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
     assert_eq!(entries.len(), 1, "one compiled entry: {entries:?}");
 
     daemon.restart();
@@ -254,6 +258,68 @@ async fn a_restart_uses_the_warm_cache_and_a_corrupt_entry_is_recompiled() {
         assert!(started.elapsed() < Duration::from_secs(30), "not compiled again:\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The memo of content hashes in the cache directory (`load::content_hashes`).
+fn memo_of(daemon: &Daemon) -> String {
+    fs::read_to_string(daemon.cache_dir.join("content-hashes")).unwrap_or_default()
+}
+
+/// A restart finds a settled plugin file's entry by the hash it remembers,
+/// without reading the file; the file's bytes decide all the same: other bytes
+/// under the same name, size and modification time (only the change time
+/// differs) are read, hashed and held to the pin, and a changed pin holds
+/// the remembered hash to it too.
+#[tokio::test]
+async fn a_remembered_content_hash_finds_the_entry_and_rewritten_bytes_are_never_taken_for_it() {
+    use sha2::Digest;
+    let original = fs::read(guest("counter")).unwrap();
+    let pin = format!("{:x}", sha2::Sha256::digest(&original));
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let pinned = |sha256: &str| format!("[plugins.counter]\nsha256 = \"{sha256}\"\n");
+    fs::write(config.path(), pinned(&pin)).unwrap();
+    let mut daemon = Daemon::start(&[("counter.wasm", guest("counter"))], &["--config", config.path().to_str().unwrap()]);
+    daemon.socket("counter").await;
+    let file = daemon.plugin_dir.join("counter.wasm");
+
+    // Remembered only once the file has been still for a second when read.
+    use std::os::unix::fs::MetadataExt;
+    let started = Instant::now();
+    loop {
+        let changed_at = fs::metadata(&file).unwrap().ctime();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        if now - changed_at >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the file's change time is in the future");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    daemon.restart();
+    daemon.socket("counter").await;
+    assert!(memo_of(&daemon).contains(&pin), "{}", memo_of(&daemon));
+    daemon.restart();
+    daemon.wait_for_log("origin=CacheHit").await;
+    assert_eq!(Client::connect(&daemon.socket("counter").await).await.get(&report_path("p")).await.status, 200);
+
+    // A pin the remembered hash does not match: refused all the same.
+    fs::write(config.path(), pinned(&"0".repeat(64))).unwrap();
+    daemon.restart();
+    let log = daemon.wait_for_log_of("counter", &format!("its sha256 is {pin}")).await;
+    assert!(log.contains("(rule: sha256 pin)"), "{log}");
+
+    // Other bytes, same length, and the old modification time put back.
+    assert!(daemon.terminate().success());
+    fs::write(config.path(), pinned(&pin)).unwrap();
+    let before = fs::metadata(&file).unwrap();
+    let mut rewritten = original.clone();
+    *rewritten.last_mut().unwrap() ^= 0x01;
+    fs::write(&file, &rewritten).unwrap();
+    fs::File::options().write(true).open(&file).unwrap().set_modified(before.modified().unwrap()).unwrap();
+    let after = fs::metadata(&file).unwrap();
+    assert_eq!((after.len(), after.modified().unwrap()), (before.len(), before.modified().unwrap()));
+    daemon.respawn();
+    let log = daemon.wait_for_log_of("counter", &format!("its sha256 is {:x}", sha2::Sha256::digest(&rewritten))).await;
+    assert!(log.contains("(rule: sha256 pin)"), "{log}");
 }
 
 #[tokio::test]

@@ -26,7 +26,9 @@ pub use child::{SUBCOMMAND as COMPILE_WORKER, WorkerArgs, run_worker, this_binar
 
 use crate::health::LoadPhase;
 use crate::compile_cache::{CacheBook, CompileCache, Origin};
+use crate::load::content_hashes::{ContentHashes, FileIdentity};
 use crate::loader::{self, CompiledPlugin, PluginSource, ShapeLimits};
+use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 use slots::CompileSlots;
 
@@ -134,6 +136,8 @@ struct Store {
     private: Option<tempfile::TempDir>,
     max_bytes: u64,
     grace: Duration,
+    /// Plugin files' content hashes, kept beside the entries they find.
+    hashes: ContentHashes,
 }
 
 impl Store {
@@ -151,7 +155,11 @@ impl Store {
             }
         };
         let book = Mutex::default();
-        Ok(Self { cache, book, private, max_bytes: settings.cache_max_bytes, grace: settings.unused_entry_grace })
+        let hashes = match private {
+            Some(_) => ContentHashes::in_memory(),
+            None => ContentHashes::in_dir(cache.dir()),
+        };
+        Ok(Self { cache, book, private, max_bytes: settings.cache_max_bytes, grace: settings.unused_entry_grace, hashes })
     }
 
     /// Keeps the directory to its bounds; `spare` (just written) stays. Blocking.
@@ -218,6 +226,47 @@ impl Runtime {
         let created = Arc::new(EngineAndLinker { engine, linker });
         engines.insert(max_wasm_stack, created.clone());
         Ok(created)
+    }
+
+    /// The content hash of the plugin file with this identity, if it was read
+    /// and hashed before (by this daemon or one before it on the same cache).
+    pub fn known_hash(&self, identity: &FileIdentity) -> Option<String> {
+        self.store.as_ref().ok()?.hashes.get(identity)
+    }
+
+    /// Remembers the hash of bytes read at `read_at` from a file that had
+    /// identity `before` before the read and `after` after it.
+    pub fn remember_hash(&self, before: &FileIdentity, after: &FileIdentity, read_at: std::time::SystemTime, hash: &str) {
+        if let Ok(store) = &self.store {
+            store.hashes.remember(before, after, read_at, hash);
+        }
+    }
+
+    /// The plugin whose file has content hash `hash`, linked, if it is
+    /// compiled in memory or in the disk cache; `None` if it must be compiled
+    /// (from the file's bytes, with `compile`).
+    pub async fn compiled(&self, id: &PluginId, hash: &str, max_wasm_stack: usize) -> Result<Option<(CompiledPlugin, Origin)>> {
+        let target = self.engine_for(max_wasm_stack)?;
+        let cell = self.components.lock().unwrap().entry((hash.to_owned(), max_wasm_stack)).or_default().clone();
+        let (component, origin) = match cell.get() {
+            Some(component) => (component.clone(), Origin::Shared),
+            None => {
+                let store = self.store.clone().map_err(|err| anyhow!("no directory to compile into: {err}"))?;
+                store.book.lock().unwrap().wanted(hash);
+                let (engine, entry) = (target.engine.clone(), store.cache.entry_path(hash, &target.engine));
+                let Some(component) = blocking(move || store.cache.load(&engine, &entry)).await? else {
+                    return Ok(None);
+                };
+                crate::daemon_stats::cache_hit();
+                // A load of the same bytes that got there first is shared instead
+                // (one still under way keeps its own).
+                match (cell.set(component.clone()), cell.get()) {
+                    (Err(_), Some(first)) => (first.clone(), Origin::Shared),
+                    _ => (component, Origin::CacheHit),
+                }
+            }
+        };
+        Ok(Some((loader::link(&target.linker, id.clone(), component)?, origin)))
     }
 
     /// Compiles `source` (or finds it compiled, in memory or in the disk cache)

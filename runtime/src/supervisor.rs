@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::compile_cache::Origin;
+use crate::load::content_hashes::FileIdentity;
 use crate::config::RunConfig;
 use crate::engine::Runtime;
 use crate::error::CallError;
@@ -712,33 +713,67 @@ impl LoadJob {
         let kib = u32::try_from(self.stamp.len.div_ceil(1024)).unwrap_or(u32::MAX).min(LOADING_BUDGET_KIB);
         let held = self.budget.acquire_many(kib).await.context("loading budget closed")?;
         let started = Instant::now();
-        let (id, path) = (self.id.clone(), self.path.clone());
-        let (source, stamp_after) = tokio::task::spawn_blocking(move || {
-            let source = PluginSource::read(id, &path)?;
-            let after = std::fs::metadata(&path).map(|meta| FileStamp::of(&meta)).ok();
-            anyhow::Ok((source, after))
-        })
-        .await
-        .context("reading task panicked")??;
-        if stamp_after != Some(self.stamp) {
-            return Ok(Loaded::FileChanged);
-        }
-        if let Some(refusal) = self.content.tenancy.content_refusal(self.content.tenant, &self.id, &self.policy, &source.hash) {
-            let tenant = &self.tenant;
-            anyhow::bail!("tenant {tenant}: refusing {}: {refusal}", self.path.display());
-        }
-        if self.running_hash.as_deref() == Some(source.hash.as_str()) {
-            return Ok(Loaded::Unchanged);
-        }
-        let phase = |phase| self.health.loading(&self.id, &self.path, phase);
-        let (compiled, origin) = self.runtime.compile_reporting(&source, self.policy.limits.max_wasm_stack, &phase).await?;
-        drop((held, source.bytes));
+        let stack = self.policy.limits.max_wasm_stack;
+        // A file hashed before is found compiled without reading it again.
+        let path = self.path.clone();
+        let identity = tokio::task::spawn_blocking(move || std::fs::metadata(&path).ok())
+            .await
+            .context("reading task panicked")?
+            .filter(|meta| FileStamp::of(meta) == self.stamp)
+            .map(|meta| FileIdentity::of(&meta));
+        let known = identity.as_ref().and_then(|identity| self.runtime.known_hash(identity));
+        let found = match known {
+            Some(hash) => match self.admit(&hash)? {
+                Some(early) => return Ok(early),
+                None => self.runtime.compiled(&self.id, &hash, stack).await?.map(|(compiled, origin)| (compiled, origin, hash)),
+            },
+            None => None,
+        };
+        let (compiled, origin, hash) = match found {
+            Some(found) => found,
+            None => {
+                let (id, path) = (self.id.clone(), self.path.clone());
+                let (source, stamp_after) = tokio::task::spawn_blocking(move || {
+                    let before = std::fs::metadata(&path).map(|meta| FileIdentity::of(&meta)).ok();
+                    let read_at = std::time::SystemTime::now();
+                    let source = PluginSource::read(id, &path)?;
+                    let after = std::fs::metadata(&path).ok();
+                    anyhow::Ok(((source, before, read_at), after))
+                })
+                .await
+                .context("reading task panicked")??;
+                let (source, before, read_at) = source;
+                if stamp_after.as_ref().map(FileStamp::of) != Some(self.stamp) {
+                    return Ok(Loaded::FileChanged);
+                }
+                if let (Some(before), Some(after)) = (before, stamp_after.as_ref().map(FileIdentity::of)) {
+                    self.runtime.remember_hash(&before, &after, read_at, &source.hash);
+                }
+                if let Some(early) = self.admit(&source.hash)? {
+                    return Ok(early);
+                }
+                let phase = |phase| self.health.loading(&self.id, &self.path, phase);
+                let (compiled, origin) = self.runtime.compile_reporting(&source, stack, &phase).await?;
+                (compiled, origin, source.hash)
+            }
+        };
+        drop(held);
         let start = self.starts.acquire().await.context("start slots closed")?;
         let handle = PluginHandle::start(&compiled, self.services.clone(), self.policy.clone(), self.stats.clone())
             .await
             .map_err(anyhow::Error::from)?;
         drop(start);
         let (tenant, policy) = (self.tenant.clone(), self.policy.clone());
-        Ok(Loaded::Started { handle, hash: source.hash, origin, took: started.elapsed(), tenant, policy })
+        Ok(Loaded::Started { handle, hash, origin, took: started.elapsed(), tenant, policy })
+    }
+
+    /// Whether bytes with this content hash may load: refused by the tenant's
+    /// content rules (an error), or already serving (`Unchanged`), or `None` to go on.
+    fn admit(&self, hash: &str) -> Result<Option<Loaded>> {
+        if let Some(refusal) = self.content.tenancy.content_refusal(self.content.tenant, &self.id, &self.policy, hash) {
+            let tenant = &self.tenant;
+            anyhow::bail!("tenant {tenant}: refusing {}: {refusal}", self.path.display());
+        }
+        Ok((self.running_hash.as_deref() == Some(hash)).then_some(Loaded::Unchanged))
     }
 }
