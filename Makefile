@@ -93,7 +93,7 @@ test-plugins: build plugins
 
 ## bench: benchmarks (release build), printed as ratios measured in the same run, into docs/benchmarks.md
 ## (SCOPE_WASM_BENCH_SMOKE=1 for tiny counts; `make test` runs them so)
-BENCHES := versus zoo_neighbour hot_plug registry_pull host_calls http_overhead languages busy_host dev_loop
+BENCHES := versus zoo_neighbour hot_plug registry_pull host_calls http_overhead languages compile_options busy_host dev_loop
 bench: guests zoo test-tools
 	$(CARGO) build --release -p scope-wasm --benches
 	SCOPE_WASM_DOCKER_ROOT=$(DOCKER_ROOT) tests/docker/dockerd.sh start
