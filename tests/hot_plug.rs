@@ -260,6 +260,36 @@ async fn a_restart_uses_the_warm_cache_and_a_corrupt_entry_is_recompiled() {
     }
 }
 
+/// `scope-wasm compile` fills a cache ahead of time (an image build): a daemon
+/// on that cache loads the plugin at once, without a compile; a second run
+/// finds it compiled; a file that is no plugin is named with its cause.
+#[tokio::test]
+async fn scope_wasm_compile_fills_the_cache_a_daemon_then_loads_from() {
+    let daemon = Daemon::start(&[], &[]);
+    let compile = |file: &Path| {
+        std::process::Command::new(support::binary())
+            .args(["compile", "--cache-dir", daemon.cache_dir.to_str().unwrap(), file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = compile(&guest("counter"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("counter: compiled into "), "{stdout}");
+    let again = compile(&guest("counter"));
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("counter: already compiled"), "{again:?}");
+    let garbage = daemon.plugin_dir.with_file_name("garbage.wasm");
+    fs::write(&garbage, b"not wasm").unwrap();
+    let refused = compile(&garbage);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("plugin garbage: not a WebAssembly file"), "{refused:?}");
+
+    fs::copy(guest("counter"), daemon.plugin_dir.join("counter.wasm")).unwrap();
+    let log = daemon.wait_for_log_of("counter", "serving on").await;
+    assert!(log.contains("origin=CacheHit"), "{log}");
+    assert!(!log.contains("compiling plugin=counter"), "{log}");
+}
+
 /// The memo of content hashes in the cache directory (`load::content_hashes`).
 fn memo_of(daemon: &Daemon) -> String {
     fs::read_to_string(daemon.cache_dir.join("content-hashes")).unwrap_or_default()

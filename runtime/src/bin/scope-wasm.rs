@@ -37,6 +37,18 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Compile plugin files into a compile cache, so a daemon using that cache
+    /// (e.g. in a container image built with it) loads them without compiling.
+    Compile {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The cache to fill; the daemon's own by default (`cache_dir` of
+        /// --config, else /var/cache/scope-wasm as root, ~/.cache/scope-wasm otherwise).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Run a plugin offline against a fixture and a script of steps, checking
     /// what the probe would get at each; exits non-zero if a step fails.
     Test {
@@ -411,6 +423,33 @@ async fn test(files: Vec<PathBuf>, update: bool, record: Option<PathBuf>, common
     Ok(())
 }
 
+/// `scope-wasm compile`: each file compiled (or found compiled) into the cache,
+/// for the stack limit its ID gets under the config, as the daemon would.
+async fn compile(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, common: Common) -> anyhow::Result<()> {
+    common.compile_settings().set_for_process();
+    init_logging(LogFormat::Human, Some("warn"));
+    let (config_file, origin) = common.file()?;
+    let config = config_file.run_config(&origin, &common.limit_flags())?;
+    let dir = cache_dir
+        .or(config.cache_dir.clone())
+        .context("no cache directory: pass --cache-dir (no_cache is set, or there is no default for this user)")?;
+    let cache = scope_wasm::compile_cache::CompileCache::open(&dir)?;
+    let runtime = scope_wasm::engine::Runtime::new(Some(cache));
+    let policy = config.operator_policy();
+    for file in files {
+        let id = scope_wasm::plugin_id::PluginId::from_wasm_path(&file)?;
+        let source = scope_wasm::loader::PluginSource::read(id.clone(), &file)?;
+        let started = std::time::Instant::now();
+        let (_, how) = runtime.compile(&source, policy.for_plugin(&id).limits.max_wasm_stack).await?;
+        let what = match how {
+            scope_wasm::compile_cache::Origin::Compiled => "compiled",
+            _ => "already compiled",
+        };
+        println!("{id}: {what} into {} in {} ms ({})", dir.display(), started.elapsed().as_millis(), file.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let command = Cli::parse().command;
     if let Command::CompileWorker { stack, memory_mib, cpu_seconds, nice, input, output } = command {
@@ -467,6 +506,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Compile { files, cache_dir, common } => compile(files, cache_dir, common).await,
         Command::Test { files, update, record, common } => test(files, update, record, common).await,
         Command::Dev { dir, build, plugin, id, fixture, host, listen, interval_ms, common } => {
             common.compile_settings().set_for_process();
