@@ -732,22 +732,22 @@ impl LoadJob {
         let (compiled, origin, hash) = match found {
             Some(found) => found,
             None => {
+                // The file's identity before and after the read says whether
+                // the hash may be remembered for it.
                 let (id, path) = (self.id.clone(), self.path.clone());
-                let (source, stamp_after) = tokio::task::spawn_blocking(move || {
-                    let before = std::fs::metadata(&path).map(|meta| FileIdentity::of(&meta)).ok();
+                let (before, read_at, source, after) = tokio::task::spawn_blocking(move || {
+                    let before = std::fs::metadata(&path).ok();
                     let read_at = std::time::SystemTime::now();
                     let source = PluginSource::read(id, &path)?;
-                    let after = std::fs::metadata(&path).ok();
-                    anyhow::Ok(((source, before, read_at), after))
+                    anyhow::Ok((before, read_at, source, std::fs::metadata(&path).ok()))
                 })
                 .await
                 .context("reading task panicked")??;
-                let (source, before, read_at) = source;
-                if stamp_after.as_ref().map(FileStamp::of) != Some(self.stamp) {
+                if after.as_ref().map(FileStamp::of) != Some(self.stamp) {
                     return Ok(Loaded::FileChanged);
                 }
-                if let (Some(before), Some(after)) = (before, stamp_after.as_ref().map(FileIdentity::of)) {
-                    self.runtime.remember_hash(&before, &after, read_at, &source.hash);
+                if let (Some(before), Some(after)) = (&before, &after) {
+                    self.runtime.remember_hash(&FileIdentity::of(before), &FileIdentity::of(after), read_at, &source.hash);
                 }
                 if let Some(early) = self.admit(&source.hash)? {
                     return Ok(early);
