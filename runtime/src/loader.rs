@@ -22,7 +22,9 @@ pub const MAX_PLUGIN_FILE_BYTES: u64 = 128 << 20;
 #[derive(Clone)]
 pub struct PluginSource {
     pub id: PluginId,
-    pub bytes: std::sync::Arc<[u8]>,
+    /// A `Vec` kept as read: turning it into an `Arc<[u8]>` would copy it, and
+    /// a second 20 MB buffer for a moment is memory glibc tends to keep.
+    pub bytes: std::sync::Arc<Vec<u8>>,
     /// SHA-256 of `bytes`, hex.
     pub hash: String,
 }
@@ -30,13 +32,15 @@ pub struct PluginSource {
 impl PluginSource {
     pub fn new(id: PluginId, bytes: Vec<u8>) -> Self {
         let hash = content_hash(&bytes);
-        Self { id, bytes: bytes.into(), hash }
+        Self { id, bytes: std::sync::Arc::new(bytes), hash }
     }
 
     pub fn read(id: PluginId, path: &Path) -> Result<Self> {
         use std::io::Read;
         let file = std::fs::File::open(path).with_context(|| format!("plugin {id}: reading {}", path.display()))?;
-        let mut bytes = Vec::new();
+        // Sized once from the file's length, not grown by doubling through a big file.
+        let expected = file.metadata().map_or(0, |meta| meta.len().min(MAX_PLUGIN_FILE_BYTES + 1));
+        let mut bytes = Vec::with_capacity(expected as usize + 1);
         file.take(MAX_PLUGIN_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("plugin {id}: reading {}", path.display()))?;

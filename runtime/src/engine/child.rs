@@ -88,7 +88,7 @@ pub struct ChildLimits {
 /// back (demoted) if the compile runs longer than `limits.demote_after`.
 pub async fn compile(
     id: &PluginId,
-    bytes: Arc<[u8]>,
+    bytes: Arc<Vec<u8>>,
     max_wasm_stack: usize,
     entry: &Path,
     limits: ChildLimits,
