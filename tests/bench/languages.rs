@@ -184,4 +184,72 @@ async fn main() {
         );
     }
     println!();
+    if !support::bench_smoke() {
+        distinct_python_plugins().await;
+    }
+}
+
+/// PSS of the daemon's whole process.
+fn pss_kib(pid: u32) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let line = rollup.lines().find(|l| l.starts_with("Pss:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The Python plugin made into another file: a custom section appended (its
+/// content hash, and so its compiled code, differ; its behaviour does not).
+fn distinct_copy(bytes: &[u8], n: usize) -> Vec<u8> {
+    let mut section = Vec::new();
+    support::leb(3, &mut section);
+    section.extend_from_slice(b"pad");
+    section.extend_from_slice(&(n as u64).to_le_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    support::leb(section.len(), &mut out);
+    out.extend_from_slice(&section);
+    out
+}
+
+/// What 10 Python plugins from different files cost the daemon against one:
+/// each its own compiled code, nothing shared but the daemon.
+async fn distinct_python_plugins() {
+    const N: usize = 10;
+    let bytes = std::fs::read(guest("conformance-python")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..N)
+        .map(|n| {
+            let path = dir.path().join(format!("py{n}.wasm"));
+            std::fs::write(&path, distinct_copy(&bytes, n)).unwrap();
+            path
+        })
+        .collect();
+    let daemon = Daemon::start(&[], &["--memory-mib", MEMORY_MIB]);
+    let settle = || tokio::time::sleep(Duration::from_secs(2));
+    settle().await;
+    let baseline = pss_kib(daemon.pid());
+    let mut pss = Vec::new();
+    for (n, file) in files.iter().enumerate() {
+        std::fs::copy(file, daemon.plugin_dir.join(format!("py{n}.wasm"))).unwrap();
+        if n == 0 || n == N - 1 {
+            for m in 0..=n {
+                let mut client = Client::connect(&daemon.socket(&format!("py{m}")).await).await;
+                assert_eq!(client.get(&report_path("bench")).await.status, 200);
+            }
+            settle().await;
+            pss.push(pss_kib(daemon.pid()));
+        }
+    }
+    let (one, ten) = (pss[0] - baseline, pss[1] - baseline);
+    println!("## {N} Python plugins from different files (PSS of the daemon)
+");
+    println!(
+        "Each file is the conformance plugin with a custom section of its own appended, so each is compiled and \
+         mapped on its own. Without plugins the daemon's PSS is {:.1} MiB.\n",
+        baseline as f64 / 1024.0
+    );
+    println!("| plugins | daemon PSS MiB | over no plugins MiB | × one |");
+    println!("|---|---|---|---|");
+    println!("| 1 | {:.1} | {:.1} | 1.00 |", pss[0] as f64 / 1024.0, one as f64 / 1024.0);
+    println!("| {N} | {:.1} | {:.1} | {:.2} |", pss[1] as f64 / 1024.0, ten as f64 / 1024.0, ten as f64 / one as f64);
+    println!("\nWhole process, {N} against 1: {:.2}×.\n", pss[1] as f64 / pss[0] as f64);
 }
