@@ -1,4 +1,4 @@
-//! wasmtime Engines, the epoch ticker that drives deadlines, and compiling
+//! wasmtime Engines, the epoch clock that drives deadlines (`epoch`), and compiling
 //! plugins against the host's capabilities.
 //!
 //! wasmtime fixes the wasm stack size per Engine, so plugins share one Engine
@@ -10,10 +10,11 @@
 //! which is then read as any other.
 
 mod child;
+mod epoch;
 mod slots;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 pub use child::{SUBCOMMAND as COMPILE_WORKER, WorkerArgs, run_worker, this_binary_compiles};
+pub use epoch::GuestRunning;
 
 use crate::health::LoadPhase;
 use crate::compile_cache::{CacheBook, CompileCache, Origin};
@@ -220,7 +222,7 @@ impl Runtime {
         let engine = Engine::new(&engine_config(max_wasm_stack))
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
-        spawn_epoch_ticker(&engine);
+        epoch::register(&engine);
         let mut linker = Linker::new(&engine);
         crate::host::add_to_linker(&mut linker).context("linking host capabilities")?;
         let created = Arc::new(EngineAndLinker { engine, linker });
@@ -386,82 +388,6 @@ pub fn engine_config(max_wasm_stack: usize) -> Config {
     config.max_wasm_stack(max_wasm_stack);
     config.async_stack_size(max_wasm_stack + HOST_STACK_HEADROOM);
     config
-}
-
-/// Guest calls running now, and tickers asleep, across all engines. The
-/// tickers sleep while no call runs: an idle daemon does not
-/// wake 500 times a second.
-static TICKING: (Mutex<Ticking>, Condvar) = (Mutex::new(Ticking { running: 0, asleep: 0 }), Condvar::new());
-
-struct Ticking {
-    running: usize,
-    asleep: usize,
-}
-
-/// Ticks without a guest call before a ticker goes to sleep. One: kept awake
-/// for 100 ms instead, a ticker saved a control ~5 µs of its wake-up but cost
-/// every served poll in that time 10 to 18 µs (p50, on the 2-core bench VM),
-/// its 2 ms wake-ups landing on the CPUs that answer the probe.
-const IDLE_TICKS_BEFORE_SLEEP: u32 = 1;
-
-/// Held for the length of a guest call: the epoch ticks while any is held.
-pub struct GuestRunning(());
-
-impl GuestRunning {
-    pub fn start() -> Self {
-        let mut ticking = TICKING.0.lock().unwrap();
-        ticking.running += 1;
-        if ticking.running == 1 && ticking.asleep > 0 {
-            TICKING.1.notify_all();
-        }
-        GuestRunning(())
-    }
-}
-
-impl Drop for GuestRunning {
-    fn drop(&mut self) {
-        TICKING.0.lock().unwrap().running -= 1;
-    }
-}
-
-/// How long a sleeping ticker waits before checking that its engine still exists.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
-
-/// Ticks on a plain thread, not a tokio task: a busy async runtime must not be able
-/// to starve the very clock that interrupts guests. The thread holds only a weak
-/// reference and ends when the engine is dropped. Epoch deadlines are relative to
-/// the epoch when a call starts, so pausing between calls changes nothing; a
-/// ticker woken by a call waits a whole tick before its first increment, so a
-/// call shorter than a tick is never made to yield.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    thread::Builder::new()
-        .name("epoch-ticker".into())
-        .spawn(move || {
-            let mut idle_ticks = 0;
-            loop {
-                {
-                    let mut ticking = TICKING.0.lock().unwrap();
-                    idle_ticks = if ticking.running == 0 { idle_ticks + 1 } else { 0 };
-                    if idle_ticks >= IDLE_TICKS_BEFORE_SLEEP {
-                        ticking.asleep += 1;
-                        while ticking.running == 0 {
-                            ticking = TICKING.1.wait_timeout(ticking, IDLE_CHECK).unwrap().0;
-                            if weak.upgrade().is_none() {
-                                ticking.asleep -= 1;
-                                return;
-                            }
-                        }
-                        ticking.asleep -= 1;
-                        idle_ticks = 0;
-                    }
-                }
-                thread::sleep(EPOCH_TICK);
-                let Some(engine) = weak.upgrade() else { return };
-                engine.increment_epoch();
-            }
-        })
-        .expect("spawning the epoch ticker thread");
 }
 
 #[cfg(test)]
