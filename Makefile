@@ -7,7 +7,7 @@ TARGET_DIR ?= $(CURDIR)/target
 GUESTS := counter iowait volume-count traffic-control http-statistics conformance-rust
 SDK_LANGS := python js c go
 # Hostile guests for tests only, built into target/zoo/<id>.wasm; never shipped.
-ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist chatty report-bomb host-abuse slow-start same-report
+ZOO := loop-forever panic-on-second memory-bomb deep-recursion lying-report host-call-loop wasi-sleep huge-report slow-report fail-after-first stack-hungry escape-artist chatty report-bomb host-abuse slow-start same-report slow-control
 
 # The private Docker Engine that tests and benchmarks start and stop.
 DOCKER_ROOT ?= /tmp/scope-wasm-dockerd

@@ -149,3 +149,78 @@ async fn the_wasm_stack_limit_is_per_plugin() {
     assert_eq!(reply.status, 500);
     assert_eq!(reply.json["error"], "plugin cramped: trapped: wasm trap: call stack exhausted");
 }
+
+/// A control whose plugin is idle runs on the thread that received it, which
+/// hands its other sockets to another thread once the guest runs past its
+/// first slice. Four plugins computing in controls at once, three in a row
+/// each (more than there are seats for such calls, so some go through their
+/// workers), must neither hold up a neighbour's polls nor fail, and each
+/// control must run exactly once.
+#[tokio::test]
+async fn controls_computing_at_once_do_not_hold_up_other_plugins() {
+    const SLOW: usize = 4;
+    const IN_A_ROW: u64 = 3;
+    const ROUNDS: u64 = 2;
+    let names: Vec<String> = (0..SLOW).map(|i| format!("slow-{i}.wasm")).collect();
+    let mut files: Vec<(&str, std::path::PathBuf)> = names.iter().map(|name| (name.as_str(), guest("slow-control"))).collect();
+    files.push(("counter.wasm", guest("counter")));
+    let daemon = Daemon::start(&files, &[]);
+    let counter = daemon.socket("counter").await;
+    let mut slow = Vec::new();
+    for i in 0..SLOW {
+        slow.push(daemon.socket(&format!("slow-{i}")).await);
+    }
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let neighbour = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut client = Client::connect(&counter).await;
+            let (mut polls, mut failed) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let reply = client.get(&report_path("p")).await;
+                polls += 1;
+                // The probe gives up on a plugin after 500 ms: a thread that
+                // kept its sockets through three controls in a row would be later.
+                failed += usize::from(reply.status != 200 || reply.elapsed >= Duration::from_millis(500));
+            }
+            (polls, failed)
+        }
+    });
+
+    // Spins by the wall clock: 200 ms whatever share of a CPU it gets, well within the budget.
+    let spin = serde_json::json!({ "AppID": "a", "NodeID": "test-host;<host>", "Control": "spin", "ControlArgs": { "ms": "200" } });
+    for _ in 0..ROUNDS {
+        let controls: Vec<_> = slow
+            .iter()
+            .map(|socket| {
+                let (socket, spin) = (socket.clone(), spin.to_string());
+                tokio::spawn(async move {
+                    let mut client = Client::connect(&socket).await;
+                    let mut replies = Vec::new();
+                    for _ in 0..IN_A_ROW {
+                        replies.push(client.post("/control", spin.clone()).await);
+                    }
+                    replies
+                })
+            })
+            .collect();
+        for control in controls {
+            for reply in control.await.unwrap() {
+                assert_eq!(reply.status, 200, "{}", reply.json);
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (polls, failed) = neighbour.await.unwrap();
+    assert_eq!(failed, 0, "{failed} of the neighbour's {polls} polls failed or were late");
+    assert!(polls > 0);
+
+    for socket in &slow {
+        let mut client = Client::connect(socket).await;
+        let reply = client.get(&report_path("p")).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        let spins = &reply.json["Host"]["nodes"]["test-host;<host>"]["latest"]["spins"]["value"];
+        assert_eq!(spins.as_str(), Some((ROUNDS * IN_A_ROW).to_string().as_str()), "{}", reply.json);
+    }
+}

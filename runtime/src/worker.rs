@@ -10,16 +10,25 @@
 //! runs on the threads that answer other plugins' sockets. And it runs the
 //! background refreshes itself, when the report cache says, so a refresh
 //! costs no trip between runtimes.
+//!
+//! A control that finds the worker idle runs on the thread that received it
+//! instead (`run_here`), and so does the report after it: a control then
+//! costs no thread switch but the client's own. A call that runs on past its
+//! first poll makes that thread hand its share of serving sockets to another
+//! first (`on_this_thread`), so no other plugin's poll waits behind a guest.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::runtime::RuntimeFlavor;
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::bindings::{ControlError, ControlRequest, PluginInfo, Report};
 use crate::error::CallError;
+use crate::guest_runtime::{AsGuestThread, CallerSeat};
 use crate::instance::{Answer, Call, PluginInstance};
 use crate::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
 use crate::scope_json::{self, RenderContext, RenderLimits};
@@ -76,6 +85,9 @@ pub struct PluginHandle {
     pub stats: Arc<PluginStats>,
     jobs: mpsc::Sender<Job>,
     load: Arc<Load>,
+    /// The instance and what its calls are charged to: the worker task's, lent
+    /// to a control that runs on the thread that received it.
+    worker: Arc<Mutex<Worker>>,
 }
 
 /// What the worker has on its plate, to refuse at once a call that could not
@@ -135,7 +147,8 @@ impl PluginHandle {
         let cache = Arc::new(ReportCache::new(limits.refresh_interval));
         let host = HostWork { services: services.clone(), limits: limits.clone(), cache: cache.clone(), info: None, previous_report: None, refreshes: refresh };
         let quota = policy.quota.0.clone();
-        crate::guest_runtime::handle().spawn(run_worker(instance, host, queue, load.clone(), stats.clone(), quota));
+        let worker = Arc::new(Mutex::new(Worker { instance, host, stats: stats.clone(), quota, backoff: Backoff::default() }));
+        crate::guest_runtime::handle().spawn(run_worker(worker.clone(), queue, load.clone()));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
@@ -144,6 +157,7 @@ impl PluginHandle {
             stats,
             jobs,
             load,
+            worker,
         };
         // Not counted in the stats: they belong to the version serving, and
         // this one may never serve.
@@ -202,10 +216,51 @@ impl PluginHandle {
         probe_id: Option<String>,
         deadline: Instant,
     ) -> Result<Result<Vec<u8>, ControlError>, CallError> {
-        match self.call(Call::Control(request), probe_id, deadline).await? {
+        let started = Instant::now();
+        let result = match self.run_here(Call::Control(request), probe_id.as_deref(), deadline).await {
+            Ok(result) => {
+                self.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
+                result
+            }
+            Err(call) => self.call(call, probe_id, deadline).await,
+        };
+        match result? {
             Done::Control(response) => Ok(response),
             _ => unreachable!("control answers with a control response"),
         }
+    }
+
+    /// Runs `call` on this thread if the worker is idle and nothing waits for
+    /// it, else gives the call back to be queued (see `on_this_thread`). The
+    /// report after a successful control is made here too, as a task of its
+    /// own that runs once the answer has left.
+    async fn run_here(&self, call: Call, probe_id: Option<&str>, deadline: Instant) -> Result<Result<Done, CallError>, Call> {
+        let on_multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if !on_multi_thread || self.load.pending.load(Ordering::Relaxed) > 0 {
+            return Err(call);
+        }
+        let Some(seat) = CallerSeat::take() else { return Err(call) };
+        let Ok(mut worker) = self.worker.clone().try_lock_owned() else { return Err(call) };
+        let started = Instant::now();
+        self.load.pending.fetch_add(1, Ordering::Relaxed);
+        let result = on_this_thread(std::pin::pin!(worker.run(call, probe_id, deadline))).await;
+        self.load.finished(started.elapsed());
+        if !(worker.host.refreshes && matches!(result, Ok(Done::Control(Ok(_))))) {
+            return Ok(result);
+        }
+        // Out of date before the answer leaves. The task below runs on this
+        // thread after it (the task just spawned is the next one here), still
+        // holding the worker: nothing comes between the control and its report.
+        let generation = self.cache.invalidate();
+        let load = self.load.clone();
+        load.pending.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            on_this_thread(std::pin::pin!(worker.report_into_cache(generation))).await;
+            load.finished(started.elapsed());
+            drop(seat);
+        });
+        Ok(result)
     }
 
     async fn call(&self, call: Call, probe_id: Option<String>, deadline: Instant) -> Result<Done, CallError> {
@@ -236,6 +291,29 @@ impl PluginHandle {
             // The worker is gone, or the call never got its turn.
             Ok(Err(_)) | Err(_) => Err(busy()),
         }
+    }
+}
+
+/// Runs a guest call, or a report into the cache, on the thread that polls
+/// this: most finish within their first poll, with no thread switch at all.
+/// One that does not (it met an epoch tick, or awaits a host call) is finished
+/// on this thread after it hands its share of serving sockets to another
+/// (`block_in_place`), at the guest threads' priority. Callers hold a
+/// `CallerSeat`: at most one such call per CPU runs at a time, so guests
+/// never hold more threads than there are CPUs beyond the guest runtime's own.
+async fn on_this_thread<F: Future>(mut run: std::pin::Pin<&mut F>) -> F::Output {
+    // Timers and I/O the call starts belong to the guest runtime, as a worker's do.
+    let first = std::future::poll_fn(|cx| {
+        let _guests = crate::guest_runtime::handle().enter();
+        Poll::Ready(run.as_mut().poll(cx))
+    })
+    .await;
+    match first {
+        Poll::Ready(output) => output,
+        Poll::Pending => tokio::task::block_in_place(|| {
+            let _batch = AsGuestThread::enter();
+            crate::guest_runtime::handle().block_on(run)
+        }),
     }
 }
 
@@ -301,16 +379,11 @@ impl HostWork {
     }
 }
 
-async fn run_worker(
-    instance: PluginInstance,
-    host: HostWork,
-    mut queue: mpsc::Receiver<Job>,
-    load: Arc<Load>,
-    stats: Arc<PluginStats>,
-    quota: Option<Arc<TenantQuota>>,
-) {
-    let mut worker = Worker { instance, host, stats, quota, backoff: Backoff::default() };
-    let cache = worker.host.cache.clone();
+async fn run_worker(worker: Arc<Mutex<Worker>>, mut queue: mpsc::Receiver<Job>, load: Arc<Load>) {
+    let (cache, refreshes) = {
+        let worker = worker.lock().await;
+        (worker.host.cache.clone(), worker.host.refreshes)
+    };
     // None until the guest has described itself: a report needs its label.
     let mut next_refresh: Option<Instant> = None;
     loop {
@@ -331,26 +404,28 @@ async fn run_worker(
                 None => return,
             },
             _ = refresh_due => {
-                next_refresh = Some(worker.refresh(&load).await);
+                next_refresh = Some(worker.lock().await.refresh(&load).await);
                 continue;
             }
         };
+        let Job { call, probe_id, deadline, reply } = job;
         let started = Instant::now();
-        if job.reply.is_closed() {
+        if reply.is_closed() {
             load.finished(Duration::ZERO);
             continue;
         }
-        let result = worker.run(job.call, job.probe_id.as_deref(), job.deadline).await;
+        let mut worker = worker.lock().await;
+        let result = worker.run(call, probe_id.as_deref(), deadline).await;
         load.finished(started.elapsed());
-        if worker.host.refreshes && next_refresh.is_none() && matches!(result, Ok(Done::Describe(_))) {
+        if refreshes && next_refresh.is_none() && matches!(result, Ok(Done::Describe(_))) {
             next_refresh = Some(Instant::now());
         }
         // A control changed the plugin's state: what it reported before is out
         // of date from the moment the control is answered, and the report after
         // it is made here at once.
-        let changed = worker.host.refreshes && matches!(result, Ok(Done::Control(Ok(_))));
+        let changed = refreshes && matches!(result, Ok(Done::Control(Ok(_))));
         let generation = changed.then(|| cache.invalidate());
-        let _ = job.reply.send(result);
+        let _ = reply.send(result);
         if let Some(generation) = generation {
             worker.report_into_cache(generation).await;
         }
