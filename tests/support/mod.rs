@@ -449,10 +449,22 @@ pub fn serve_native(socket: &Path, body_file: &Path) {
             let (stream, _) = listener.accept().await.unwrap();
             let body = body.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    let mut response = hyper::Response::new(Full::new(body.clone()));
-                    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-                    async move { Ok::<_, std::convert::Infallible>(response) }
+                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        // A control as a plugin answers one: the request read and
+                        // parsed, the report after it as the answer.
+                        if req.method() == Method::POST {
+                            let request = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let parsed: Result<Value, _> = serde_json::from_slice(&request);
+                            if parsed.is_err() {
+                                return Ok(hyper::Response::builder().status(400).body(Full::new(Bytes::new())).unwrap());
+                            }
+                        }
+                        let mut response = hyper::Response::new(Full::new(body));
+                        response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
