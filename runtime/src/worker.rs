@@ -37,7 +37,7 @@ use crate::limits::Limits;
 use crate::config::policy::PluginPolicy;
 use crate::loader::CompiledPlugin;
 use crate::plugin_id::PluginId;
-use crate::quota::{TenantQuota, measure_cpu, thread_cpu_time};
+use crate::quota::{TenantQuota, measure_cpu};
 use crate::refresh::{GoodReport, ReportCache};
 use crate::stats::PluginStats;
 
@@ -482,13 +482,15 @@ impl Worker {
         {
             return Err(CallError::OverQuota { plugin: instance.id().clone(), tenant: quota.tenant.clone() });
         }
-        let (result, guest_cpu) = measure_cpu(instance.call(call, deadline)).await;
-        let result = late_if_out_of_time(instance.id(), result, deadline);
-        let poisoned = matches!(&result, Err(err) if err.poisons_instance());
+        let host = &mut self.host;
         // Checking and rendering the guest's answer is work done for it: it counts too.
-        let before = thread_cpu_time();
-        let result = result.and_then(|answer| self.host.finish(instance.id(), answer, probe_id));
-        let cpu = guest_cpu + thread_cpu_time().saturating_sub(before);
+        let ((result, poisoned), cpu) = measure_cpu(async {
+            let answer = instance.call(call, deadline).await;
+            let result = late_if_out_of_time(instance.id(), answer, deadline);
+            let poisoned = matches!(&result, Err(err) if err.poisons_instance());
+            (result.and_then(|answer| host.finish(instance.id(), answer, probe_id)), poisoned)
+        })
+        .await;
         self.stats.add_cpu(cpu);
         if let Some(quota) = &self.quota {
             quota.spent(cpu);
