@@ -216,15 +216,7 @@ impl PluginHandle {
         probe_id: Option<String>,
         deadline: Instant,
     ) -> Result<Result<Vec<u8>, ControlError>, CallError> {
-        let started = Instant::now();
-        let result = match self.run_here(Call::Control(request), probe_id.as_deref(), deadline).await {
-            Ok(result) => {
-                self.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
-                result
-            }
-            Err(call) => self.call(call, probe_id, deadline).await,
-        };
-        match result? {
+        match self.call(Call::Control(request), probe_id, deadline).await? {
             Done::Control(response) => Ok(response),
             _ => unreachable!("control answers with a control response"),
         }
@@ -245,7 +237,7 @@ impl PluginHandle {
         self.load.pending.fetch_add(1, Ordering::Relaxed);
         let result = on_this_thread(std::pin::pin!(worker.run(call, probe_id, deadline))).await;
         self.load.finished(started.elapsed());
-        if !(worker.host.refreshes && matches!(result, Ok(Done::Control(Ok(_))))) {
+        if !worker.outdates_report(&result) {
             return Ok(result);
         }
         // Out of date before the answer leaves. The task below runs on this
@@ -265,7 +257,14 @@ impl PluginHandle {
 
     async fn call(&self, call: Call, probe_id: Option<String>, deadline: Instant) -> Result<Done, CallError> {
         let started = Instant::now();
-        let result = self.queue_call(call, probe_id, deadline).await;
+        // A control runs where it was received when it can; everything else is queued.
+        let result = match call {
+            Call::Control(_) => match self.run_here(call, probe_id.as_deref(), deadline).await {
+                Ok(result) => result,
+                Err(call) => self.queue_call(call, probe_id, deadline).await,
+            },
+            call => self.queue_call(call, probe_id, deadline).await,
+        };
         self.stats.record(started.elapsed(), result.as_ref().map(|_| ()));
         result
     }
@@ -423,8 +422,7 @@ async fn run_worker(worker: Arc<Mutex<Worker>>, mut queue: mpsc::Receiver<Job>, 
         // A control changed the plugin's state: what it reported before is out
         // of date from the moment the control is answered, and the report after
         // it is made here at once.
-        let changed = refreshes && matches!(result, Ok(Done::Control(Ok(_))));
-        let generation = changed.then(|| cache.invalidate());
+        let generation = worker.outdates_report(&result).then(|| cache.invalidate());
         let _ = reply.send(result);
         if let Some(generation) = generation {
             worker.report_into_cache(generation).await;
@@ -442,6 +440,12 @@ struct Worker {
 }
 
 impl Worker {
+    /// Whether `result` is a control that changed the plugin's state, so that
+    /// what it reported before is out of date (only where the worker refreshes).
+    fn outdates_report(&self, result: &Result<Done, CallError>) -> bool {
+        self.host.refreshes && matches!(result, Ok(Done::Control(Ok(_))))
+    }
+
     /// A background refresh, stored in the cache; returns when the next is due.
     async fn refresh(&mut self, load: &Load) -> Instant {
         let started = Instant::now();
