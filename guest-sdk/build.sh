@@ -4,7 +4,11 @@
 #
 #   guest-sdk/build.sh LANG SOURCE_DIR OUT.wasm
 #
-# python: SOURCE_DIR/app.py defines `Handler` (scope_plugin.export(...))
+# python: SOURCE_DIR/app.py defines `Handler` (scope_plugin.export(...)),
+#         snapshotted with its imports into a component of its own
+# python-shared: the same app, its files attached to the shared Python runtime
+#         (guest-sdk/python/shared_runtime: built once, compiled once by the
+#         daemon for every such plugin; see docs/plugin-authors.md)
 # js:     SOURCE_DIR/app.js exports `handler` (exportPlugin(...))
 # c:      every SOURCE_DIR/*.c, implementing plugin_describe/report/control
 # go:     SOURCE_DIR is a Go module (go.mod requiring scope-wasm/guest-sdk/go),
@@ -21,13 +25,14 @@ GUEST_BUILD=${SCOPE_GUEST_BUILD:-$ROOT/target/debug/scope-guest-build}
 WORK=$ROOT/target/guest-build/$LANG_-$(basename "$SRC")
 mkdir -p "$(dirname "$OUT")"
 
-"$SDK/toolchains.sh" "$LANG_"
+SDK_LANG=${LANG_%-shared}
+"$SDK/toolchains.sh" "$SDK_LANG"
 need_guest_build() {
     cargo build -q -p scope-guest-build --manifest-path "$ROOT/Cargo.toml"
 }
 
 # Up to date: nothing it is built from is newer than it.
-if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$LANG_" "$WIT" "$0" -newer "$OUT" -type f -not -path "$SRC/target/*" -print -quit)" ]; then
+if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$SDK_LANG" "$WIT" "$0" -newer "$OUT" -type f -not -path "$SRC/target/*" -print -quit)" ]; then
     exit 0
 fi
 
@@ -40,6 +45,21 @@ python)
     [ -n "$site" ] && paths+=(-p "$site")
     [ -n "$site" ] && [ -d "$site/scope_plugin" ] || paths+=(-p "$SDK/python")
     "$TOOLS/py/bin/componentize-py" -d "$WIT" -w plugin componentize app "${paths[@]}" -o "$OUT" >/dev/null
+    ;;
+python-shared)
+    # The runtime is built once for this SDK and wit/ (named by a hash of them).
+    need_guest_build
+    stamp=$(find "$SDK/python/scope_plugin" "$SDK/python/shared_runtime" "$WIT" -type f \( -name '*.py' -o -name '*.wit' \) \
+        -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
+    runtime=$ROOT/target/guest-build/python-shared-runtime-$stamp.wasm
+    if [ ! -f "$runtime" ]; then
+        mkdir -p "$(dirname "$runtime")"
+        "$TOOLS/py/bin/componentize-py" -d "$WIT" -w plugin componentize scope_shared_runtime \
+            -p "$SDK/python/shared_runtime" -p "$SDK/python" -o "$runtime.partial" >/dev/null
+        mv "$runtime.partial" "$runtime"
+        find "$(dirname "$runtime")" -name 'python-shared-runtime-*.wasm' -not -path "$runtime" -delete
+    fi
+    "$GUEST_BUILD" attach-source "$runtime" "$SRC" -o "$OUT"
     ;;
 js)
     entry=$SRC/app.js

@@ -287,7 +287,7 @@ impl Runtime {
         let id = &source.id;
         loader::check_component_header(&source.bytes).with_context(|| format!("plugin {id}"))?;
         let target = self.engine_for(max_wasm_stack)?;
-        let cell = self.components.lock().unwrap().entry((source.hash.clone(), max_wasm_stack)).or_default().clone();
+        let cell = self.components.lock().unwrap().entry((source.code_hash.clone(), max_wasm_stack)).or_default().clone();
         let mut origin = Origin::Shared;
         let (origin_slot, engine) = (&mut origin, &target.engine);
         let component = cell
@@ -300,7 +300,7 @@ impl Runtime {
             .with_context(|| format!("plugin {id}"))?
             .clone();
         let compiled = loader::link(&target.linker, id.clone(), component)?;
-        Ok((compiled, origin))
+        Ok((CompiledPlugin { plugin_source: source.plugin_source.clone(), ..compiled }, origin))
     }
 
     /// The disk cache's entry, or a compile in a child: cache hits need no
@@ -313,8 +313,8 @@ impl Runtime {
         phase: &(dyn Fn(LoadPhase) + Sync),
     ) -> Result<(Component, Origin)> {
         let store = self.store.clone().map_err(|err| anyhow!("no directory to compile into: {err}"))?;
-        let entry = store.cache.entry_path(&source.hash, engine);
-        store.book.lock().unwrap().wanted(&source.hash);
+        let entry = store.cache.entry_path(&source.code_hash, engine);
+        store.book.lock().unwrap().wanted(&source.code_hash);
         let load = {
             let (store, engine, entry) = (store.clone(), engine.clone(), entry.clone());
             move || store.cache.load(&engine, &entry)

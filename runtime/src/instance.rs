@@ -16,6 +16,7 @@ use crate::error::CallError;
 use crate::guest_log::GuestLog;
 use crate::host::HostServices;
 use crate::limits::MemoryExhausted;
+use crate::loader::CompiledPlugin;
 use crate::config::policy::PluginPolicy;
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
@@ -42,6 +43,8 @@ pub struct PluginInstance {
     pre: PluginPre<PluginState>,
     services: Arc<HostServices>,
     policy: PluginPolicy,
+    /// The file's source section, for a plugin on a shared language runtime.
+    plugin_source: Option<Arc<[u8]>>,
     /// Shared by every store of this plugin: one log rate limit per plugin.
     log: GuestLog,
     live: Option<Live>,
@@ -53,9 +56,10 @@ struct Live {
 }
 
 impl PluginInstance {
-    pub fn new(id: PluginId, pre: PluginPre<PluginState>, services: Arc<HostServices>, policy: PluginPolicy) -> Self {
+    pub fn new(compiled: &CompiledPlugin, services: Arc<HostServices>, policy: PluginPolicy) -> Self {
+        let (id, pre, plugin_source) = (compiled.id.clone(), compiled.pre.clone(), compiled.plugin_source.clone());
         let log = GuestLog::new(id.clone());
-        Self { id, pre, services, policy, log, live: None }
+        Self { id, pre, services, policy, plugin_source, log, live: None }
     }
 
     pub fn id(&self) -> &PluginId {
@@ -113,7 +117,7 @@ impl PluginInstance {
     }
 
     fn new_state(&self) -> PluginState {
-        PluginState::new(&self.id, &self.services, &self.policy, self.log.clone())
+        PluginState::new(&self.id, &self.services, &self.policy, self.log.clone(), self.plugin_source.clone())
     }
 
     /// `announced`: the failure the guest's SDK logged before trapping (a Rust

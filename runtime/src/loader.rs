@@ -18,21 +18,58 @@ pub use shape::{Shape, ShapeLimits};
 /// (Python, JavaScript) weigh 10-20 MB; a bigger file is refused unread.
 pub const MAX_PLUGIN_FILE_BYTES: u64 = 128 << 20;
 
+/// The custom section that carries a plugin's own source (its app) beside a
+/// language runtime shared by many plugins (`guest-sdk/build.sh
+/// python-shared`). Custom sections do not change compiled code, so every
+/// plugin on the same runtime compiles to one artifact, mapped once.
+pub const PLUGIN_SOURCE_SECTION: &str = "scope-plugin-source";
+
+/// Largest plugin source section: the app and its modules, not a runtime.
+pub const MAX_PLUGIN_SOURCE_BYTES: usize = 8 << 20;
+
 /// A plugin file's bytes, read once: what is hashed is what is compiled.
 #[derive(Clone)]
 pub struct PluginSource {
     pub id: PluginId,
-    /// A `Vec` kept as read: turning it into an `Arc<[u8]>` would copy it, and
+    /// The bytes compiled: the file without its plugin source section. A
+    /// `Vec` kept as read: turning it into an `Arc<[u8]>` would copy it, and
     /// a second 20 MB buffer for a moment is memory glibc tends to keep.
     pub bytes: std::sync::Arc<Vec<u8>>,
-    /// SHA-256 of `bytes`, hex.
+    /// SHA-256 of the whole file, hex: the plugin's identity (policies name it).
     pub hash: String,
+    /// SHA-256 of `bytes`: what the compiled code is cached and shared by
+    /// (`hash` when the file carries no plugin source).
+    pub code_hash: String,
+    /// The plugin source section's contents, handed to the guest by `host.plugin-source`.
+    pub plugin_source: Option<std::sync::Arc<[u8]>>,
 }
 
 impl PluginSource {
-    pub fn new(id: PluginId, bytes: Vec<u8>) -> Self {
+    pub fn new(id: PluginId, mut bytes: Vec<u8>) -> Result<Self> {
         let hash = content_hash(&bytes);
-        Self { id, bytes: std::sync::Arc::new(bytes), hash }
+        let plugin_source = match plugin_source_section(&bytes) {
+            Some((section, contents)) => {
+                if contents.len() > MAX_PLUGIN_SOURCE_BYTES {
+                    bail!(
+                        "plugin {id}: its source section ({PLUGIN_SOURCE_SECTION}) is {} KiB, more than the {} MiB a plugin's \
+                         own source may be",
+                        contents.len() >> 10,
+                        MAX_PLUGIN_SOURCE_BYTES >> 20
+                    );
+                }
+                let plugin_source: std::sync::Arc<[u8]> = bytes[contents].into();
+                // Usually the last section (appended by the build): cut off, not copied.
+                if section.end == bytes.len() {
+                    bytes.truncate(section.start);
+                } else {
+                    bytes.drain(section);
+                }
+                Some(plugin_source)
+            }
+            None => None,
+        };
+        let code_hash = if plugin_source.is_some() { content_hash(&bytes) } else { hash.clone() };
+        Ok(Self { id, bytes: std::sync::Arc::new(bytes), hash, code_hash, plugin_source })
     }
 
     pub fn read(id: PluginId, path: &Path) -> Result<Self> {
@@ -47,7 +84,37 @@ impl PluginSource {
         if bytes.len() as u64 > MAX_PLUGIN_FILE_BYTES {
             bail!("plugin {id}: {} is larger than {} MiB", path.display(), MAX_PLUGIN_FILE_BYTES >> 20);
         }
-        Ok(Self::new(id, bytes))
+        Self::new(id, bytes)
+    }
+}
+
+/// Where a component's top-level plugin source section is: the whole section
+/// (header included) and its contents. Nested modules and components are
+/// skipped unread; a file wasmparser cannot walk has none (the compiler names
+/// what is wrong with it).
+fn plugin_source_section(bytes: &[u8]) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    use wasmparser::{Chunk, Parser, Payload};
+    let mut parser = Parser::new(0);
+    let mut offset = 0;
+    loop {
+        let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(&bytes[offset..], true) else {
+            return None;
+        };
+        let start = offset;
+        offset += consumed;
+        match payload {
+            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
+                offset = unchecked_range.end;
+                if offset > bytes.len() {
+                    return None;
+                }
+            }
+            Payload::CustomSection(section) if section.name() == PLUGIN_SOURCE_SECTION => {
+                return Some((start..offset, section.data_offset()..section.data_offset() + section.data().len()));
+            }
+            Payload::End(_) => return None,
+            _ => {}
+        }
     }
 }
 
@@ -56,6 +123,8 @@ pub struct CompiledPlugin {
     pub id: PluginId,
     pub component: Component,
     pub pre: PluginPre<PluginState>,
+    /// The plugin's own source, for a plugin on a shared language runtime.
+    pub plugin_source: Option<std::sync::Arc<[u8]>>,
 }
 
 /// Checks a compiled component against the host's world.
@@ -67,7 +136,7 @@ pub fn link(linker: &Linker<PluginState>, id: PluginId, component: Component) ->
     let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
         format!("plugin {id}: not a Scope plugin (it must export `scope:plugin/handler@0.1.0`)")
     })?;
-    Ok(CompiledPlugin { id, component, pre })
+    Ok(CompiledPlugin { id, component, pre, plugin_source: None })
 }
 
 /// Tells a garbage file and a core module apart from a component before

@@ -44,7 +44,13 @@ impl PluginState {
         self.deadline.checked_sub(GUEST_GRACE).unwrap_or(self.deadline)
     }
 
-    pub fn new(plugin: &PluginId, services: &HostServices, policy: &PluginPolicy, log: GuestLog) -> Self {
+    pub fn new(
+        plugin: &PluginId,
+        services: &HostServices,
+        policy: &PluginPolicy,
+        log: GuestLog,
+        plugin_source: Option<Arc<[u8]>>,
+    ) -> Self {
         let grants = &policy.grants;
         let tenant = grants
             .docker
@@ -58,6 +64,7 @@ impl PluginState {
                 hostname: services.hostname.clone(),
                 log,
                 settings: policy.settings.clone(),
+                plugin_source,
                 fixture: services.fixture.clone(),
             },
             procfs: ProcfsCtx::new(plugin.clone(), grants.procfs.clone(), tenant.clone()).with_fixture(services.fixture.clone()),

@@ -73,6 +73,8 @@ struct Served {
     stamp: FileStamp,
     /// SHA-256 of the running version's bytes.
     hash: String,
+    /// SHA-256 of what of them was compiled (`loader::PluginSource::code_hash`).
+    code_hash: String,
     current: watch::Sender<Arc<PluginHandle>>,
     socket: PathBuf,
     server: tokio::task::JoinHandle<()>,
@@ -80,7 +82,7 @@ struct Served {
 
 /// What a background load came back with.
 enum Loaded {
-    Started { handle: Arc<PluginHandle>, hash: String, origin: Origin, took: Duration, tenant: String, policy: PluginPolicy },
+    Started { handle: Arc<PluginHandle>, hash: String, code_hash: String, origin: Origin, took: Duration, tenant: String, policy: PluginPolicy },
     /// Same bytes as the running version (e.g. `touch`): nothing to swap.
     Unchanged,
     /// The file changed while it was read: scan again.
@@ -504,7 +506,7 @@ impl Supervisor {
                     self.health.clear_detail(&id);
                 }
             }
-            Ok(Loaded::Started { handle, hash, origin, took, tenant, policy }) => {
+            Ok(Loaded::Started { handle, hash, code_hash, origin, took, tenant, policy }) => {
                 self.failed.remove(&path);
                 self.retries.remove(&path);
                 if !path.exists() {
@@ -516,6 +518,7 @@ impl Supervisor {
                         served.current.send_replace(handle);
                         served.stamp = stamp;
                         served.hash = hash;
+                        served.code_hash = code_hash;
                         self.health.set_tenant(id.as_str(), &tenant);
                         served.tenant = tenant;
                         served.policy = policy;
@@ -527,7 +530,7 @@ impl Supervisor {
                     // Otherwise another file took the ID meanwhile; this load is dropped.
                     return;
                 }
-                self.open_socket(id, path, stamp, hash, handle, origin, took, tenant, policy).await;
+                self.open_socket(id, path, stamp, [hash, code_hash], handle, origin, took, tenant, policy).await;
             }
             Err(err) => {
                 let err = match self.retry_if_late(&path, stamp, err) {
@@ -580,7 +583,7 @@ impl Supervisor {
         id: PluginId,
         path: PathBuf,
         stamp: FileStamp,
-        hash: String,
+        [hash, code_hash]: [String; 2],
         handle: Arc<PluginHandle>,
         origin: Origin,
         took: Duration,
@@ -607,7 +610,7 @@ impl Supervisor {
         let (current, receiver) = watch::channel(handle);
         let server = tokio::spawn(server::serve(listener, receiver));
         self.health.set_tenant(id.as_str(), &tenant);
-        self.served.insert(id, Served { path, tenant, policy, stamp, hash, current, socket, server });
+        self.served.insert(id, Served { path, tenant, policy, stamp, hash, code_hash, current, socket, server });
     }
 
     /// The plugin's file is gone: close its socket so the probe drops it.
@@ -632,7 +635,7 @@ impl Supervisor {
     }
 
     fn forget_unused_code(&self) {
-        let in_use: HashSet<&str> = self.served.values().map(|served| served.hash.as_str()).collect();
+        let in_use: HashSet<&str> = self.served.values().map(|served| served.code_hash.as_str()).collect();
         self.runtime.retain_components(|hash| in_use.contains(hash));
     }
 
@@ -725,11 +728,11 @@ impl LoadJob {
         let found = match known {
             Some(hash) => match self.admit(&hash)? {
                 Some(early) => return Ok(early),
-                None => self.runtime.compiled(&self.id, &hash, stack).await?.map(|(compiled, origin)| (compiled, origin, hash)),
+                None => self.runtime.compiled(&self.id, &hash, stack).await?.map(|(compiled, origin)| (compiled, origin, hash.clone(), hash)),
             },
             None => None,
         };
-        let (compiled, origin, hash) = match found {
+        let (compiled, origin, hash, code_hash) = match found {
             Some(found) => found,
             None => {
                 // The file's identity before and after the read says whether
@@ -746,7 +749,9 @@ impl LoadJob {
                 if after.as_ref().map(FileStamp::of) != Some(self.stamp) {
                     return Ok(Loaded::FileChanged);
                 }
-                if let (Some(before), Some(after)) = (&before, &after) {
+                // Only a file that is all code is found again by its hash alone
+                // (one with a plugin source section needs the section too).
+                if let (Some(before), Some(after), None) = (&before, &after, &source.plugin_source) {
                     self.runtime.remember_hash(&FileIdentity::of(before), &FileIdentity::of(after), read_at, &source.hash);
                 }
                 if let Some(early) = self.admit(&source.hash)? {
@@ -754,7 +759,7 @@ impl LoadJob {
                 }
                 let phase = |phase| self.health.loading(&self.id, &self.path, phase);
                 let (compiled, origin) = self.runtime.compile_reporting(&source, stack, &phase).await?;
-                (compiled, origin, source.hash)
+                (compiled, origin, source.hash.clone(), source.code_hash.clone())
             }
         };
         drop(held);
@@ -764,7 +769,7 @@ impl LoadJob {
             .map_err(anyhow::Error::from)?;
         drop(start);
         let (tenant, policy) = (self.tenant.clone(), self.policy.clone());
-        Ok(Loaded::Started { handle, hash, origin, took: started.elapsed(), tenant, policy })
+        Ok(Loaded::Started { handle, hash, code_hash, origin, took: started.elapsed(), tenant, policy })
     }
 
     /// Whether bytes with this content hash may load: refused by the tenant's

@@ -140,7 +140,7 @@ impl PluginHandle {
         refresh: bool,
     ) -> Result<Arc<Self>, CallError> {
         let id = compiled.id.clone();
-        let instance = PluginInstance::new(id.clone(), compiled.pre.clone(), services.clone(), policy.clone());
+        let instance = PluginInstance::new(compiled, services.clone(), policy.clone());
         let limits = policy.limits;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let load = Arc::new(Load::default());

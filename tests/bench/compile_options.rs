@@ -67,7 +67,7 @@ async fn measure(bytes: &[u8], level: OptLevel, parallel: bool) -> Row {
     let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let services = Arc::new(HostServices::new("bench".into(), Path::new("/nonexistent/docker.sock")));
     let new_store = || {
-        let mut state = PluginState::new(&id, &services, &policy, GuestLog::new(id.clone()));
+        let mut state = PluginState::new(&id, &services, &policy, GuestLog::new(id.clone()), None);
         // No epoch ticker runs here: the deadline is only for host calls.
         state.deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
         let mut store = Store::new(&engine, state);

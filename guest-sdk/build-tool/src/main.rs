@@ -4,6 +4,7 @@
 //! ```text
 //! scope-guest-build bindings --lang c|go --out DIR [--wit DIR]
 //! scope-guest-build component CORE.wasm -o PLUGIN.wasm [--wit DIR] [--embed]
+//! scope-guest-build attach-source RUNTIME.wasm SOURCE_DIR -o PLUGIN.wasm
 //! ```
 //!
 //! `bindings` generates the language's bindings for the `plugin` world of
@@ -11,6 +12,10 @@
 //! component: it embeds the world's type information if asked (Go's toolchain
 //! does not), and adapts preview 1 to WASI 0.2 with the reactor adapter that
 //! wasmtime ships (the one that lets Go pause its clock inside `cabi_realloc`).
+//! `attach-source` makes a plugin of a shared language runtime (the Python
+//! one) and a plugin's own files: the files, as a zip archive, go in the
+//! runtime's `scope-plugin-source` custom section, which the daemon hands the
+//! guest (`host.plugin-source`) and leaves out of what it compiles.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +69,15 @@ enum Command {
         #[arg(long, default_value = "wit")]
         wit: PathBuf,
     },
+    /// Appends a plugin's own files to a shared language runtime component.
+    AttachSource {
+        runtime: PathBuf,
+        /// The plugin's files (every file under it but hidden ones, `target`,
+        /// `node_modules` and `__pycache__`), kept with their paths relative to it.
+        source: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,7 +92,59 @@ fn main() -> Result<()> {
         Command::Component { core, output, embed, wit, realloc_via_memory_grow } => {
             component(&core, &output, embed.then_some(wit.as_path()), realloc_via_memory_grow)
         }
+        Command::AttachSource { runtime, source, output } => attach_source(&runtime, &source, &output),
     }
+}
+
+/// The custom section the daemon reads a plugin's own files from (`runtime/src/loader.rs`).
+const PLUGIN_SOURCE_SECTION: &str = "scope-plugin-source";
+
+fn attach_source(runtime: &Path, source: &Path, output: &Path) -> Result<()> {
+    let mut component = std::fs::read(runtime).with_context(|| format!("reading {}", runtime.display()))?;
+    if !component.starts_with(b"\0asm") || component.starts_with(b"\0asm\x01\0\0\0") {
+        bail!("{} is not a component", runtime.display());
+    }
+    let archive = zip_directory(source)?;
+    use wasm_encoder::ComponentSection;
+    wasm_encoder::CustomSection { name: PLUGIN_SOURCE_SECTION.into(), data: archive.into() }
+        .append_to_component(&mut component);
+    let partial = output.with_extension("wasm.partial");
+    std::fs::write(&partial, &component).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, output).with_context(|| format!("writing {}", output.display()))
+}
+
+/// The files under `dir`, stored (not compressed: the runtime reads them with
+/// no zlib, and they are small), in a fixed order so a build is reproducible.
+fn zip_directory(dir: &Path) -> Result<Vec<u8>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || matches!(name, "target" | "__pycache__" | "node_modules") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, found)?;
+            } else {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    for file in files {
+        let name = file.strip_prefix(dir)?.to_str().with_context(|| format!("{} is not UTF-8", file.display()))?;
+        archive.start_file(name, options)?;
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        std::io::Write::write_all(&mut archive, &bytes)?;
+    }
+    Ok(archive.finish()?.into_inner())
 }
 
 fn load_world(wit: &Path) -> Result<(Resolve, WorldId)> {

@@ -14,6 +14,8 @@ pub struct HostInfo {
     pub log: GuestLog,
     /// Bounded when the config is read (`policy::MAX_SETTINGS` and sizes).
     pub settings: Arc<BTreeMap<String, String>>,
+    /// The plugin file's source section (`loader::PLUGIN_SOURCE_SECTION`), if it has one.
+    pub plugin_source: Option<Arc<[u8]>>,
     /// Under `scope-wasm test`: the clock and settings replayed, or where the
     /// real ones are recorded.
     pub fixture: Option<Arc<Fixture>>,
@@ -68,6 +70,12 @@ impl host::Host for HostInfo {
             return Ok(settings.get(&key).cloned());
         }
         Ok(self.settings.get(&key).cloned())
+    }
+
+    fn plugin_source(&mut self) -> wasmtime::Result<Vec<u8>> {
+        // Bounded when the file is read (`loader::MAX_PLUGIN_SOURCE_BYTES`);
+        // the copy into the guest is charged to its memory limit.
+        Ok(self.plugin_source.as_deref().unwrap_or_default().to_vec())
     }
 }
 

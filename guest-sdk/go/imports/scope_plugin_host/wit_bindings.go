@@ -112,3 +112,18 @@ func Setting(key string) witTypes.Option[string] {
 	return result
 
 }
+
+//go:wasmimport scope:plugin/host@0.1.0 plugin-source
+func wasm_import_plugin_source(arg0 uintptr)
+
+func PluginSource() []uint8 {
+	pinner := &runtime.Pinner{}
+	defer pinner.Unpin()
+
+	returnArea := uintptr(witRuntime.Allocate(pinner, (2 * 4), 4))
+	wasm_import_plugin_source(returnArea)
+	value := unsafe.Slice((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(returnArea), 0))))), *(*uint32)(unsafe.Add(unsafe.Pointer(returnArea), 4)))
+	result := value
+	return result
+
+}
