@@ -37,6 +37,7 @@ plugins: setup
 ## guests: those, and the conformance plugin in every other SDK language
 guests: plugins
 	@for l in $(SDK_LANGS); do guest-sdk/build.sh $$l guests/conformance-$$l $(TARGET_DIR)/plugins/conformance-$$l.wasm || exit 1; done
+	guest-sdk/build.sh python-shared guests/conformance-python $(TARGET_DIR)/plugins/conformance-python-shared.wasm
 	@ls -l $(TARGET_DIR)/plugins
 
 ## go-bindings: regenerate the Go SDK module's bindings (guest-sdk/go/imports, exports/wit_exports) from wit/;

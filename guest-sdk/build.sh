@@ -59,6 +59,8 @@ python-shared)
         mv "$runtime.partial" "$runtime"
         find "$(dirname "$runtime")" -name 'python-shared-runtime-*.wasm' -not -path "$runtime" -delete
     fi
+    # The current runtime by a fixed name, for tools and tests that attach apps to it.
+    ln -sf "$(basename "$runtime")" "$(dirname "$runtime")/python-shared-runtime.wasm"
     "$GUEST_BUILD" attach-source "$runtime" "$SRC" -o "$OUT"
     ;;
 js)

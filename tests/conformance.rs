@@ -28,7 +28,7 @@ fn soak_memory_growth(lang: &str) -> u64 {
         "go" => 8 * MIB,
         // componentize-py's glue keeps about 110 bytes per call that returns
         // a report, for good (docs/plugin-authors.md): some 5.5 MiB here.
-        "python" => 8 * MIB,
+        "python" | "python-shared" => 8 * MIB,
         // SpiderMonkey collects lazily: its heap settles at about 113 MiB
         // after some 40,000 calls and stays there (measured over 200,000).
         _ => 128 * MIB,
@@ -193,7 +193,7 @@ fn check_passes(lang: &str) {
     assert!(text.contains("label:       Conformance") && text.contains("\"conformance_procfs\""), "{text}");
 }
 
-const LANGS: [&str; 5] = ["rust", "python", "js", "c", "go"];
+const LANGS: [&str; 6] = ["rust", "python", "python-shared", "js", "c", "go"];
 
 /// The config with `greeting` set for every conformance plugin.
 fn settings_config(greeting: &str) -> String {
@@ -254,6 +254,14 @@ async fn rust_is_the_reference_and_conforms_to_itself() {
 async fn python_conforms() {
     check_passes("python");
     conforms("python").await;
+}
+
+/// The same Python app, attached to the shared Python runtime (imported at
+/// its first call rather than snapshotted with it).
+#[tokio::test]
+async fn python_on_the_shared_runtime_conforms() {
+    check_passes("python-shared");
+    conforms("python-shared").await;
 }
 
 #[tokio::test]

@@ -165,6 +165,45 @@ pub fn check_shape(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape> {
 mod tests {
     use super::*;
 
+    /// A component (`(component)` is 8 bytes of header) with a custom section appended.
+    fn with_custom_section(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut bytes = wat::parse_str("(component)").unwrap();
+        let mut contents = vec![name.len() as u8];
+        contents.extend(name.as_bytes());
+        contents.extend(data);
+        bytes.push(0);
+        let mut n = contents.len();
+        while n >= 0x80 {
+            bytes.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        bytes.push(n as u8);
+        bytes.extend(contents);
+        bytes
+    }
+
+    #[test]
+    fn the_plugin_source_section_is_handed_over_and_left_out_of_the_code() {
+        let id = PluginId::parse("p").unwrap();
+        let bare = wat::parse_str("(component)").unwrap();
+        let one = PluginSource::new(id.clone(), with_custom_section(PLUGIN_SOURCE_SECTION, b"app one")).unwrap();
+        let two = PluginSource::new(id.clone(), with_custom_section(PLUGIN_SOURCE_SECTION, b"app two")).unwrap();
+        assert_eq!(one.plugin_source.as_deref(), Some(&b"app one"[..]));
+        assert_eq!(*one.bytes, bare);
+        assert_ne!(one.hash, two.hash, "the files differ");
+        assert_eq!(one.code_hash, two.code_hash, "their code does not");
+        assert_eq!(one.code_hash, content_hash(&bare));
+
+        // Any other custom section is code like the rest.
+        let other = PluginSource::new(id.clone(), with_custom_section("name-of-mine", b"x")).unwrap();
+        assert!(other.plugin_source.is_none());
+        assert_eq!(other.code_hash, other.hash);
+
+        let huge = vec![b'x'; MAX_PLUGIN_SOURCE_BYTES + 1];
+        let err = PluginSource::new(id, with_custom_section(PLUGIN_SOURCE_SECTION, &huge)).err().unwrap().to_string();
+        assert!(err.contains("plugin p: its source section (scope-plugin-source) is 8192 KiB"), "{err}");
+    }
+
     #[test]
     fn garbage_and_core_modules_are_named_as_such() {
         let err = check_component_header(b"hello world").unwrap_err();

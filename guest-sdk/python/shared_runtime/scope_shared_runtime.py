@@ -106,12 +106,13 @@ class _Archive:
 
 _handler = None
 _failure = None
+_archive = None
 
 
 def _plugin():
     """The plugin's `Handler` object, its files imported at the first call. A
     failure to import them is kept and told at every call."""
-    global _handler, _failure
+    global _handler, _failure, _archive
     if _handler is None and _failure is None:
         try:
             data = bytes(_wit_host.plugin_source())
@@ -120,17 +121,18 @@ def _plugin():
                     "this is the shared Python runtime with no plugin attached: build a plugin with "
                     "`guest-sdk/build.sh python-shared DIR OUT.wasm`"
                 )
-            archive = _Archive(data)
-            if APP + ".py" not in archive.names:
-                raise RuntimeError(f"the plugin's files have no {APP}.py (it has: {', '.join(sorted(archive.names)) or 'nothing'})")
-            sys.meta_path.insert(0, archive)
+            _archive = _Archive(data)
+            names = _archive.names
+            if APP + ".py" not in names:
+                raise RuntimeError(f"the plugin's files have no {APP}.py (it has: {', '.join(sorted(names)) or 'nothing'})")
+            sys.meta_path.insert(0, _archive)
             app = __import__(APP)
             handler = getattr(app, "Handler", None)
             if not isinstance(handler, type):
                 raise RuntimeError(f"{APP}.py defines no `Handler` (write `Handler = scope_plugin.export(YourPlugin)`)")
             _handler = handler()
         except BaseException as error:
-            _failure = _describe_failure(error)
+            _failure = _describe_failure(error, _archive.names if _archive else set())
     if _failure is not None:
         # Announced as a failure, so the daemon shows it as the call's cause.
         _wit_host.log(LogLevel.ERROR, f"aborted: the plugin's Python files did not load: {_failure}")
@@ -138,13 +140,13 @@ def _plugin():
     return _handler
 
 
-def _describe_failure(error: BaseException) -> str:
-    """The error and where in the plugin's files it happened, in one line."""
+def _describe_failure(error: BaseException, names) -> str:
+    """The error and where in the plugin's files (`names`) it happened, in one line."""
     where = ""
     if isinstance(error, SyntaxError):
         where = f" ({error.filename}, line {error.lineno})"
     else:
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.endswith("scope_shared_runtime.py")]
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in names]
         if frames:
             where = f" ({frames[-1].filename}, line {frames[-1].lineno})"
     message = error.msg if isinstance(error, SyntaxError) else str(error)
