@@ -48,6 +48,17 @@ pub fn content_hash(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// The content hashes of `head` and of `head` followed by `tail`, hashing
+/// `head` once (a plugin file's code and the whole file, when its source
+/// section is last).
+pub fn content_hashes(head: &[u8], tail: &[u8]) -> (String, String) {
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    let of_head = hex(&hasher.clone().finalize());
+    hasher.update(tail);
+    (of_head, hex(&hasher.finalize()))
+}
+
 /// A fingerprint of everything about an engine that decides whether its
 /// compiled code can be reused.
 pub fn engine_fingerprint(engine: &Engine) -> String {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, Linker};
 
 use crate::bindings::PluginPre;
-use crate::compile_cache::content_hash;
+use crate::compile_cache::{content_hash, content_hashes};
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 
@@ -46,30 +46,31 @@ pub struct PluginSource {
 
 impl PluginSource {
     pub fn new(id: PluginId, mut bytes: Vec<u8>) -> Result<Self> {
-        let hash = content_hash(&bytes);
-        let plugin_source = match plugin_source_section(&bytes) {
-            Some((section, contents)) => {
-                if contents.len() > MAX_PLUGIN_SOURCE_BYTES {
-                    bail!(
-                        "plugin {id}: its source section ({PLUGIN_SOURCE_SECTION}) is {} KiB, more than the {} MiB a plugin's \
-                         own source may be",
-                        contents.len() >> 10,
-                        MAX_PLUGIN_SOURCE_BYTES >> 20
-                    );
-                }
-                let plugin_source: std::sync::Arc<[u8]> = bytes[contents].into();
-                // Usually the last section (appended by the build): cut off, not copied.
-                if section.end == bytes.len() {
-                    bytes.truncate(section.start);
-                } else {
-                    bytes.drain(section);
-                }
-                Some(plugin_source)
-            }
-            None => None,
+        let Some((section, contents)) = plugin_source_section(&bytes) else {
+            let hash = content_hash(&bytes);
+            return Ok(Self { id, bytes: std::sync::Arc::new(bytes), code_hash: hash.clone(), hash, plugin_source: None });
         };
-        let code_hash = if plugin_source.is_some() { content_hash(&bytes) } else { hash.clone() };
-        Ok(Self { id, bytes: std::sync::Arc::new(bytes), hash, code_hash, plugin_source })
+        if contents.len() > MAX_PLUGIN_SOURCE_BYTES {
+            bail!(
+                "plugin {id}: its source section ({PLUGIN_SOURCE_SECTION}) is {} KiB, more than the {} MiB a plugin's \
+                 own source may be",
+                contents.len() >> 10,
+                MAX_PLUGIN_SOURCE_BYTES >> 20
+            );
+        }
+        let plugin_source: std::sync::Arc<[u8]> = bytes[contents].into();
+        // Usually the last section (appended by the build): cut off, not
+        // copied, and the code hashed once for both hashes.
+        let (code_hash, hash) = if section.end == bytes.len() {
+            let hashes = content_hashes(&bytes[..section.start], &bytes[section.start..]);
+            bytes.truncate(section.start);
+            hashes
+        } else {
+            let hash = content_hash(&bytes);
+            bytes.drain(section);
+            (content_hash(&bytes), hash)
+        };
+        Ok(Self { id, bytes: std::sync::Arc::new(bytes), hash, code_hash, plugin_source: Some(plugin_source) })
     }
 
     pub fn read(id: PluginId, path: &Path) -> Result<Self> {

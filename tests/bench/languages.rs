@@ -20,7 +20,7 @@ use scope_wasm::{Overrides, Policy};
 use serde_json::{Value, json};
 use support::{Client, Daemon, guest, report_path, stats};
 
-const LANGS: [&str; 5] = ["rust", "c", "go", "python", "js"];
+const LANGS: [&str; 6] = ["rust", "c", "go", "python", "python-shared", "js"];
 /// Extra copies loaded to measure what one more instance costs.
 const COPIES: usize = 4;
 const MEMORY_MIB: &str = "256";
@@ -210,19 +210,38 @@ fn distinct_copy(bytes: &[u8], n: usize) -> Vec<u8> {
     out
 }
 
-/// What 10 Python plugins from different files cost the daemon against one:
-/// each its own compiled code, nothing shared but the daemon.
-async fn distinct_python_plugins() {
-    const N: usize = 10;
-    let bytes = std::fs::read(guest("conformance-python")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = (0..N)
+/// 10 Python plugins from different files, each the conformance app with a
+/// label of its own, built on the shared Python runtime (`build.sh
+/// python-shared`, as `scope-guest-build attach-source` does it).
+fn distinct_shared_python_plugins(dir: &Path) -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let app = std::fs::read_to_string(root.join("guests/conformance-python/app.py")).unwrap();
+    let runtime = guest("conformance-python-shared").parent().unwrap().join("../guest-build/python-shared-runtime.wasm");
+    (0..DISTINCT)
         .map(|n| {
-            let path = dir.path().join(format!("py{n}.wasm"));
-            std::fs::write(&path, distinct_copy(&bytes, n)).unwrap();
+            let source = dir.join(format!("app-{n}"));
+            std::fs::create_dir_all(&source).unwrap();
+            std::fs::write(source.join("app.py"), app.replace("Conformance (Python)", &format!("Conformance (Python {n})"))).unwrap();
+            let path = dir.join(format!("shared-{n}.wasm"));
+            let attached = std::process::Command::new(root.join("target/debug/scope-guest-build"))
+                .arg("attach-source")
+                .arg(&runtime)
+                .arg(&source)
+                .arg("-o")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(attached.status.success(), "{}", String::from_utf8_lossy(&attached.stderr));
             path
         })
-        .collect();
+        .collect()
+}
+
+const DISTINCT: usize = 10;
+
+/// PSS of a daemon without plugins, with the first of `files`, and with all:
+/// what `files.len()` Python plugins from different files cost against one.
+async fn pss_of_distinct(files: &[std::path::PathBuf]) -> (u64, u64, u64) {
     let daemon = Daemon::start(&[], &["--memory-mib", MEMORY_MIB]);
     let settle = || tokio::time::sleep(Duration::from_secs(2));
     settle().await;
@@ -230,7 +249,7 @@ async fn distinct_python_plugins() {
     let mut pss = Vec::new();
     for (n, file) in files.iter().enumerate() {
         std::fs::copy(file, daemon.plugin_dir.join(format!("py{n}.wasm"))).unwrap();
-        if n == 0 || n == N - 1 {
+        if n == 0 || n == files.len() - 1 {
             for m in 0..=n {
                 let mut client = Client::connect(&daemon.socket(&format!("py{m}")).await).await;
                 assert_eq!(client.get(&report_path("bench")).await.status, 200);
@@ -239,17 +258,45 @@ async fn distinct_python_plugins() {
             pss.push(pss_kib(daemon.pid()));
         }
     }
-    let (one, ten) = (pss[0] - baseline, pss[1] - baseline);
-    println!("## {N} Python plugins from different files (PSS of the daemon)
-");
+    (baseline, pss[0], pss[1])
+}
+
+/// What 10 Python plugins from different files cost the daemon against one,
+/// built each on its own (nothing shared but the daemon) and on the shared
+/// Python runtime (one compiled interpreter for all).
+async fn distinct_python_plugins() {
+    const N: usize = DISTINCT;
+    let bytes = std::fs::read(guest("conformance-python")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let own: Vec<_> = (0..N)
+        .map(|n| {
+            let path = dir.path().join(format!("py{n}.wasm"));
+            std::fs::write(&path, distinct_copy(&bytes, n)).unwrap();
+            path
+        })
+        .collect();
+    let shared = distinct_shared_python_plugins(dir.path());
+    println!("## {N} Python plugins from different files (PSS of the daemon)\n");
     println!(
-        "Each file is the conformance plugin with a custom section of its own appended, so each is compiled and \
-         mapped on its own. Without plugins the daemon's PSS is {:.1} MiB.\n",
-        baseline as f64 / 1024.0
+        "Built on their own (`build.sh python`): each file is the conformance plugin with a custom section of its own \
+         appended, so each is compiled and mapped on its own. On the shared runtime (`build.sh python-shared`): each \
+         file is the runtime with the conformance app, its label changed, attached; all share one compile. The \
+         daemon's PSS without plugins, with one, and with {N}.\n"
     );
-    println!("| plugins | daemon PSS MiB | over no plugins MiB | × one |");
-    println!("|---|---|---|---|");
-    println!("| 1 | {:.1} | {:.1} | 1.00 |", pss[0] as f64 / 1024.0, one as f64 / 1024.0);
-    println!("| {N} | {:.1} | {:.1} | {:.2} |", pss[1] as f64 / 1024.0, ten as f64 / 1024.0, ten as f64 / one as f64);
-    println!("\nWhole process, {N} against 1: {:.2}×.\n", pss[1] as f64 / pss[0] as f64);
+    println!("| built | no plugins MiB | 1 plugin MiB | {N} plugins MiB | {N} over no plugins MiB | × one (over no plugins) | whole process {N} × 1 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (built, files) in [("each on its own", &own), ("on the shared runtime", &shared)] {
+        let (baseline, one, ten) = pss_of_distinct(files).await;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!(
+            "| {built} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            mib(baseline),
+            mib(one),
+            mib(ten),
+            mib(ten - baseline),
+            (ten - baseline) as f64 / (one - baseline) as f64,
+            ten as f64 / one as f64
+        );
+    }
+    println!();
 }
