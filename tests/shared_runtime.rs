@@ -107,12 +107,22 @@ async fn plugins_from_different_apps_share_one_compile_and_answer_as_their_own_a
     // Three files, three hashes, one compile: the runtime's.
     assert_eq!(metric(&daemon, "scope_wasm_compiles_total").await, 1.0, "{}", daemon.log());
 
-    // A restart finds that one compile in the cache for all three.
-    daemon.restart();
-    for word in words {
-        daemon.socket(&format!("words-{word}")).await;
+    // A restart finds that one compile in the cache for all three; the next
+    // finds each file by its identity, reading its source section alone.
+    for _ in 0..2 {
+        daemon.restart();
+        for word in words {
+            let mut client = Client::connect(&daemon.socket(&format!("words-{word}")).await).await;
+            let reply = client.get(&report_path("p")).await;
+            let said = &reply.json["Host"]["nodes"][HOST_NODE]["latest"]["word"]["value"];
+            assert_eq!(said, &Value::from(format!("{}!", word.to_uppercase())), "{}", reply.json);
+        }
+        assert_eq!(metric(&daemon, "scope_wasm_compiles_total").await, 0.0, "{}", daemon.log());
     }
-    assert_eq!(metric(&daemon, "scope_wasm_compiles_total").await, 0.0, "{}", daemon.log());
+    // What let the last restart skip reading them: each file's code hash and
+    // the place of its section, remembered by the file's identity.
+    let memo = std::fs::read_to_string(daemon.cache_dir.join("content-hashes")).unwrap();
+    assert_eq!(memo.lines().filter(|line| line.split(' ').count() == 9).count(), 3, "{memo}");
 }
 
 #[tokio::test]

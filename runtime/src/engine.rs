@@ -28,7 +28,7 @@ pub use epoch::GuestRunning;
 
 use crate::health::LoadPhase;
 use crate::compile_cache::{CacheBook, CompileCache, Origin};
-use crate::load::content_hashes::{ContentHashes, FileIdentity};
+use crate::load::content_hashes::{ContentHashes, FileIdentity, KnownContent};
 use crate::loader::{self, CompiledPlugin, PluginSource, ShapeLimits};
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
@@ -232,15 +232,21 @@ impl Runtime {
 
     /// The content hash of the plugin file with this identity, if it was read
     /// and hashed before (by this daemon or one before it on the same cache).
-    pub fn known_hash(&self, identity: &FileIdentity) -> Option<String> {
+    pub fn known_content(&self, identity: &FileIdentity) -> Option<KnownContent> {
         self.store.as_ref().ok()?.hashes.get(identity)
     }
 
-    /// Remembers the hash of bytes read at `read_at` from a file that had
-    /// identity `before` before the read and `after` after it.
-    pub fn remember_hash(&self, before: &FileIdentity, after: &FileIdentity, read_at: std::time::SystemTime, hash: &str) {
+    /// Remembers what is known of bytes read at `read_at` from a file that
+    /// had identity `before` before the read and `after` after it.
+    pub fn remember_content(
+        &self,
+        before: &FileIdentity,
+        after: &FileIdentity,
+        read_at: std::time::SystemTime,
+        content: &KnownContent,
+    ) {
         if let Ok(store) = &self.store {
-            store.hashes.remember(before, after, read_at, hash);
+            store.hashes.remember(before, after, read_at, content);
         }
     }
 

@@ -9,6 +9,7 @@ use wasmtime::component::{Component, Linker};
 
 use crate::bindings::PluginPre;
 use crate::compile_cache::{content_hash, content_hashes};
+use crate::load::content_hashes::{FileIdentity, KnownContent, KnownSource};
 use crate::plugin_id::PluginId;
 use crate::state::PluginState;
 
@@ -42,13 +43,16 @@ pub struct PluginSource {
     pub code_hash: String,
     /// The plugin source section's contents, handed to the guest by `host.plugin-source`.
     pub plugin_source: Option<std::sync::Arc<[u8]>>,
+    /// Where those contents are in the file.
+    pub source_range: Option<std::ops::Range<usize>>,
 }
 
 impl PluginSource {
     pub fn new(id: PluginId, mut bytes: Vec<u8>) -> Result<Self> {
         let Some((section, contents)) = plugin_source_section(&bytes) else {
             let hash = content_hash(&bytes);
-            return Ok(Self { id, bytes: std::sync::Arc::new(bytes), code_hash: hash.clone(), hash, plugin_source: None });
+            let (code_hash, bytes) = (hash.clone(), std::sync::Arc::new(bytes));
+            return Ok(Self { id, bytes, hash, code_hash, plugin_source: None, source_range: None });
         };
         if contents.len() > MAX_PLUGIN_SOURCE_BYTES {
             bail!(
@@ -58,7 +62,7 @@ impl PluginSource {
                 MAX_PLUGIN_SOURCE_BYTES >> 20
             );
         }
-        let plugin_source: std::sync::Arc<[u8]> = bytes[contents].into();
+        let plugin_source: std::sync::Arc<[u8]> = bytes[contents.clone()].into();
         // Usually the last section (appended by the build): cut off, not
         // copied, and the code hashed once for both hashes.
         let (code_hash, hash) = if section.end == bytes.len() {
@@ -70,7 +74,34 @@ impl PluginSource {
             bytes.drain(section);
             (content_hash(&bytes), hash)
         };
-        Ok(Self { id, bytes: std::sync::Arc::new(bytes), hash, code_hash, plugin_source: Some(plugin_source) })
+        let (plugin_source, source_range) = (Some(plugin_source), Some(contents));
+        Ok(Self { id, bytes: std::sync::Arc::new(bytes), hash, code_hash, plugin_source, source_range })
+    }
+
+    /// What a restart needs to find this file's code without reading it all.
+    pub fn known_content(&self) -> KnownContent {
+        let source = self.source_range.as_ref().map(|range| KnownSource {
+            code_hash: self.code_hash.clone(),
+            contents: range.start as u64..range.end as u64,
+        });
+        KnownContent { hash: self.hash.clone(), source }
+    }
+
+    /// The plugin source section of the file at `path` (whose identity was
+    /// `identity` when `known` was learnt), read alone; `None` if the file
+    /// changed since or cannot be read.
+    pub fn read_known_source(path: &Path, identity: &FileIdentity, known: &KnownSource) -> Option<std::sync::Arc<[u8]>> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(known.contents.end.checked_sub(known.contents.start)?).ok()?;
+        if len > MAX_PLUGIN_SOURCE_BYTES {
+            return None;
+        }
+        let mut contents = vec![0; len];
+        file.read_exact_at(&mut contents, known.contents.start).ok()?;
+        // Read from the file that was hashed: its identity is unchanged after the read.
+        let unchanged = file.metadata().ok().is_some_and(|meta| FileIdentity::of(&meta) == *identity);
+        unchanged.then(|| contents.into())
     }
 
     pub fn read(id: PluginId, path: &Path) -> Result<Self> {

@@ -21,14 +21,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::compile_cache::Origin;
-use crate::load::content_hashes::FileIdentity;
+use crate::load::content_hashes::{FileIdentity, KnownContent};
 use crate::config::RunConfig;
 use crate::engine::Runtime;
 use crate::error::CallError;
 use crate::health::{HealthBoard, LoadPhase};
 use crate::host::HostServices;
 use crate::load::registry::SourceStore;
-use crate::loader::PluginSource;
+use crate::loader::{CompiledPlugin, PluginSource};
 use crate::plugin_dir::{self, FileStamp, PluginFile};
 use crate::plugin_id::PluginId;
 use crate::config::policy::PluginPolicy;
@@ -703,6 +703,32 @@ struct ContentRules {
 }
 
 impl LoadJob {
+    /// The plugin compiled, found by what is known of its file (with identity
+    /// `identity`) without reading it all: its code by hash, its source
+    /// section, if it has one, read alone. `None`: read the file.
+    async fn found_compiled(
+        &self,
+        identity: FileIdentity,
+        known: KnownContent,
+        stack: usize,
+    ) -> Result<Option<(CompiledPlugin, Origin, String, String)>> {
+        let (code_hash, plugin_source) = match &known.source {
+            None => (known.hash.clone(), None),
+            Some(source) => {
+                let (path, source_of) = (self.path.clone(), source.clone());
+                let read = move || PluginSource::read_known_source(&path, &identity, &source_of);
+                match tokio::task::spawn_blocking(read).await.context("reading task panicked")? {
+                    Some(contents) => (source.code_hash.clone(), Some(contents)),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let Some((compiled, origin)) = self.runtime.compiled(&self.id, &code_hash, stack).await? else {
+            return Ok(None);
+        };
+        Ok(Some((CompiledPlugin { plugin_source, ..compiled }, origin, known.hash, code_hash)))
+    }
+
     async fn run(self) -> LoadOutcome {
         let result = self.load().await;
         LoadOutcome { id: self.id, path: self.path, stamp: self.stamp, policy: self.policy, result }
@@ -724,11 +750,11 @@ impl LoadJob {
             .context("reading task panicked")?
             .filter(|meta| FileStamp::of(meta) == self.stamp)
             .map(|meta| FileIdentity::of(&meta));
-        let known = identity.as_ref().and_then(|identity| self.runtime.known_hash(identity));
+        let known = identity.and_then(|identity| Some((identity, self.runtime.known_content(&identity)?)));
         let found = match known {
-            Some(hash) => match self.admit(&hash)? {
+            Some((identity, known)) => match self.admit(&known.hash)? {
                 Some(early) => return Ok(early),
-                None => self.runtime.compiled(&self.id, &hash, stack).await?.map(|(compiled, origin)| (compiled, origin, hash.clone(), hash)),
+                None => self.found_compiled(identity, known, stack).await?,
             },
             None => None,
         };
@@ -749,10 +775,9 @@ impl LoadJob {
                 if after.as_ref().map(FileStamp::of) != Some(self.stamp) {
                     return Ok(Loaded::FileChanged);
                 }
-                // Only a file that is all code is found again by its hash alone
-                // (one with a plugin source section needs the section too).
-                if let (Some(before), Some(after), None) = (&before, &after, &source.plugin_source) {
-                    self.runtime.remember_hash(&FileIdentity::of(before), &FileIdentity::of(after), read_at, &source.hash);
+                if let (Some(before), Some(after)) = (&before, &after) {
+                    let (before, after) = (FileIdentity::of(before), FileIdentity::of(after));
+                    self.runtime.remember_content(&before, &after, read_at, &source.known_content());
                 }
                 if let Some(early) = self.admit(&source.hash)? {
                     return Ok(early);

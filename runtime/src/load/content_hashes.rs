@@ -57,11 +57,15 @@ impl FileIdentity {
         self.ctime_ns + (SETTLED.as_nanos() as i128) <= read_ns
     }
 
-    fn line(&self, hash: &str) -> String {
-        format!("{} {} {} {} {} {hash}\n", self.dev, self.ino, self.len, self.mtime_ns, self.ctime_ns)
+    fn line(&self, known: &KnownContent) -> String {
+        let source = match &known.source {
+            Some(source) => format!(" {} {} {}", source.code_hash, source.contents.start, source.contents.end),
+            None => String::new(),
+        };
+        format!("{} {} {} {} {} {}{source}\n", self.dev, self.ino, self.len, self.mtime_ns, self.ctime_ns, known.hash)
     }
 
-    fn parse(line: &str) -> Option<(Self, String)> {
+    fn parse(line: &str) -> Option<(Self, KnownContent)> {
         let mut fields = line.split(' ');
         let mut next = || fields.next();
         let identity = Self {
@@ -71,16 +75,42 @@ impl FileIdentity {
             mtime_ns: next()?.parse().ok()?,
             ctime_ns: next()?.parse().ok()?,
         };
-        let hash = next()?;
-        let is_sha256_hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-        (is_sha256_hex && next().is_none()).then(|| (identity, hash.to_owned()))
+        let sha256 = |hash: &str| (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hash.to_owned());
+        let hash = sha256(next()?)?;
+        let source = match next() {
+            None => None,
+            Some(code_hash) => {
+                let code_hash = sha256(code_hash)?;
+                let contents = next()?.parse().ok()?..next()?.parse().ok()?;
+                Some(KnownSource { code_hash, contents })
+            }
+        };
+        next().is_none().then_some((identity, KnownContent { hash, source }))
     }
+}
+
+/// What is known of a file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownContent {
+    /// SHA-256 of the whole file.
+    pub hash: String,
+    /// For a file with a plugin source section: what finds its code and its section.
+    pub source: Option<KnownSource>,
+}
+
+/// A plugin source section's place in its file, and the hash of the rest
+/// (`loader::PluginSource::code_hash`): a restart reads the section alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownSource {
+    pub code_hash: String,
+    /// The section's contents, as byte offsets in the file.
+    pub contents: std::ops::Range<u64>,
 }
 
 /// What the memo knows, and where it is kept (nowhere without a cache directory).
 pub struct ContentHashes {
     path: Option<PathBuf>,
-    known: Mutex<HashMap<FileIdentity, String>>,
+    known: Mutex<HashMap<FileIdentity, KnownContent>>,
 }
 
 impl ContentHashes {
@@ -98,20 +128,20 @@ impl ContentHashes {
         Self { path: None, known: Mutex::default() }
     }
 
-    /// The content hash of the file whose identity this is, if known.
-    pub fn get(&self, identity: &FileIdentity) -> Option<String> {
+    /// What is known of the file whose identity this is.
+    pub fn get(&self, identity: &FileIdentity) -> Option<KnownContent> {
         self.known.lock().unwrap().get(identity).cloned()
     }
 
-    /// Remembers `hash` for bytes read at `read_at` from a file with this
+    /// Remembers `content` for bytes read at `read_at` from a file with this
     /// identity before and after the read; only a settled, unchanged file counts.
-    pub fn remember(&self, before: &FileIdentity, after: &FileIdentity, read_at: SystemTime, hash: &str) {
+    pub fn remember(&self, before: &FileIdentity, after: &FileIdentity, read_at: SystemTime, content: &KnownContent) {
         if before != after || !before.settled_before(read_at) {
             return;
         }
         let text = {
             let mut known = self.known.lock().unwrap();
-            if known.get(before).is_some_and(|known| known == hash) {
+            if known.get(before) == Some(content) {
                 return;
             }
             // The same file (device and inode) is known under one identity at most.
@@ -119,8 +149,8 @@ impl ContentHashes {
             if known.len() >= MAX_ENTRIES {
                 known.clear();
             }
-            known.insert(*before, hash.to_owned());
-            known.iter().map(|(identity, hash)| identity.line(hash)).collect::<String>()
+            known.insert(*before, content.clone());
+            known.iter().map(|(identity, known)| identity.line(known)).collect::<String>()
         };
         if let Some(path) = &self.path
             && let Err(err) = write_whole(path, &text)
@@ -146,6 +176,10 @@ mod tests {
 
     const HASH: &str = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
 
+    fn known(hash: &str) -> KnownContent {
+        KnownContent { hash: hash.to_owned(), source: None }
+    }
+
     fn identity_of(path: &Path) -> FileIdentity {
         FileIdentity::of(&fs::metadata(path).unwrap())
     }
@@ -157,9 +191,9 @@ mod tests {
         fs::write(&plugin, b"one").unwrap();
         let identity = identity_of(&plugin);
         let later = SystemTime::now() + SETTLED * 2;
-        ContentHashes::in_dir(dir.path()).remember(&identity, &identity, later, HASH);
+        ContentHashes::in_dir(dir.path()).remember(&identity, &identity, later, &known(HASH));
         let memo = ContentHashes::in_dir(dir.path());
-        assert_eq!(memo.get(&identity).as_deref(), Some(HASH));
+        assert_eq!(memo.get(&identity), Some(known(HASH)));
 
         // Same length, new bytes: the change time moves, so the identity differs.
         std::thread::sleep(Duration::from_millis(20));
@@ -175,11 +209,11 @@ mod tests {
         fs::write(&plugin, b"one").unwrap();
         let identity = identity_of(&plugin);
         let memo = ContentHashes::in_dir(dir.path());
-        memo.remember(&identity, &identity, SystemTime::now(), HASH);
+        memo.remember(&identity, &identity, SystemTime::now(), &known(HASH));
         assert_eq!(memo.get(&identity), None, "written within the last second");
         let mut after = identity;
         after.ctime_ns += 1;
-        memo.remember(&identity, &after, SystemTime::now() + SETTLED * 2, HASH);
+        memo.remember(&identity, &after, SystemTime::now() + SETTLED * 2, &known(HASH));
         assert_eq!(memo.get(&identity), None, "changed while read");
     }
 
@@ -187,10 +221,20 @@ mod tests {
     fn garbled_lines_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let good = FileIdentity { dev: 1, ino: 2, len: 3, mtime_ns: 4, ctime_ns: 5 };
-        let text = format!("garbage\n1 2 3 4 5 nothex\n{}1 2 3\n", good.line(HASH));
+        let sourced = FileIdentity { ino: 7, ..good };
+        let with_source = KnownContent {
+            hash: HASH.to_owned(),
+            source: Some(KnownSource { code_hash: HASH.replace('a', "c"), contents: 100..250 }),
+        };
+        let text = format!(
+            "garbage\n1 2 3 4 5 nothex\n{}1 2 3\n{}1 2 9 4 5 {HASH} {HASH} 100\n",
+            good.line(&known(HASH)),
+            sourced.line(&with_source)
+        );
         fs::write(dir.path().join(FILE_NAME), text).unwrap();
         let memo = ContentHashes::in_dir(dir.path());
-        assert_eq!(memo.get(&good).as_deref(), Some(HASH));
-        assert_eq!(memo.known.lock().unwrap().len(), 1);
+        assert_eq!(memo.get(&good), Some(known(HASH)));
+        assert_eq!(memo.get(&sourced), Some(with_source), "a file with a source section, its place and code hash");
+        assert_eq!(memo.known.lock().unwrap().len(), 2, "a line with half a source record is skipped");
     }
 }
