@@ -31,10 +31,15 @@ need_guest_build() {
     cargo build -q -p scope-guest-build --manifest-path "$ROOT/Cargo.toml"
 }
 
-# Up to date: nothing it is built from is newer than it.
-if [ -f "$OUT" ] && [ -z "$(find "$SRC" "$SDK/$SDK_LANG" "$WIT" "$0" -newer "$OUT" -type f -not -path "$SRC/target/*" -print -quit)" ]; then
+# Up to date: built the same way (python and python-shared make different
+# files from one source), and nothing it is built from is newer than it.
+BUILT_AS=$ROOT/target/guest-build/built-as/$(printf '%s' "$OUT" | sha256sum | cut -c1-16)
+if [ -f "$OUT" ] && [ "$(cat "$BUILT_AS" 2>/dev/null)" = "$LANG_" ] &&
+    [ -z "$(find "$SRC" "$SDK/$SDK_LANG" "$WIT" "$0" -newer "$OUT" -type f -not -path "$SRC/target/*" -print -quit)" ]; then
     exit 0
 fi
+mkdir -p "$(dirname "$BUILT_AS")"
+rm -f "$BUILT_AS"
 
 case $LANG_ in
 python)
@@ -110,7 +115,8 @@ go)
     "$GUEST_BUILD" component "$WORK/core.wasm" --embed --wit "$WIT" -o "$OUT"
     ;;
 *)
-    echo "unknown language $LANG_ (python, js, c, go)" >&2
+    echo "unknown language $LANG_ (python, python-shared, js, c, go)" >&2
     exit 2
     ;;
 esac
+echo "$LANG_" > "$BUILT_AS"

@@ -251,6 +251,14 @@ fn new_creates_plugins_in_every_sdk_language_that_build_and_pass_check_and_their
         assert!(out.contains(&format!("\"{lang}_probe_polls\"")), "{lang}: {out}");
         let (ok, out) = make(&project, "test", &[]);
         assert!(ok && out.contains("passed: 4 steps"), "{lang}: {out}");
+        if lang == "python" {
+            // The same project attached to the shared Python runtime instead.
+            let (ok, out) = make(&project, "test", &[("PYTHON_BUILD", std::path::Path::new("python-shared"))]);
+            assert!(ok && out.contains("passed: 4 steps"), "{lang} on the shared runtime: {out}");
+            let plugin = std::fs::read(project.join("target/plugin.wasm")).unwrap();
+            let marker = b"scope-plugin-source\x50\x4b\x03\x04"; // the section's name, then the zip's first header
+            assert!(plugin.windows(marker.len()).any(|w| w == marker), "{lang}: not rebuilt on the shared runtime");
+        }
         if lang == "js" {
             // The SDK is a dependency the build installed, not a copy in the project.
             assert!(!project.join("scope-plugin.js").exists());

@@ -283,9 +283,20 @@ fn sdk_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<()> {
     let label = name.replace('-', " ");
     let build = lang.build_name();
     write(dir, ".gitignore", if lang == Lang::Js { "/target\n/node_modules\n" } else { "/target\n" })?;
+    // Python builds two ways (docs/plugin-authors.md): the app snapshotted
+    // into a component of its own, or attached to the shared Python runtime.
+    let (choice, build) = match lang {
+        Lang::Python => (
+            "# `python`: the app snapshotted into a component of its own; `python-shared`: its files\n\
+             # attached to the shared Python runtime (one compile for every such plugin).\n\
+             PYTHON_BUILD ?= python\n",
+            "$(PYTHON_BUILD)",
+        ),
+        _ => ("", build),
+    };
     let build_rule = format!(
         "# The scope-wasm repository's guest-sdk, relative to this project.\n\
-         SCOPE_WASM_SDK ?= {}\n\nbuild:\n\t$(SCOPE_WASM_SDK)/build.sh {build} . target/plugin.wasm\n",
+         SCOPE_WASM_SDK ?= {}\n{choice}\nbuild:\n\t$(SCOPE_WASM_SDK)/build.sh {build} . target/plugin.wasm\n",
         sdk.display()
     );
     write_makefile(dir, name, &build_rule)?;
