@@ -8,27 +8,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use support::{Client, Daemon, report_path};
 
 const HOST_NODE: &str = "test-host;<host>";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
-
-/// The shared runtime `make guests` built (`build.sh` keeps it by this name).
-fn runtime() -> PathBuf {
-    let guests = std::env::var_os("SCOPE_WASM_GUESTS").map_or_else(|| root().join("target"), PathBuf::from);
-    let path = guests.join("guest-build/python-shared-runtime.wasm");
-    assert!(path.exists(), "{} not built: run `make test` (it builds the guests first)", path.display());
-    path
-}
-
-/// A plugin file made of the shared runtime and `files` (name, contents), as
-/// `build.sh python-shared` makes one.
+/// A plugin file of the shared runtime and `files` (name, contents).
 fn plugin_of(files: &[(&str, &str)], out: &Path) -> PathBuf {
     let source = tempfile::tempdir().unwrap();
     for (name, contents) in files {
@@ -36,18 +22,7 @@ fn plugin_of(files: &[(&str, &str)], out: &Path) -> PathBuf {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
     }
-    let root = root();
-    let build = Command::new(env!("CARGO")).args(["build", "-q", "-p", "scope-guest-build"]).current_dir(&root).status().unwrap();
-    assert!(build.success());
-    let attached = Command::new(root.join("target/debug/scope-guest-build"))
-        .arg("attach-source")
-        .arg(runtime())
-        .arg(source.path())
-        .arg("-o")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(attached.status.success(), "{}", String::from_utf8_lossy(&attached.stderr));
+    support::attach_to_shared_python_runtime(source.path(), out);
     out.to_owned()
 }
 

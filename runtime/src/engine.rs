@@ -250,10 +250,17 @@ impl Runtime {
         }
     }
 
-    /// The plugin whose file has content hash `hash`, linked, if it is
-    /// compiled in memory or in the disk cache; `None` if it must be compiled
-    /// (from the file's bytes, with `compile`).
-    pub async fn compiled(&self, id: &PluginId, hash: &str, max_wasm_stack: usize) -> Result<Option<(CompiledPlugin, Origin)>> {
+    /// The plugin whose code has hash `hash` (`PluginSource::code_hash`),
+    /// linked with its file's `plugin_source`, if it is compiled in memory or
+    /// in the disk cache; `None` if it must be compiled (from the file's
+    /// bytes, with `compile`).
+    pub async fn compiled(
+        &self,
+        id: &PluginId,
+        hash: &str,
+        plugin_source: Option<Arc<[u8]>>,
+        max_wasm_stack: usize,
+    ) -> Result<Option<(CompiledPlugin, Origin)>> {
         let target = self.engine_for(max_wasm_stack)?;
         let cell = self.components.lock().unwrap().entry((hash.to_owned(), max_wasm_stack)).or_default().clone();
         let (component, origin) = match cell.get() {
@@ -274,7 +281,7 @@ impl Runtime {
                 }
             }
         };
-        Ok(Some((loader::link(&target.linker, id.clone(), component)?, origin)))
+        Ok(Some((loader::link(&target.linker, id.clone(), component, plugin_source)?, origin)))
     }
 
     /// Compiles `source` (or finds it compiled, in memory or in the disk cache)
@@ -305,8 +312,8 @@ impl Runtime {
             .await
             .with_context(|| format!("plugin {id}"))?
             .clone();
-        let compiled = loader::link(&target.linker, id.clone(), component)?;
-        Ok((CompiledPlugin { plugin_source: source.plugin_source.clone(), ..compiled }, origin))
+        let compiled = loader::link(&target.linker, id.clone(), component, source.plugin_source.clone())?;
+        Ok((compiled, origin))
     }
 
     /// The disk cache's entry, or a compile in a child: cache hits need no

@@ -159,8 +159,14 @@ pub struct CompiledPlugin {
     pub plugin_source: Option<std::sync::Arc<[u8]>>,
 }
 
-/// Checks a compiled component against the host's world.
-pub fn link(linker: &Linker<PluginState>, id: PluginId, component: Component) -> Result<CompiledPlugin> {
+/// Checks a compiled component against the host's world; `plugin_source`
+/// is the file's source section, if it has one.
+pub fn link(
+    linker: &Linker<PluginState>,
+    id: PluginId,
+    component: Component,
+    plugin_source: Option<std::sync::Arc<[u8]>>,
+) -> Result<CompiledPlugin> {
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
@@ -168,7 +174,7 @@ pub fn link(linker: &Linker<PluginState>, id: PluginId, component: Component) ->
     let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
         format!("plugin {id}: not a Scope plugin (it must export `scope:plugin/handler@0.1.0`)")
     })?;
-    Ok(CompiledPlugin { id, component, pre, plugin_source: None })
+    Ok(CompiledPlugin { id, component, pre, plugin_source })
 }
 
 /// Tells a garbage file and a core module apart from a component before

@@ -723,10 +723,10 @@ impl LoadJob {
                 }
             }
         };
-        let Some((compiled, origin)) = self.runtime.compiled(&self.id, &code_hash, stack).await? else {
+        let Some((compiled, origin)) = self.runtime.compiled(&self.id, &code_hash, plugin_source, stack).await? else {
             return Ok(None);
         };
-        Ok(Some((CompiledPlugin { plugin_source, ..compiled }, origin, known.hash, code_hash)))
+        Ok(Some((compiled, origin, known.hash, code_hash)))
     }
 
     async fn run(self) -> LoadOutcome {

@@ -216,22 +216,13 @@ fn distinct_copy(bytes: &[u8], n: usize) -> Vec<u8> {
 fn distinct_shared_python_plugins(dir: &Path) -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let app = std::fs::read_to_string(root.join("guests/conformance-python/app.py")).unwrap();
-    let runtime = guest("conformance-python-shared").parent().unwrap().join("../guest-build/python-shared-runtime.wasm");
     (0..DISTINCT)
         .map(|n| {
             let source = dir.join(format!("app-{n}"));
             std::fs::create_dir_all(&source).unwrap();
             std::fs::write(source.join("app.py"), app.replace("Conformance (Python)", &format!("Conformance (Python {n})"))).unwrap();
             let path = dir.join(format!("shared-{n}.wasm"));
-            let attached = std::process::Command::new(root.join("target/debug/scope-guest-build"))
-                .arg("attach-source")
-                .arg(&runtime)
-                .arg(&source)
-                .arg("-o")
-                .arg(&path)
-                .output()
-                .unwrap();
-            assert!(attached.status.success(), "{}", String::from_utf8_lossy(&attached.stderr));
+            support::attach_to_shared_python_runtime(&source, &path);
             path
         })
         .collect()

@@ -28,9 +28,7 @@ pub const HOSTNAME: &str = "test-host";
 /// A compiled guest: `target/plugins/<id>.wasm` (shipped) or `target/zoo/<id>.wasm`.
 /// `make test` builds them and points `SCOPE_WASM_GUESTS` at the target dir.
 pub fn guest(id: &str) -> PathBuf {
-    let root = std::env::var_os("SCOPE_WASM_GUESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let root = guests_root();
     for dir in ["plugins", "zoo"] {
         let path = root.join(dir).join(format!("{id}.wasm"));
         if path.is_file() {
@@ -38,6 +36,33 @@ pub fn guest(id: &str) -> PathBuf {
         }
     }
     panic!("guest {id} not built under {}: run `make test` (it builds the guests first)", root.display());
+}
+
+/// Where `make test` built the guests: `SCOPE_WASM_GUESTS`, or the target dir.
+fn guests_root() -> PathBuf {
+    std::env::var_os("SCOPE_WASM_GUESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A plugin file made of the shared Python runtime that `make guests` built
+/// (`build.sh` keeps it by a fixed name) and the files under `source`, as
+/// `guest-sdk/build.sh python-shared` makes one (`scope-guest-build attach-source`).
+pub fn attach_to_shared_python_runtime(source: &Path, out: &Path) {
+    let runtime = guests_root().join("guest-build/python-shared-runtime.wasm");
+    assert!(runtime.exists(), "{} not built: run `make test` (it builds the guests first)", runtime.display());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let build = Command::new(env!("CARGO")).args(["build", "-q", "-p", "scope-guest-build"]).current_dir(&root).status().unwrap();
+    assert!(build.success());
+    let attached = Command::new(root.join("target/debug/scope-guest-build"))
+        .arg("attach-source")
+        .arg(&runtime)
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(attached.status.success(), "{}", String::from_utf8_lossy(&attached.stderr));
 }
 
 pub fn binary() -> &'static str {
