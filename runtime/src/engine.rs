@@ -230,8 +230,9 @@ impl Runtime {
         Ok(created)
     }
 
-    /// The content hash of the plugin file with this identity, if it was read
-    /// and hashed before (by this daemon or one before it on the same cache).
+    /// What is known of the plugin file with this identity (its hashes, and
+    /// where its source section is), if it was read and hashed before (by this
+    /// daemon or one before it on the same cache).
     pub fn known_content(&self, identity: &FileIdentity) -> Option<KnownContent> {
         self.store.as_ref().ok()?.hashes.get(identity)
     }
