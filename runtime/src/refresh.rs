@@ -79,6 +79,11 @@ impl GoodReport {
         self.rendered.declares_control(id)
     }
 
+    /// The rendered report's size in bytes (without any probe's ID).
+    pub fn len(&self) -> usize {
+        self.rendered.len()
+    }
+
     /// The body for `probe_id`, put together the first time only.
     pub fn body(&self, probe_id: Option<&str>) -> Result<Bytes, String> {
         if let Some((_, body)) = self.bodies.lock().unwrap().iter().find(|(id, _)| id.as_deref() == probe_id) {

@@ -110,9 +110,15 @@ pub fn check_probe_id(probe_id: &str) -> Result<(), String> {
 
 /// The body of `GET /report`, checked and rendered once for every probe.
 pub fn encode_report(ctx: &RenderContext, report: &Report, limits: RenderLimits) -> Result<RenderedReport, String> {
+    encode_report_like(ctx, report, limits, 0)
+}
+
+/// `encode_report` of a report that is likely `expected_bytes` long (the
+/// plugin's previous one): its buffer is that big from the start.
+pub fn encode_report_like(ctx: &RenderContext, report: &Report, limits: RenderLimits, expected_bytes: usize) -> Result<RenderedReport, String> {
     check::check(ctx, report, limits)?;
     let now = check::timestamp(ctx.now_ms)?;
-    let (body, slots) = write::report(ctx, report, &now, limits.max_bytes, false)?;
+    let (body, slots) = write::report(ctx, report, &now, (limits.max_bytes, expected_bytes), false)?;
     let mut controls: Vec<String> = report.topologies.iter().flat_map(|t| t.controls.iter().map(|c| c.id.clone())).collect();
     controls.sort_unstable();
     controls.dedup();
@@ -131,7 +137,7 @@ pub fn encode_control_response(
         check::check(ctx, report, limits)?;
         let now = check::timestamp(ctx.now_ms)?;
         // A plugin answering a control is a controller, whatever the shortcut holds.
-        let (body, slots) = write::report(ctx, report, &now, limits.max_bytes, true)?;
+        let (body, slots) = write::report(ctx, report, &now, (limits.max_bytes, 0), true)?;
         RenderedReport { body: body.into(), slots, now, max_bytes: limits.max_bytes, controls: Vec::new() }.body(probe_id)
     })()
     .map_err(|e| format!("shortcut report: {e}"))?;

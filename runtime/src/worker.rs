@@ -356,7 +356,9 @@ impl HostWork {
                 {
                     return Ok(Done::Report(good.clone()));
                 }
-                let rendered = scope_json::encode_report(&ctx, &report, limits).map_err(invalid)?;
+                // Sized as the previous one: a report like the last grows no buffer.
+                let expected_bytes = self.previous_report.as_ref().map_or(0, |(_, good)| good.len() + 64);
+                let rendered = scope_json::encode_report_like(&ctx, &report, limits, expected_bytes).map_err(invalid)?;
                 let good = Arc::new(GoodReport::new(rendered, now_ms));
                 // Rendered for the probe that polls now, so its polls cost a copy of a pointer.
                 if let Some(probe_id) = self.cache.last_probe_id() {

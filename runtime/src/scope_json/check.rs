@@ -253,44 +253,56 @@ fn check_timestamp(ms: u64) -> Result<(), String> {
 /// RFC 3339 with a zone, as the probe parses it (`2016-11-17T08:53:04.567Z`).
 pub fn timestamp(ms: u64) -> Result<String, String> {
     check_timestamp(ms)?;
-    Ok(rfc3339_millis(ms))
+    Ok(Timestamp::of(ms).as_str().to_owned())
 }
 
-/// `ms` after the epoch as chrono's `to_rfc3339_opts(SecondsFormat::Millis,
-/// true)` writes it, for years up to 9999, without a calendar library: a
-/// report renders one per sample. The date is Howard Hinnant's `civil_from_days`.
-fn rfc3339_millis(ms: u64) -> String {
-    let (days, in_day) = (ms / 86_400_000, ms % 86_400_000);
-    let z = days + 719_468;
-    let (era, day_of_era) = (z / 146_097, z % 146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    let fields = [
-        (year, 4, '-'),
-        (month, 2, '-'),
-        (day, 2, 'T'),
-        (in_day / 3_600_000, 2, ':'),
-        (in_day / 60_000 % 60, 2, ':'),
-        (in_day / 1000 % 60, 2, '.'),
-        (in_day % 1000, 3, 'Z'),
-    ];
-    let mut out = String::with_capacity(24);
-    for (value, digits, then) in fields {
-        for place in (0..digits).rev() {
-            out.push(char::from(b'0' + (value / 10u64.pow(place) % 10) as u8));
-        }
-        out.push(then);
+/// A timestamp as the probe reads it, written on the stack: a report renders
+/// one per sample and per latest value, so none of them allocates.
+#[derive(Clone, Copy)]
+pub struct Timestamp([u8; 24]);
+
+impl Timestamp {
+    /// `ms` after the epoch as chrono's `to_rfc3339_opts(SecondsFormat::Millis,
+    /// true)` writes it, for years up to 9999 (`check_timestamp`), without a
+    /// calendar library. The date is Howard Hinnant's `civil_from_days`.
+    fn of(ms: u64) -> Self {
+        let (days, in_day) = (ms / 86_400_000, ms % 86_400_000);
+        let z = days + 719_468;
+        let (era, day_of_era) = (z / 146_097, z % 146_097);
+        let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_from_march = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+        let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+        let year = year_of_era + era * 400 + u64::from(month <= 2);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        // Each field's digits, last first, ending before the byte at `end`.
+        let mut put = |mut value: u64, end: usize, digits: usize| {
+            for at in (end - digits..end).rev() {
+                out[at] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(year, 4, 4);
+        put(month, 7, 2);
+        put(day, 10, 2);
+        put(in_day / 3_600_000, 13, 2);
+        put(in_day / 60_000 % 60, 16, 2);
+        put(in_day / 1000 % 60, 19, 2);
+        put(in_day % 1000, 23, 3);
+        Timestamp(out)
     }
-    out
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
-/// A guest's timestamp as rendered: no later than the host's clock allows.
-pub fn clamped_timestamp(ms: u64, now_ms: u64) -> String {
-    timestamp(ms.min(now_ms.saturating_add(MAX_CLOCK_SKEW_MS))).unwrap_or_default()
+/// A guest's timestamp as rendered: no later than the host's clock allows
+/// (and so never past the year 9999, which `check` refused already).
+pub fn clamped_timestamp(ms: u64, now_ms: u64) -> Timestamp {
+    Timestamp::of(ms.min(now_ms.saturating_add(MAX_CLOCK_SKEW_MS)).min(MAX_TIMESTAMP_MS))
 }
 
 fn unique_ids<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<HashSet<&'a str>, String> {

@@ -59,8 +59,16 @@ impl io::Write for &Out {
 }
 
 /// The JSON of `report` and the offsets of its `control_probe_id` slots.
-pub fn report(ctx: &RenderContext, report: &Report, now: &str, max_bytes: usize, controller: bool) -> Result<(Vec<u8>, Vec<usize>), String> {
-    let out = Out { buf: RefCell::new(Vec::new()), max_bytes, slots: RefCell::new(Vec::new()) };
+/// `expected_bytes` (the size of the plugin's previous report) sizes the
+/// buffer up front, so a render of a report like the last grows it no more.
+pub fn report(
+    ctx: &RenderContext,
+    report: &Report,
+    now: &str,
+    (max_bytes, expected_bytes): (usize, usize),
+    controller: bool,
+) -> Result<(Vec<u8>, Vec<usize>), String> {
+    let out = Out { buf: RefCell::new(Vec::with_capacity(expected_bytes.min(max_bytes))), max_bytes, slots: RefCell::new(Vec::new()) };
     let controller = controller || report.topologies.iter().any(|t| !t.controls.is_empty());
     let doc = Doc { ctx, report, controller, now, out: &out };
     let mut serializer = serde_json::Serializer::new(&out);
@@ -234,14 +242,16 @@ impl Serialize for LatestOut<'_> {
         }
         entries.sort_unstable_by_key(|(key, _)| *key);
         for (key, entry) in entries {
+            let guest_timestamp;
             let (timestamp, value) = match &entry {
-                Entry::Guest(e) => (
-                    e.timestamp.map_or_else(|| doc.now.to_owned(), |ms| clamped_timestamp(ms, doc.ctx.now_ms)),
-                    e.value.as_str(),
-                ),
-                Entry::Host(value) => (doc.now.to_owned(), value.as_str()),
+                Entry::Guest(LatestEntry { timestamp: Some(ms), value, .. }) => {
+                    guest_timestamp = clamped_timestamp(*ms, doc.ctx.now_ms);
+                    (guest_timestamp.as_str(), value.as_str())
+                }
+                Entry::Guest(e) => (doc.now, e.value.as_str()),
+                Entry::Host(value) => (doc.now, value.as_str()),
             };
-            map.serialize_entry(key, &LatestValue { timestamp: &timestamp, value })?;
+            map.serialize_entry(key, &LatestValue { timestamp, value })?;
         }
         map.end()
     }
@@ -288,7 +298,7 @@ impl Serialize for Samples<'_> {
         let mut seq = s.serialize_seq(Some(self.0.metric.samples.len()))?;
         for sample in &self.0.metric.samples {
             let date = clamped_timestamp(sample.timestamp, self.0.now_ms);
-            seq.serialize_element(&SampleOut { date: &date, value: sample.value })?;
+            seq.serialize_element(&SampleOut { date: date.as_str(), value: sample.value })?;
         }
         seq.end()
     }
