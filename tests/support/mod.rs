@@ -466,6 +466,69 @@ pub fn stats(mut samples: Vec<Duration>) -> Stats {
 /// it by re-running themselves with `--serve-native SOCKET BODY`.
 pub fn serve_native(socket: &Path, body_file: &Path) {
     let body = Bytes::from(fs::read(body_file).unwrap());
+    serve_native_with(socket, move || body.clone());
+}
+
+/// The counter guest's job done natively, the way a plugin author would write
+/// it in Rust: every `GET /report` advances a counter and builds the counter's
+/// report (its 30-sample history and timestamps included) as a JSON value,
+/// then encodes it. Run with `--serve-native-counter SOCKET`.
+pub fn serve_native_counter(socket: &Path) {
+    use std::sync::Mutex;
+    const HISTORY: usize = 30;
+    let state: Mutex<(u64, Vec<(String, f64)>)> = Mutex::new((0, Vec::new()));
+    serve_native_with(socket, move || {
+        let mut state = state.lock().unwrap();
+        let (count, history) = &mut *state;
+        *count += 1;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        history.push((now.clone(), *count as f64));
+        if history.len() > HISTORY {
+            history.remove(0);
+        }
+        let samples: Vec<Value> = history.iter().map(|(date, value)| serde_json::json!({"date": date, "value": value})).collect();
+        let latest = |value: String| serde_json::json!({"timestamp": now, "value": value});
+        let report = serde_json::json!({
+            "Host": {
+                "controls": {
+                    "pause": {"human": "Pause the counter", "icon": "fa-pause", "id": "pause", "rank": 1},
+                    "reset": {"confirmation": "Reset the counter to 0?", "human": "Reset the counter", "icon": "fa-undo", "id": "reset", "rank": 2},
+                    "resume": {"human": "Resume the counter", "icon": "fa-play", "id": "resume", "rank": 1}
+                },
+                "metadata_templates": {
+                    "counter_state": {"from": "latest", "id": "counter_state", "label": "Counter state", "priority": 0.2},
+                    "counter_value": {"dataType": "number", "from": "latest", "id": "counter_value", "label": "Counter", "priority": 0.1}
+                },
+                "metric_templates": {"counter": {"format": "integer", "id": "counter", "label": "Counter", "priority": 0.1}},
+                "nodes": {
+                    "test-host;<host>": {
+                        "id": "test-host;<host>",
+                        "latest": {
+                            "control_probe_id": latest("bench".into()),
+                            "active_controls": latest("pause;reset".into()),
+                            "counter_state": latest("counting".into()),
+                            "counter_value": latest(count.to_string())
+                        },
+                        "metrics": {"counter": {"max": *count as f64, "min": 0.0, "samples": samples}},
+                        "topology": "host"
+                    }
+                }
+            },
+            "Plugins": [{
+                "api_version": "1",
+                "description": "Counts reports on each host; pause, resume or reset it",
+                "id": "counter",
+                "interfaces": ["reporter", "controller"],
+                "label": "Counter"
+            }]
+        });
+        Bytes::from(serde_json::to_vec(&report).unwrap())
+    });
+}
+
+/// A native plugin's server: `body` makes each answer's bytes.
+fn serve_native_with(socket: &Path, body: impl Fn() -> Bytes + Send + Sync + 'static) {
+    let body = std::sync::Arc::new(body);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let _ = fs::remove_file(socket);
@@ -486,7 +549,7 @@ pub fn serve_native(socket: &Path, body_file: &Path) {
                                 return Ok(hyper::Response::builder().status(400).body(Full::new(Bytes::new())).unwrap());
                             }
                         }
-                        let mut response = hyper::Response::new(Full::new(body));
+                        let mut response = hyper::Response::new(Full::new(body()));
                         response.headers_mut().insert("content-type", "application/json".parse().unwrap());
                         Ok::<_, std::convert::Infallible>(response)
                     }
