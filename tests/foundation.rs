@@ -345,6 +345,43 @@ fn hostname_defaults_to_the_systems() {
 }
 
 #[test]
+fn check_says_what_a_file_carries_beside_its_code() {
+    let sha256 = |path: &std::path::Path| {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let check = |file: &std::path::Path| {
+        let out = std::process::Command::new(support::binary()).arg("check").arg(file).args(["--hostname", HOSTNAME]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let counter = guest("counter");
+    let plain = check(&counter);
+    assert!(plain.contains(&format!("file:        sha256 {}", sha256(&counter))), "{plain}");
+    assert!(plain.contains("source:      all in its code (no `scope-plugin-source` section)"), "{plain}");
+
+    // The counter with files attached, as a plugin on a shared runtime is made:
+    // the file is another, its code the counter's own.
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("app.py"), "print('hello')\n").unwrap();
+    let sourced = dir.path().join("counter.wasm");
+    support::attach_source(&counter, &files, &sourced);
+    let text = check(&sourced);
+    assert!(text.contains(&format!("file:        sha256 {}", sha256(&sourced))), "{text}");
+    assert_ne!(sha256(&sourced), sha256(&counter));
+    let section_bytes = std::fs::metadata(&sourced).unwrap().len() - std::fs::metadata(&counter).unwrap().len();
+    let said = text.lines().find(|l| l.starts_with("source:")).unwrap_or_default();
+    assert!(said.contains("in its `scope-plugin-source` section"), "{text}");
+    assert!(said.contains(&format!("the code (sha256 {}) is shared", sha256(&counter))), "{text}");
+    // The section's contents: a little less than the bytes it added to the file (its header).
+    let bytes: u64 = said.split("its own files, ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!(bytes > 0 && bytes < section_bytes && section_bytes - bytes < 32, "{bytes} of {section_bytes}: {text}");
+    assert!(text.contains("label:       Counter"), "{text}");
+}
+
+#[test]
 fn check_takes_the_id_from_id_over_the_file_name() {
     // A build output named plugin.wasm, checked with its grants by --id.
     let dir = tempfile::tempdir().unwrap();

@@ -88,6 +88,8 @@ pub async fn check(
     writeln!(out, "label:       {}", handle.info.label)?;
     writeln!(out, "description: {}", handle.info.description)?;
     writeln!(out, "interfaces:  {}", json["Plugins"][0]["interfaces"])?;
+    writeln!(out, "file:        sha256 {} (what policies, pins and tenants name)", source.hash)?;
+    writeln!(out, "source:      {}", source_line(&source))?;
     writeln!(out, "imports:     {}", imports.join(", "))?;
     writeln!(out, "exports:     {}", exports.join(", "))?;
     let capabilities = if capabilities.is_empty() { "none".to_owned() } else { capabilities.join(", ") };
@@ -97,4 +99,19 @@ pub async fn check(
     writeln!(out, "{}", serde_json::to_string_pretty(&json).context("printing the report")?)?;
     drop(http_probe);
     Ok(out)
+}
+
+/// What the file carries beside its code: a plugin on a shared language
+/// runtime has its own files in a section the runtime reads at run time, and
+/// shares the code (and its compile) with every plugin on the same runtime.
+fn source_line(source: &PluginSource) -> String {
+    match &source.plugin_source {
+        Some(files) => format!(
+            "its own files, {} bytes, in its `{}` section; the code (sha256 {}) is shared by every plugin on the same runtime",
+            files.len(),
+            crate::loader::PLUGIN_SOURCE_SECTION,
+            source.code_hash
+        ),
+        None => format!("all in its code (no `{}` section)", crate::loader::PLUGIN_SOURCE_SECTION),
+    }
 }

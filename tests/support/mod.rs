@@ -51,12 +51,18 @@ fn guests_root() -> PathBuf {
 pub fn attach_to_shared_python_runtime(source: &Path, out: &Path) {
     let runtime = guests_root().join("guest-build/python-shared-runtime.wasm");
     assert!(runtime.exists(), "{} not built: run `make test` (it builds the guests first)", runtime.display());
+    attach_source(&runtime, source, out);
+}
+
+/// `runtime` (any component) with the files of `source` attached in its
+/// plugin source section, written to `out` (`scope-guest-build attach-source`).
+pub fn attach_source(runtime: &Path, source: &Path, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let build = Command::new(env!("CARGO")).args(["build", "-q", "-p", "scope-guest-build"]).current_dir(&root).status().unwrap();
     assert!(build.success());
     let attached = Command::new(root.join("target/debug/scope-guest-build"))
         .arg("attach-source")
-        .arg(&runtime)
+        .arg(runtime)
         .arg(source)
         .arg("-o")
         .arg(out)
