@@ -79,7 +79,12 @@ pub fn report(
             None => format!("encoding the report: {err}"),
         });
     }
-    Ok((out.buf.into_inner(), out.slots.into_inner()))
+    let mut body = out.buf.into_inner();
+    // A report much smaller than the one before gives the rest back (it is kept until the next).
+    if body.capacity() > 2 * body.len() {
+        body.shrink_to_fit();
+    }
+    Ok((body, out.slots.into_inner()))
 }
 
 struct Doc<'a> {
