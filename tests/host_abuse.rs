@@ -341,7 +341,7 @@ async fn guest_log_text_cannot_forge_lines_in_the_json_format() {
         let start = format!("{MARKER} {write}");
         forged.iter().find_map(|l| l["message"].as_str().filter(|m| m.starts_with(&start))).unwrap()
     };
-    let fake = format!("{FAKE_START} scope_wasm::worker: plugin bystander: trapped: {MARKER} plugin=bystander");
+    let fake = format!("{FAKE_START} scope_wasm::run::worker: plugin bystander: trapped: {MARKER} plugin=bystander");
     assert_eq!(message("host-log"), format!("{MARKER} host-log\\n{fake}"));
     assert_eq!(message("utf8"), format!("{MARKER} utf8 héllo wörld ✓ 日本語 🙂"));
     assert!(lines.iter().all(|l| l["plugin"] != "bystander" || !l.to_string().contains(MARKER)));

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::compile_cache::CompileCache;
-use crate::engine::Runtime;
-use crate::health::HealthBoard;
-use crate::load::registry::SourceStore;
-use crate::host::HostServices;
 use crate::config::RunConfig;
-use crate::sockets::{self, SocketAccess};
-use crate::supervisor::Supervisor;
+use crate::host::HostServices;
+use crate::load::compile_cache::CompileCache;
+use crate::load::registry::SourceStore;
+use crate::load::supervisor::Supervisor;
+use crate::load::watcher;
+use crate::ops::health::HealthBoard;
+use crate::ops::{admin, self_plugin};
 use crate::plugin_id::PluginId;
-use crate::{admin, self_plugin, watcher};
+use crate::run::engine::Runtime;
+use crate::serve::sockets::{self, SocketAccess};
 
 pub fn system_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
@@ -25,7 +26,7 @@ pub fn system_hostname() -> String {
 /// Serves until `shutdown` completes, then removes the sockets it created.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     raise_open_file_limit();
-    crate::heap::start_trimmer();
+    crate::run::heap::start_trimmer();
     // Fail at once on a wrong path rather than wait for plugins that never come;
     // the supervisor's first scan reads what is in it.
     std::fs::metadata(&config.plugin_dir)

@@ -1,49 +1,37 @@
 //! scope-wasm: one daemon that runs Weave Scope probe plugins as sandboxed
 //! WebAssembly components, each served on its own UNIX socket.
 //!
-//! Plugin files: `watcher` and `plugin_dir` (what is in the directory) →
-//! `supervisor` (load, swap, remove) → `engine` and `compile_cache` (compiled code).
-//!
-//! Request path: `server` (HTTP on the socket) → `refresh` (the latest report,
-//! kept fresh in the background) → `worker` (one call at a time per plugin) → `instance` (wasmtime store, deadline) → guest → `scope_json` (the
-//! only writer of what the probe reads).
+//! The folders are the stages a plugin goes through:
+//! - `load`: from the plugin directory (`watcher`, `plugin_dir`) or a registry
+//!   source to compiled code (`loader`, `compile_cache`); `supervisor` loads,
+//!   swaps and removes plugins as their files change.
+//! - `run`: a plugin's instance (`instance`, `state`) and the one task that calls
+//!   it (`worker`), on the guest threads (`guest_runtime`), inside its limits
+//!   (`limits`, `quota`, `engine`'s epoch clock).
+//! - `serve`: HTTP on each plugin's socket (`server`, `sockets`), the latest
+//!   report kept fresh in the background (`refresh`), and `scope_json`, the only
+//!   writer of what the probe reads.
+//! - `host`: the capabilities a guest may be granted, each on its own view of
+//!   the store.
+//! - `ops`: what operators read: health, counters, the admin endpoint, the
+//!   daemon's own Scope plugin, guest logs.
+//! - `config`: the config file, policies, grants and tenants.
+//! - `cli`, `dev`, `testing`: the `check`, `new`, `dev` and `test` commands.
 
-pub mod admin;
 pub mod bindings;
-pub mod check;
-pub mod compile_cache;
+pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod daemon_stats;
 pub mod dev;
-pub mod engine;
-pub mod error;
-pub mod guest_log;
-pub mod guest_runtime;
-pub mod health;
-pub mod heap;
 pub mod host;
-pub mod instance;
-pub mod limits;
 pub mod load;
-pub mod loader;
-pub mod plugin_dir;
+pub mod ops;
 pub mod plugin_id;
-pub mod quota;
-pub mod refresh;
-pub mod scaffold;
-pub mod scope_json;
-pub mod self_plugin;
-pub mod server;
-pub mod sockets;
-pub mod state;
-pub mod stats;
-pub mod supervisor;
+pub mod run;
+pub mod serve;
 pub mod testing;
-pub mod watcher;
-pub mod worker;
 
 pub use daemon::run;
-pub use limits::Limits;
+pub use run::limits::Limits;
 pub use config::policy::{Overrides, PluginPolicy, Policy};
 pub use config::RunConfig;

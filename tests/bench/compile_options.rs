@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scope_wasm::bindings::PluginPre;
-use scope_wasm::guest_log::GuestLog;
 use scope_wasm::host::HostServices;
+use scope_wasm::ops::guest_log::GuestLog;
 use scope_wasm::plugin_id::PluginId;
-use scope_wasm::state::PluginState;
+use scope_wasm::run::state::PluginState;
 use scope_wasm::{Overrides, Policy};
 use support::{guest, stats};
 use wasmtime::component::{Component, Linker};
@@ -51,7 +51,7 @@ struct Row {
 async fn measure(bytes: &[u8], level: OptLevel, parallel: bool) -> Row {
     let id = PluginId::parse("conformance").unwrap();
     let policy = Policy::load(None, &Overrides::default()).unwrap().for_plugin(&id);
-    let mut config = scope_wasm::engine::engine_config(policy.limits.max_wasm_stack);
+    let mut config = scope_wasm::run::engine::engine_config(policy.limits.max_wasm_stack);
     config.cranelift_opt_level(level);
     config.parallel_compilation(parallel);
     let engine = Engine::new(&config).unwrap();

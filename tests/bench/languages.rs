@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scope_wasm::engine::Runtime;
 use scope_wasm::host::HostServices;
-use scope_wasm::loader::PluginSource;
+use scope_wasm::load::loader::PluginSource;
 use scope_wasm::plugin_id::PluginId;
-use scope_wasm::worker::PluginHandle;
+use scope_wasm::run::engine::Runtime;
+use scope_wasm::run::worker::PluginHandle;
 use scope_wasm::{Overrides, Policy};
 use serde_json::{Value, json};
 use support::{Client, Daemon, guest, report_path, stats};

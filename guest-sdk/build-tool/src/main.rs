@@ -96,7 +96,7 @@ fn main() -> Result<()> {
     }
 }
 
-/// The custom section the daemon reads a plugin's own files from (`runtime/src/loader.rs`).
+/// The custom section the daemon reads a plugin's own files from (`runtime/src/load/loader.rs`).
 const PLUGIN_SOURCE_SECTION: &str = "scope-plugin-source";
 
 fn attach_source(runtime: &Path, source: &Path, output: &Path) -> Result<()> {

@@ -16,17 +16,18 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use wasmtime_wasi::cli::StdoutStream;
 
-use scope_wasm::bindings::scope::plugin::procfs::ProcfsError;
+use scope_wasm::Overrides;
 use scope_wasm::bindings::*;
+use scope_wasm::bindings::scope::plugin::procfs::ProcfsError;
 use scope_wasm::config::ConfigFile;
 use scope_wasm::config::grants::ProcfsGrant;
-use scope_wasm::guest_log::{self, GuestLog};
 use scope_wasm::host::docker::{RawPath, check_raw_path, without_environment};
 use scope_wasm::host::{procfs, traffic};
-use scope_wasm::limits::{MAX_CLOCK_SKEW_MS, MAX_ERROR_TEXT_BYTES, MAX_PROBE_ID_BYTES};
+use scope_wasm::ops::guest_log::{self, GuestLog};
 use scope_wasm::plugin_id::PluginId;
-use scope_wasm::scope_json::{self, RenderContext, RenderLimits};
-use scope_wasm::{Overrides, server};
+use scope_wasm::run::limits::{MAX_CLOCK_SKEW_MS, MAX_ERROR_TEXT_BYTES, MAX_PROBE_ID_BYTES};
+use scope_wasm::serve::scope_json::{self, RenderContext, RenderLimits};
+use scope_wasm::serve::server;
 
 use super::generate::{Case, MAX_TIMESTAMP_MS, SECRET};
 

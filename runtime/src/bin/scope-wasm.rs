@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use scope_wasm::Overrides;
+use scope_wasm::cli::scaffold;
 use scope_wasm::config::{ConfigFile, LogFormat};
-use scope_wasm::engine::{self, CompileSettings};
-use scope_wasm::{Overrides, admin, scaffold};
+use scope_wasm::ops::admin;
+use scope_wasm::run::engine::{self, CompileSettings};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -433,16 +435,16 @@ async fn compile(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, common: Common
     let dir = cache_dir
         .or(config.cache_dir.clone())
         .context("no cache directory: pass --cache-dir (no_cache is set, or there is no default for this user)")?;
-    let cache = scope_wasm::compile_cache::CompileCache::open(&dir)?;
-    let runtime = scope_wasm::engine::Runtime::new(Some(cache));
+    let cache = scope_wasm::load::compile_cache::CompileCache::open(&dir)?;
+    let runtime = scope_wasm::run::engine::Runtime::new(Some(cache));
     let policy = config.operator_policy();
     for file in files {
         let id = scope_wasm::plugin_id::PluginId::from_wasm_path(&file)?;
-        let source = scope_wasm::loader::PluginSource::read(id.clone(), &file)?;
+        let source = scope_wasm::load::loader::PluginSource::read(id.clone(), &file)?;
         let started = std::time::Instant::now();
         let (_, how) = runtime.compile(&source, policy.for_plugin(&id).limits.max_wasm_stack).await?;
         let what = match how {
-            scope_wasm::compile_cache::Origin::Compiled => "compiled",
+            scope_wasm::load::compile_cache::Origin::Compiled => "compiled",
             _ => "already compiled",
         };
         println!("{id}: {what} into {} in {} ms ({})", dir.display(), started.elapsed().as_millis(), file.display());
@@ -510,7 +512,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let flags = ConfigFile { docker_socket: common.docker_socket.clone(), hostname: common.hostname.clone(), ..Default::default() };
             let config = config_file.overridden_by(flags).run_config(&origin, &common.limit_flags())?;
             let id = id.map(|id| scope_wasm::plugin_id::PluginId::parse(&id)).transpose()?;
-            let text = scope_wasm::check::check(&file, id, config.operator_policy(), config.hostname.clone(), &config.docker_socket).await?;
+            let text = scope_wasm::cli::check::check(&file, id, config.operator_policy(), config.hostname.clone(), &config.docker_socket).await?;
             print!("{text}");
             Ok(())
         }

@@ -25,9 +25,9 @@ use serde::Deserialize;
 
 use crate::config::ConfigFile;
 use crate::config::grants::{DockerGrant, Grants};
-use crate::limits::Limits;
 use crate::plugin_id::PluginId;
-use crate::quota::QuotaHandle;
+use crate::run::limits::Limits;
+use crate::run::quota::QuotaHandle;
 
 /// One section of the config file; every key optional.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -63,12 +63,12 @@ pub fn follow(
                     }
                     let names: Vec<&str> = new.tenancy.tenants.iter().map(|t| t.name.as_str()).collect();
                     tracing::info!(file = %source.file.display(), "config reloaded ({cause}); tenants: {}", names.join(", "));
-                    crate::daemon_stats::config_reloaded();
+                    crate::ops::daemon_stats::config_reloaded();
                     tenancies.send_replace(new.tenancy.clone());
                     running = new;
                 }
                 Err(err) => {
-                    crate::daemon_stats::config_refused();
+                    crate::ops::daemon_stats::config_refused();
                     let err = one_line(&format!("{err:#}"));
                     tracing::error!(file = %source.file.display(), "config reload refused ({cause}): {err}; the old configuration stays in force");
                 }

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::policy::{Overrides, Policy};
 use crate::config::ConfigFile;
+use crate::config::policy::{Overrides, Policy};
 use crate::config::tenants::Tenancy;
-use crate::sockets::SocketAccess;
+use crate::serve::sockets::SocketAccess;
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use crate::config::policy::{Ceiling, Overrides, PluginPolicy, Policy};
 use crate::config::sources::{PublicKey, RegistrySettings, Source, SourceSection, sources_from};
 use crate::plugin_id::PluginId;
-use crate::quota::QuotaLimits;
+use crate::run::quota::QuotaLimits;
 
 /// The operator's own tenant: `plugin_dir` outside the tenants' directories.
 pub const DEFAULT_TENANT: &str = "default";

@@ -18,9 +18,9 @@ use crate::bindings::scope::plugin::docker::{
     self, ContainerDetails, ContainerSummary, DockerError, Image, Mount, Network,
 };
 use crate::config::grants::DockerGrant;
-use crate::guest_log::escape_controls;
 use crate::host::docker_engine::{DockerEngine, EngineError};
 use crate::host::fixture::Fixture;
+use crate::ops::guest_log::escape_controls;
 use crate::plugin_id::PluginId;
 
 /// Per-plugin state of the capability.

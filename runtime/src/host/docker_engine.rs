@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::guest_log::escape_controls;
+use crate::ops::guest_log::escape_controls;
 
 /// The newest API version whose answers we parse; older engines are asked in
 /// their own version (the fields we read exist since 1.25).

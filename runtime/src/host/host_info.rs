@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::bindings::scope::plugin::{host, types};
-use crate::guest_log::GuestLog;
 use crate::host::fixture::Fixture;
 use crate::host::system_now_ms;
+use crate::ops::guest_log::GuestLog;
 
 pub struct HostInfo {
     pub hostname: Arc<str>,

@@ -19,7 +19,7 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::bindings::scope::plugin::{
     docker as docker_wit, host, http_traffic as http_traffic_wit, procfs as procfs_wit, traffic as traffic_wit, types,
 };
-use crate::state::PluginState;
+use crate::run::state::PluginState;
 
 /// What the capabilities of every plugin share.
 pub struct HostServices {

@@ -76,7 +76,7 @@ pub fn resolve(path: &str, grant: &ProcfsGrant) -> Result<ProcPath, ProcfsError>
     // The guest's path quoted short and on one line: a refusal never grows with it.
     // Named as the author knows it: `/proc/1/environ` for `1/environ`.
     let denied = |why: &str| {
-        let shown = crate::guest_log::escape_controls(path, 200);
+        let shown = crate::ops::guest_log::escape_controls(path, 200);
         let proc = if shown.starts_with('/') { "" } else { "/proc/" };
         Err(ProcfsError::Denied(format!("{proc}{shown} is not readable by plugins: {why}")))
     };

@@ -1,8 +1,15 @@
-//! Getting plugins onto the host: from elsewhere than the plugin directory,
-//! OCI registries (`registry`) and the puller that keeps each configured
-//! source current (`sources`); and what finds a known file's compiled code
-//! without reading it again (`content_hashes`).
+//! Getting plugins onto the host: what is in the plugin directory
+//! (`plugin_dir`, followed by `watcher`) or comes from an OCI registry
+//! (`registry`, kept current by `sources`), turned into compiled code
+//! (`loader`, cached on disk by `compile_cache`, found again without reading
+//! a known file by `content_hashes`); `supervisor` keeps the served plugins
+//! in line with all of it.
 
+pub mod compile_cache;
 pub mod content_hashes;
+pub mod loader;
+pub mod plugin_dir;
 pub mod registry;
 pub mod sources;
+pub mod supervisor;
+pub mod watcher;

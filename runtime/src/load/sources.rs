@@ -16,8 +16,8 @@ use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::config::sources::Source;
 use crate::config::tenants::Tenancy;
-use crate::health::{HealthBoard, SourceStatus};
 use crate::load::registry::{Registry, SourceStore};
+use crate::ops::health::{HealthBoard, SourceStatus};
 use crate::plugin_id::PluginId;
 
 /// Downloads at once: each holds a connection and writes a file.

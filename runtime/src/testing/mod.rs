@@ -18,16 +18,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
 use crate::bindings::ControlRequest;
-use crate::compile_cache::CompileCache;
 use crate::config::grants::Grants;
 use crate::config::policy::Policy;
-use crate::engine::Runtime;
 use crate::host::fixture::{Fixture, FixtureData, is_json};
 use crate::host::{self, HostServices};
-use crate::loader::PluginSource;
+use crate::load::compile_cache::CompileCache;
+use crate::load::loader::PluginSource;
 use crate::plugin_id::PluginId;
-use crate::refresh::GoodReport;
-use crate::worker::PluginHandle;
+use crate::run::engine::Runtime;
+use crate::run::worker::PluginHandle;
+use crate::serve::refresh::GoodReport;
 use script::{Action, Expectation, Script, Step};
 
 /// What the command was asked to do beyond running the script.
@@ -248,7 +248,7 @@ impl Session {
         let answer = self.handle.control(request, Some(self.probe_id.clone()), self.handle.deadline()).await;
         match answer.map_err(|err| err.to_string())? {
             Ok(body) => serde_json::from_slice(&body).map_err(|err| format!("re-reading the control's answer: {err}")),
-            Err(refusal) => Err(crate::scope_json::control_refusal_message(&self.handle.id, &refusal, node, |c| {
+            Err(refusal) => Err(crate::serve::scope_json::control_refusal_message(&self.handle.id, &refusal, node, |c| {
                 self.last_report.as_ref().is_some_and(|r| r.declares_control(c))
             })),
         }

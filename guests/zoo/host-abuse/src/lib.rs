@@ -50,7 +50,7 @@ fn shaping(s: traffic::Shaping) -> String {
 /// way a guest can write to the log. Returns how many writes it made.
 fn forge_log(victim: &str, marker: &str) -> usize {
     let fake =
-        format!("2026-05-09T10:00:00.000000Z ERROR scope_wasm::worker: plugin {victim}: trapped: {marker} plugin={victim}");
+        format!("2026-05-09T10:00:00.000000Z ERROR scope_wasm::run::worker: plugin {victim}: trapped: {marker} plugin={victim}");
     host::info(format!("{marker} host-log\n{fake}"));
     host::warn(format!("{marker} terminal\x1b[2K\r\x1b[1A{fake}\u{9b}0m\u{2028}{fake}\u{85}{fake}"));
     host::error(format!("{marker} tab\tand\u{202e}bidi\0nul"));

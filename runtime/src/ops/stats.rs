@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::CallError;
+use crate::run::error::CallError;
 
 /// Call times kept for the percentiles: the most recent ones.
 const RECENT_CALLS: usize = 1024;

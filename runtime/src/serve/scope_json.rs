@@ -17,8 +17,8 @@ mod write;
 use bytes::Bytes;
 
 use crate::bindings::*;
-use crate::limits::{MAX_PROBE_ID_BYTES, ReportLimits};
 use crate::plugin_id::PluginId;
+use crate::run::limits::{MAX_PROBE_ID_BYTES, ReportLimits};
 
 /// The probe's plugin API version.
 pub const API_VERSION: &str = "1";
@@ -150,7 +150,7 @@ pub fn encode_control_response(
 
 /// The JSON of `GET /report` as a value, for `check` and tests.
 pub fn report_json(ctx: &RenderContext, report: &Report, probe_id: Option<&str>) -> Result<serde_json::Value, String> {
-    let limits = crate::limits::Limits::default();
+    let limits = crate::run::limits::Limits::default();
     let rendered = encode_report(ctx, report, RenderLimits { max_bytes: limits.max_report_bytes, items: &limits.report })?;
     serde_json::from_slice(&rendered.body(probe_id)?).map_err(|e| format!("re-reading the report: {e}"))
 }
@@ -180,7 +180,7 @@ pub fn inactive_control_message(plugin: &PluginId, control: &str, node: &str) ->
         check::short(control),
         check::short(node)
     );
-    crate::limits::bounded_text(&message, crate::limits::MAX_ERROR_TEXT_BYTES).into_owned()
+    crate::run::limits::bounded_text(&message, crate::run::limits::MAX_ERROR_TEXT_BYTES).into_owned()
 }
 
 /// The text the UI shows when a control fails.
@@ -191,7 +191,7 @@ pub fn control_error_message(plugin: &PluginId, err: &ControlError) -> String {
         ControlError::InvalidArgument(m) => format!("plugin {plugin}: invalid argument: {m}"),
         ControlError::Failed(m) => format!("plugin {plugin}: {m}"),
     };
-    crate::limits::bounded_text(&message, crate::limits::MAX_ERROR_TEXT_BYTES).into_owned()
+    crate::run::limits::bounded_text(&message, crate::run::limits::MAX_ERROR_TEXT_BYTES).into_owned()
 }
 
 /// The report's top-level key for a topology (the probe's Go field name).

@@ -26,12 +26,12 @@ use wasmtime::{Config, Engine};
 pub use child::{SUBCOMMAND as COMPILE_WORKER, WorkerArgs, run_worker, this_binary_compiles};
 pub use epoch::GuestRunning;
 
-use crate::health::LoadPhase;
-use crate::compile_cache::{CacheBook, CompileCache, Origin};
+use crate::load::compile_cache::{CacheBook, CompileCache, Origin};
 use crate::load::content_hashes::{ContentHashes, FileIdentity, KnownContent};
-use crate::loader::{self, CompiledPlugin, PluginSource, ShapeLimits};
+use crate::load::loader::{self, CompiledPlugin, PluginSource, ShapeLimits};
+use crate::ops::health::LoadPhase;
 use crate::plugin_id::PluginId;
-use crate::state::PluginState;
+use crate::run::state::PluginState;
 use slots::CompileSlots;
 
 /// How often the engine's epoch advances. A running guest yields to the async
@@ -273,7 +273,7 @@ impl Runtime {
                 let Some(component) = blocking(move || store.cache.load(&engine, &entry)).await? else {
                     return Ok(None);
                 };
-                crate::daemon_stats::cache_hit();
+                crate::ops::daemon_stats::cache_hit();
                 // A load of the same bytes that got there first is shared instead
                 // (one still under way keeps its own).
                 match (cell.set(component.clone()), cell.get()) {
@@ -334,7 +334,7 @@ impl Runtime {
             move || store.cache.load(&engine, &entry)
         };
         if let Some(component) = blocking(load.clone()).await? {
-            crate::daemon_stats::cache_hit();
+            crate::ops::daemon_stats::cache_hit();
             return Ok((component, Origin::CacheHit));
         }
 

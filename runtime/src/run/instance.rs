@@ -11,15 +11,15 @@ use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::bindings::{ControlError, ControlRequest, ControlResponse, Plugin, PluginInfo, PluginPre, Report};
-use crate::engine::GuestRunning;
-use crate::error::CallError;
-use crate::guest_log::GuestLog;
-use crate::host::HostServices;
-use crate::limits::MemoryExhausted;
-use crate::loader::CompiledPlugin;
 use crate::config::policy::PluginPolicy;
+use crate::host::HostServices;
+use crate::load::loader::CompiledPlugin;
+use crate::ops::guest_log::GuestLog;
 use crate::plugin_id::PluginId;
-use crate::state::PluginState;
+use crate::run::engine::GuestRunning;
+use crate::run::error::CallError;
+use crate::run::limits::MemoryExhausted;
+use crate::run::state::PluginState;
 
 /// How long past its deadline a call may take to come back through the host
 /// before it is abandoned. The epoch trap fires within one tick; this only

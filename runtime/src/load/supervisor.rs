@@ -20,24 +20,24 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::compile_cache::Origin;
-use crate::load::content_hashes::{FileIdentity, KnownContent};
 use crate::config::RunConfig;
-use crate::engine::Runtime;
-use crate::error::CallError;
-use crate::health::{HealthBoard, LoadPhase};
-use crate::host::HostServices;
-use crate::load::registry::SourceStore;
-use crate::loader::{CompiledPlugin, PluginSource};
-use crate::plugin_dir::{self, FileStamp, PluginFile};
-use crate::plugin_id::PluginId;
 use crate::config::policy::PluginPolicy;
 use crate::config::tenants::Tenancy;
-use crate::quota::{QuotaHandle, TenantQuota};
-use crate::stats::PluginStats;
-use crate::watcher::Hint;
-use crate::worker::PluginHandle;
-use crate::{server, sockets};
+use crate::host::HostServices;
+use crate::load::compile_cache::Origin;
+use crate::load::content_hashes::{FileIdentity, KnownContent};
+use crate::load::loader::{CompiledPlugin, PluginSource};
+use crate::load::plugin_dir::{self, FileStamp, PluginFile};
+use crate::load::registry::SourceStore;
+use crate::load::watcher::Hint;
+use crate::ops::health::{HealthBoard, LoadPhase};
+use crate::ops::stats::PluginStats;
+use crate::plugin_id::PluginId;
+use crate::run::engine::Runtime;
+use crate::run::error::CallError;
+use crate::run::quota::{QuotaHandle, TenantQuota};
+use crate::run::worker::PluginHandle;
+use crate::serve::{server, sockets};
 
 /// After a watcher hint, further hints are collected this long before one
 /// scan: copying a file makes many events. Short, because it adds to every
@@ -256,7 +256,7 @@ impl Supervisor {
         let mut by_id: BTreeMap<PluginId, Vec<(usize, PluginFile)>> = BTreeMap::new();
         for (tenant, file) in files {
             match PluginId::from_wasm_path(&file.path) {
-                Ok(id) if self.config.self_plugin && id.as_str() == crate::self_plugin::SELF_ID => {
+                Ok(id) if self.config.self_plugin && id.as_str() == crate::ops::self_plugin::SELF_ID => {
                     let reason = format!("refusing {}: the ID {id} is the daemon's own plugin", file.path.display());
                     self.refuse(tenant, &file.path, reason);
                 }
@@ -432,7 +432,7 @@ impl Supervisor {
         let reason = if self.tenancy.tenants.len() > 1 { format!("tenant {name}: {reason}") } else { reason };
         if self.refused.get(path) != Some(&reason) {
             tracing::error!(tenant = %name, file = %path.display(), "{reason}");
-            crate::daemon_stats::file_refused();
+            crate::ops::daemon_stats::file_refused();
             self.health.refused(path, &reason);
             self.health.set_tenant(&path.display().to_string(), name);
             self.refused.insert(path.to_owned(), reason);

@@ -26,9 +26,9 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::error::CallError;
 use crate::plugin_id::PluginId;
-use crate::scope_json::RenderedReport;
+use crate::run::error::CallError;
+use crate::serve::scope_json::RenderedReport;
 
 /// A good report is served for at most this long after it was made. It is
 /// seconds, not intervals: a busy host may delay a refresh by a second or two,
@@ -299,9 +299,9 @@ fn merely_late(err: &CallError) -> bool {
 mod tests {
     use super::*;
     use crate::bindings::{PluginInfo, Report};
-    use crate::limits::Limits;
+    use crate::run::limits::Limits;
     use crate::plugin_id::PluginId;
-    use crate::scope_json::{self, RenderContext, RenderLimits};
+    use crate::serve::scope_json::{self, RenderContext, RenderLimits};
 
     #[test]
     fn a_report_is_put_together_once_per_probe() {

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use wasmtime::Engine;
 
 use super::slots::CompileSlot;
-use crate::compile_cache;
-use crate::loader::MAX_PLUGIN_FILE_BYTES;
+use crate::load::compile_cache;
+use crate::load::loader::MAX_PLUGIN_FILE_BYTES;
 use crate::plugin_id::PluginId;
 
 /// The hidden subcommand the daemon runs to compile.
@@ -173,7 +173,7 @@ pub async fn compile(
         let _ = std::fs::remove_file(compile_cache::tmp_path(entry, pid));
     }
     let took = started.elapsed();
-    crate::daemon_stats::compiled(took);
+    crate::ops::daemon_stats::compiled(took);
     if took >= limits.demote_after {
         let result = match &outcome {
             Ok(()) => "done".to_owned(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 
-use crate::quota::TenantQuota;
+use crate::run::quota::TenantQuota;
 
 /// The probe gives a plugin 500 ms for dial, request and the whole body. A guest
 /// budget above this would leave no room to send the answer.
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn every_store_of_a_tenant_draws_on_its_memory_quota() {
-        use crate::quota::QuotaLimits;
+        use crate::run::quota::QuotaLimits;
         let quota = Arc::new(TenantQuota::new("team-b", QuotaLimits { memory_bytes: Some(100 << 20), cpu_ms_per_s: None }));
         let mut first = StoreBudget::new(&Limits::default(), Some(quota.clone()));
         let mut second = StoreBudget::new(&Limits::default(), Some(quota.clone()));

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
 use crate::plugin_id::PluginId;
+use crate::run::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
 
 /// The cause of a failed guest call. Every variant renders as a sentence that
 /// names the plugin, so the probe's status line and the log say who and why.
@@ -101,7 +101,7 @@ impl std::fmt::Display for CallError {
         // Guest text (its error, its function names) with its control
         // characters escaped: one error is one log line and one status line.
         let text = self.untrimmed();
-        let text = crate::guest_log::escape_controls(&text, usize::MAX);
+        let text = crate::ops::guest_log::escape_controls(&text, usize::MAX);
         f.write_str(&bounded_text(&text, MAX_ERROR_TEXT_BYTES))
     }
 }

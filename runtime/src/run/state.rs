@@ -8,7 +8,7 @@ use tracing::Level;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::guest_log::GuestLog;
+use crate::config::policy::PluginPolicy;
 use crate::host::HostServices;
 use crate::host::docker::{DockerCtx, TenantScope};
 use crate::host::fixture::{Fixture, FixtureMonotonicClock, FixtureWallClock};
@@ -16,9 +16,9 @@ use crate::host::host_info::HostInfo;
 use crate::host::http_traffic::HttpTrafficCtx;
 use crate::host::procfs::ProcfsCtx;
 use crate::host::traffic::TrafficCtx;
-use crate::limits::StoreBudget;
+use crate::ops::guest_log::GuestLog;
 use crate::plugin_id::PluginId;
-use crate::config::policy::PluginPolicy;
+use crate::run::limits::StoreBudget;
 
 pub struct PluginState {
     wasi: WasiCtx,

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use super::{RenderContext, RenderLimits, check_size, topology_key};
 use crate::bindings::*;
-use crate::limits::MAX_CLOCK_SKEW_MS;
+use crate::run::limits::MAX_CLOCK_SKEW_MS;
 
 /// `latest` keys the host fills in; a guest may not set them itself.
 pub const ACTIVE_CONTROLS: &str = "active_controls";
@@ -321,7 +321,7 @@ fn unique_ids<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<Hash
 /// A guest's string as an error names it: long ones cut, so an error text
 /// stays short whatever the guest sent.
 pub fn short(text: &str) -> std::borrow::Cow<'_, str> {
-    crate::limits::bounded_text(text, 100)
+    crate::run::limits::bounded_text(text, 100)
 }
 
 #[cfg(test)]

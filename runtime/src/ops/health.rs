@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ops::stats::{PluginStats, StatsSnapshot};
 use crate::plugin_id::PluginId;
-use crate::quota::TenantQuota;
-use crate::stats::{PluginStats, StatsSnapshot};
+use crate::run::quota::TenantQuota;
 
 /// One line of the status table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

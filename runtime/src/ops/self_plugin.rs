@@ -24,9 +24,9 @@ use crate::bindings::{
     LatestEntry, MetadataDataType, Node, PluginInfo, Report, TableColumn, TableTemplate, TableType, Topology,
     TopologyKind,
 };
-use crate::health::{HealthBoard, PluginStatus};
+use crate::ops::health::{HealthBoard, PluginStatus};
 use crate::plugin_id::PluginId;
-use crate::scope_json::{self, RenderContext, RenderLimits};
+use crate::serve::scope_json::{self, RenderContext, RenderLimits};
 
 /// The ID of the daemon's own plugin; no plugin file may take it.
 pub const SELF_ID: &str = "scope-wasm";
@@ -121,7 +121,7 @@ pub async fn serve(listener: tokio::net::UnixListener, hostname: Arc<str>, healt
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
-                crate::admin::accept_failed(err).await;
+                crate::ops::admin::accept_failed(err).await;
                 continue;
             }
         };
@@ -147,7 +147,7 @@ async fn answer(req: Request<Incoming>, hostname: Arc<str>, health: Arc<HealthBo
             let probe_id = query_probe_id(req.uri().query());
             let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
             let ctx = RenderContext { plugin: &id, info: &info, hostname: Some(&hostname), now_ms };
-            let items = crate::limits::ReportLimits::default();
+            let items = crate::run::limits::ReportLimits::default();
             let limits = RenderLimits { max_bytes: MAX_REPORT_BYTES, items: &items };
             let body = scope_json::encode_report(&ctx, &report(&hostname, &health.snapshot()), limits)
                 .and_then(|rendered| rendered.body(probe_id.as_deref()));

@@ -8,10 +8,10 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, Linker};
 
 use crate::bindings::PluginPre;
-use crate::compile_cache::{content_hash, content_hashes};
+use crate::load::compile_cache::{content_hash, content_hashes};
 use crate::load::content_hashes::{FileIdentity, KnownContent, KnownSource};
 use crate::plugin_id::PluginId;
-use crate::state::PluginState;
+use crate::run::state::PluginState;
 
 pub use shape::{Shape, ShapeLimits};
 

@@ -21,8 +21,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
-use crate::daemon_stats::DaemonSnapshot;
-use crate::health::{HealthBoard, PluginStatus, TenantStatus};
+use crate::ops::daemon_stats::DaemonSnapshot;
+use crate::ops::health::{HealthBoard, PluginStatus, TenantStatus};
 
 /// Open admin connections at most; past this, new ones are closed at once.
 const MAX_CONNECTIONS: usize = 64;
@@ -73,7 +73,7 @@ fn spawn_connection(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static
 async fn answer(req: Request<Incoming>, health: Arc<HealthBoard>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
-            let text = prometheus_text(&health.snapshot(), &health.tenants(), &crate::daemon_stats::snapshot());
+            let text = prometheus_text(&health.snapshot(), &health.tenants(), &crate::ops::daemon_stats::snapshot());
             (StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/tenants") => {
@@ -372,7 +372,7 @@ fn plugin_table(plugins: &[PluginStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::StatsSnapshot;
+    use crate::ops::stats::StatsSnapshot;
 
     fn status(id: &str, state: &str, health: &str) -> PluginStatus {
         PluginStatus {
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn metrics_are_prometheus_text() {
-        let stats = crate::stats::PluginStats::default();
+        let stats = crate::ops::stats::PluginStats::default();
         for ms in [1, 3, 40, 600] {
             stats.record(Duration::from_millis(ms), Ok(()));
         }
@@ -426,7 +426,7 @@ mod tests {
             status("/p/b/counter.wasm", "refused", "down"),
             PluginStatus { loading_s: Some(7), ..status("big", "compiling", "down") },
             PluginStatus {
-                source: Some(crate::health::SourceStatus { state: "failed".into(), failures: 3, ..Default::default() }),
+                source: Some(crate::ops::health::SourceStatus { state: "failed".into(), failures: 3, ..Default::default() }),
                 ..status("pulled", "serving", "ok")
             },
         ];

@@ -27,19 +27,19 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::bindings::{ControlError, ControlRequest, PluginInfo, Report};
-use crate::error::CallError;
-use crate::guest_runtime::{AsGuestThread, CallerSeat};
-use crate::instance::{Answer, Call, PluginInstance};
-use crate::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
-use crate::scope_json::{self, RenderContext, RenderLimits};
-use crate::host::HostServices;
-use crate::limits::Limits;
 use crate::config::policy::PluginPolicy;
-use crate::loader::CompiledPlugin;
+use crate::host::HostServices;
+use crate::load::loader::CompiledPlugin;
+use crate::ops::stats::PluginStats;
 use crate::plugin_id::PluginId;
-use crate::quota::{TenantQuota, measure_cpu};
-use crate::refresh::{GoodReport, ReportCache};
-use crate::stats::PluginStats;
+use crate::run::error::CallError;
+use crate::run::guest_runtime::{AsGuestThread, CallerSeat};
+use crate::run::instance::{Answer, Call, PluginInstance};
+use crate::run::limits::Limits;
+use crate::run::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
+use crate::run::quota::{TenantQuota, measure_cpu};
+use crate::serve::refresh::{GoodReport, ReportCache};
+use crate::serve::scope_json::{self, RenderContext, RenderLimits};
 
 /// What `describe` may return: a name for the UI's plugin list and a sentence.
 const MAX_LABEL_BYTES: usize = 256;
@@ -148,7 +148,7 @@ impl PluginHandle {
         let host = HostWork { services: services.clone(), limits: limits.clone(), cache: cache.clone(), info: None, previous_report: None, refreshes: refresh };
         let quota = policy.quota.0.clone();
         let worker = Arc::new(Mutex::new(Worker { instance, host, stats: stats.clone(), quota, backoff: Backoff::default() }));
-        crate::guest_runtime::handle().spawn(run_worker(worker.clone(), queue, load.clone()));
+        crate::run::guest_runtime::handle().spawn(run_worker(worker.clone(), queue, load.clone()));
         let mut handle = Self {
             id: id.clone(),
             info: PluginInfo { label: String::new(), description: String::new() },
@@ -303,7 +303,7 @@ impl PluginHandle {
 async fn on_this_thread<F: Future>(mut run: std::pin::Pin<&mut F>) -> F::Output {
     // Timers and I/O the call starts belong to the guest runtime, as a worker's do.
     let first = std::future::poll_fn(|cx| {
-        let _guests = crate::guest_runtime::handle().enter();
+        let _guests = crate::run::guest_runtime::handle().enter();
         Poll::Ready(run.as_mut().poll(cx))
     })
     .await;
@@ -311,7 +311,7 @@ async fn on_this_thread<F: Future>(mut run: std::pin::Pin<&mut F>) -> F::Output 
         Poll::Ready(output) => output,
         Poll::Pending => tokio::task::block_in_place(|| {
             let _batch = AsGuestThread::enter();
-            crate::guest_runtime::handle().block_on(run)
+            crate::run::guest_runtime::handle().block_on(run)
         }),
     }
 }
@@ -521,7 +521,7 @@ impl Worker {
 /// served (see `refresh::merely_late`).
 fn late_if_out_of_time(plugin: &PluginId, result: Result<Answer, CallError>, deadline: Instant) -> Result<Answer, CallError> {
     match result {
-        Ok(Answer::Report(Err(message))) if Instant::now() + crate::state::GUEST_GRACE >= deadline => {
+        Ok(Answer::Report(Err(message))) if Instant::now() + crate::run::state::GUEST_GRACE >= deadline => {
             Err(CallError::OutOfTime { plugin: plugin.clone(), message: bounded_text(&message, MAX_ERROR_TEXT_BYTES).into_owned() })
         }
         other => other,

@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio::time::Instant;
 
+use crate::config::policy::Policy;
 use crate::daemon::system_hostname;
-use crate::engine::Runtime;
 use crate::host::http_probe::ProbeError;
 use crate::host::{self, HostServices};
-use crate::loader::PluginSource;
-use crate::config::policy::Policy;
+use crate::load::loader::PluginSource;
 use crate::plugin_id::PluginId;
-use crate::worker::PluginHandle;
+use crate::run::engine::Runtime;
+use crate::run::worker::PluginHandle;
 
 /// The `probe_id` shown in the report, as a probe would pass it.
 const CHECK_PROBE_ID: &str = "scope-wasm-check";
@@ -109,9 +109,9 @@ fn source_line(source: &PluginSource) -> String {
         Some(files) => format!(
             "its own files, {} bytes, in its `{}` section; the code (sha256 {}) is shared by every plugin on the same runtime",
             files.len(),
-            crate::loader::PLUGIN_SOURCE_SECTION,
+            crate::load::loader::PLUGIN_SOURCE_SECTION,
             source.code_hash
         ),
-        None => format!("all in its code (no `{}` section)", crate::loader::PLUGIN_SOURCE_SECTION),
+        None => format!("all in its code (no `{}` section)", crate::load::loader::PLUGIN_SOURCE_SECTION),
     }
 }

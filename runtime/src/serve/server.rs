@@ -22,9 +22,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::bindings::ControlRequest;
-use crate::error::CallError;
-use crate::scope_json;
-use crate::worker::PluginHandle;
+use crate::run::error::CallError;
+use crate::run::worker::PluginHandle;
+use crate::serve::scope_json;
 
 /// A client that has not sent its request headers by then is dropped (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
