@@ -63,7 +63,7 @@ async fn measure(bytes: &[u8], level: OptLevel, parallel: bool) -> Row {
     // SAFETY: made by this engine just now.
     let component = unsafe { Component::deserialize(&engine, &compiled) }.unwrap();
     let mut linker = Linker::new(&engine);
-    scope_wasm::host::add_to_linker(&mut linker).unwrap();
+    scope_wasm::run::state::add_to_linker(&mut linker).unwrap();
     let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let services = Arc::new(HostServices::new("bench".into(), Path::new("/nonexistent/docker.sock")));
     let new_store = || {

@@ -1,5 +1,6 @@
 //! Host capabilities offered to guests: one module per WIT interface, each with
-//! its own context type. `add_to_linker` is the one place that lists them all.
+//! its own context type and its own view of the store (`run::state::add_to_linker`
+//! is the one place that lists them all).
 
 pub mod docker;
 pub mod docker_engine;
@@ -12,14 +13,6 @@ pub mod traffic;
 
 use std::path::Path;
 use std::sync::Arc;
-
-use anyhow::Result;
-use wasmtime::component::{HasSelf, Linker};
-
-use crate::bindings::scope::plugin::{
-    docker as docker_wit, host, http_traffic as http_traffic_wit, procfs as procfs_wit, traffic as traffic_wit, types,
-};
-use crate::run::state::PluginState;
 
 /// What the capabilities of every plugin share.
 pub struct HostServices {
@@ -66,31 +59,6 @@ impl HostServices {
 
 pub fn system_now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
-}
-
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
-    // WASI p2 with nothing granted (see `state::sandboxed_wasi`): guests built by
-    // standard toolchains import it even when they use none of it.
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    types::add_to_linker::<_, HasSelf<host_info::HostInfo>>(linker, |s| &mut s.host_info)?;
-    host::add_to_linker::<_, HasSelf<host_info::HostInfo>>(linker, |s| &mut s.host_info)?;
-    procfs_wit::add_to_linker::<_, procfs::Procfs>(linker, |s| procfs::ProcfsView {
-        deadline: s.host_call_deadline(),
-        ctx: &mut s.procfs,
-    })?;
-    docker_wit::add_to_linker::<_, docker::Docker>(linker, |s| docker::DockerView {
-        deadline: s.host_call_deadline(),
-        ctx: &mut s.docker,
-    })?;
-    traffic_wit::add_to_linker::<_, traffic::Traffic>(linker, |s| traffic::TrafficView {
-        deadline: s.host_call_deadline(),
-        ctx: &mut s.traffic,
-    })?;
-    http_traffic_wit::add_to_linker::<_, http_traffic::HttpTraffic>(linker, |s| http_traffic::HttpTrafficView {
-        deadline: s.host_call_deadline(),
-        ctx: &mut s.http_traffic,
-    })?;
-    Ok(())
 }
 
 /// A call to a capability the plugin was not granted: logged once per plugin

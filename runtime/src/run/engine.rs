@@ -224,7 +224,7 @@ impl Runtime {
             .context("creating the wasmtime engine")?;
         epoch::register(&engine);
         let mut linker = Linker::new(&engine);
-        crate::host::add_to_linker(&mut linker).context("linking host capabilities")?;
+        crate::run::state::add_to_linker(&mut linker).context("linking host capabilities")?;
         let created = Arc::new(EngineAndLinker { engine, linker });
         engines.insert(max_wasm_stack, created.clone());
         Ok(created)

@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 use tracing::Level;
-use wasmtime::component::ResourceTable;
+use anyhow::Result;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::bindings::scope::plugin::{
+    docker as docker_wit, host, http_traffic as http_traffic_wit, procfs as procfs_wit, traffic as traffic_wit, types,
+};
 use crate::config::policy::PluginPolicy;
-use crate::host::HostServices;
+use crate::host::{HostServices, docker, http_traffic, procfs, traffic};
 use crate::host::docker::{DockerCtx, TenantScope};
 use crate::host::fixture::{Fixture, FixtureMonotonicClock, FixtureWallClock};
 use crate::host::host_info::HostInfo;
@@ -101,4 +105,32 @@ impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
+}
+
+/// Every capability's WIT interface, linked to its context in the store: each
+/// works on its own view of `PluginState` (wasmtime's `HasData`), so `host`
+/// knows nothing of the store around it.
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
+    // WASI p2 with nothing granted (see `sandboxed_wasi`): guests built by
+    // standard toolchains import it even when they use none of it.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    types::add_to_linker::<_, HasSelf<HostInfo>>(linker, |s| &mut s.host_info)?;
+    host::add_to_linker::<_, HasSelf<HostInfo>>(linker, |s| &mut s.host_info)?;
+    procfs_wit::add_to_linker::<_, procfs::Procfs>(linker, |s| procfs::ProcfsView {
+        deadline: s.host_call_deadline(),
+        ctx: &mut s.procfs,
+    })?;
+    docker_wit::add_to_linker::<_, docker::Docker>(linker, |s| docker::DockerView {
+        deadline: s.host_call_deadline(),
+        ctx: &mut s.docker,
+    })?;
+    traffic_wit::add_to_linker::<_, traffic::Traffic>(linker, |s| traffic::TrafficView {
+        deadline: s.host_call_deadline(),
+        ctx: &mut s.traffic,
+    })?;
+    http_traffic_wit::add_to_linker::<_, http_traffic::HttpTraffic>(linker, |s| http_traffic::HttpTrafficView {
+        deadline: s.host_call_deadline(),
+        ctx: &mut s.http_traffic,
+    })?;
+    Ok(())
 }
