@@ -28,8 +28,8 @@ use proptest::test_runner::Config;
 
 use generate::{Case, Gen, HOSTNAME, KINDS, MAX_TIMESTAMP_MS, NOW_MS};
 use scope_wasm::bindings::*;
+use scope_wasm::config::limits::{Limits, ReportLimits};
 use scope_wasm::plugin_id::PluginId;
-use scope_wasm::run::limits::{Limits, ReportLimits};
 use scope_wasm::serve::scope_json::{self, RenderContext, RenderLimits};
 
 /// `PROPTEST_CASES` cases, or `default`; failures are not written to files

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::RunConfig;
+use crate::config::socket_access::SocketAccess;
 use crate::host::HostServices;
 use crate::load::compile_cache::CompileCache;
 use crate::load::registry::SourceStore;
@@ -17,7 +18,7 @@ use crate::ops::health::HealthBoard;
 use crate::ops::{admin, self_plugin};
 use crate::plugin_id::PluginId;
 use crate::run::engine::Runtime;
-use crate::serve::sockets::{self, SocketAccess};
+use crate::serve::sockets;
 
 pub fn system_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

@@ -32,6 +32,6 @@ pub mod serve;
 pub mod testing;
 
 pub use daemon::run;
-pub use run::limits::Limits;
+pub use config::limits::Limits;
 pub use config::policy::{Overrides, PluginPolicy, Policy};
 pub use config::RunConfig;

@@ -11,8 +11,8 @@
 //! duplicate keys and IDs, nodes and samples just over the plugin's limits.
 
 use scope_wasm::bindings::*;
+use scope_wasm::config::limits::ReportLimits;
 use scope_wasm::plugin_id::PluginId;
-use scope_wasm::run::limits::ReportLimits;
 use serde_json::{Value, json};
 
 use super::source::Source;

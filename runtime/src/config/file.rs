@@ -13,10 +13,10 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
 use crate::config::policy::{Overrides, Policy};
+use crate::config::socket_access::SocketAccess;
 use crate::config::sources::{RegistrySection, RegistrySettings, SourceSection, sources_from};
 use crate::config::tenants::{Tenancy, TenantSection};
 use crate::config::{DEFAULT_DOCKER_SOCKET, RunConfig};
-use crate::serve::sockets::SocketAccess;
 
 /// How the daemon writes its log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -205,7 +205,7 @@ impl ConfigFile {
 /// `scope-wasm config default`: every setting with its built-in default, as a
 /// file that `config check` accepts and that changes nothing.
 pub fn default_config_text() -> String {
-    let limits = crate::run::limits::Limits::default();
+    let limits = crate::config::limits::Limits::default();
     let cache = default_cache_dir().map_or("".into(), |p| p.display().to_string());
     format!(
         r#"# scope-wasm configuration. Every key is optional; flags override this file.

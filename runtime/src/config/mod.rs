@@ -6,10 +6,12 @@
 
 pub mod file;
 pub mod grants;
+pub mod limits;
 pub mod lines;
 pub mod policy;
 pub mod reload;
 pub mod run;
+pub mod socket_access;
 pub mod sources;
 pub mod tenants;
 

@@ -25,8 +25,8 @@ use serde::Deserialize;
 
 use crate::config::ConfigFile;
 use crate::config::grants::{DockerGrant, Grants};
+use crate::config::limits::Limits;
 use crate::plugin_id::PluginId;
-use crate::run::limits::Limits;
 use crate::run::quota::QuotaHandle;
 
 /// One section of the config file; every key optional.

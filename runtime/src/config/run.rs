@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::config::ConfigFile;
 use crate::config::policy::{Overrides, Policy};
+use crate::config::socket_access::SocketAccess;
 use crate::config::tenants::Tenancy;
-use crate::serve::sockets::SocketAccess;
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {

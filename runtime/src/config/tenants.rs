@@ -36,7 +36,6 @@ use serde::Deserialize;
 use crate::config::policy::{Ceiling, Overrides, PluginPolicy, Policy};
 use crate::config::sources::{PublicKey, RegistrySettings, Source, SourceSection, sources_from};
 use crate::plugin_id::PluginId;
-use crate::run::quota::QuotaLimits;
 
 /// The operator's own tenant: `plugin_dir` outside the tenants' directories.
 pub const DEFAULT_TENANT: &str = "default";
@@ -422,4 +421,12 @@ mod tests {
         let plain = tenancy.policy(0, &id("plain"));
         assert_eq!(tenancy.content_refusal(0, &id("plain"), &plain, &other), None);
     }
+}
+
+/// The shares one tenant may use; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub memory_bytes: Option<usize>,
+    /// Guest CPU time per second of wall time, in milliseconds.
+    pub cpu_ms_per_s: Option<u64>,
 }

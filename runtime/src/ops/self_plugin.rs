@@ -147,7 +147,7 @@ async fn answer(req: Request<Incoming>, hostname: Arc<str>, health: Arc<HealthBo
             let probe_id = query_probe_id(req.uri().query());
             let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
             let ctx = RenderContext { plugin: &id, info: &info, hostname: Some(&hostname), now_ms };
-            let items = crate::run::limits::ReportLimits::default();
+            let items = crate::config::limits::ReportLimits::default();
             let limits = RenderLimits { max_bytes: MAX_REPORT_BYTES, items: &items };
             let body = scope_json::encode_report(&ctx, &report(&hostname, &health.snapshot()), limits)
                 .and_then(|rendered| rendered.body(probe_id.as_deref()));

@@ -11,13 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// The shares one tenant may use; `None` is unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuotaLimits {
-    pub memory_bytes: Option<usize>,
-    /// Guest CPU time per second of wall time, in milliseconds.
-    pub cpu_ms_per_s: Option<u64>,
-}
+use crate::config::tenants::QuotaLimits;
 
 /// The running account of one tenant, shared by its plugins' stores and
 /// workers. Limits change in place when the config is reloaded.

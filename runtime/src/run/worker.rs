@@ -27,6 +27,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::bindings::{ControlError, ControlRequest, PluginInfo, Report};
+use crate::config::limits::Limits;
 use crate::config::policy::PluginPolicy;
 use crate::host::HostServices;
 use crate::load::loader::CompiledPlugin;
@@ -35,7 +36,6 @@ use crate::plugin_id::PluginId;
 use crate::run::error::CallError;
 use crate::run::guest_runtime::{AsGuestThread, CallerSeat};
 use crate::run::instance::{Answer, Call, PluginInstance};
-use crate::run::limits::Limits;
 use crate::run::limits::{MAX_ERROR_TEXT_BYTES, bounded_text};
 use crate::run::quota::{TenantQuota, measure_cpu};
 use crate::serve::refresh::{GoodReport, ReportCache};

@@ -299,7 +299,7 @@ fn merely_late(err: &CallError) -> bool {
 mod tests {
     use super::*;
     use crate::bindings::{PluginInfo, Report};
-    use crate::run::limits::Limits;
+    use crate::config::limits::Limits;
     use crate::plugin_id::PluginId;
     use crate::serve::scope_json::{self, RenderContext, RenderLimits};
 

@@ -17,8 +17,9 @@ mod write;
 use bytes::Bytes;
 
 use crate::bindings::*;
+use crate::config::limits::ReportLimits;
 use crate::plugin_id::PluginId;
-use crate::run::limits::{MAX_PROBE_ID_BYTES, ReportLimits};
+use crate::run::limits::MAX_PROBE_ID_BYTES;
 
 /// The probe's plugin API version.
 pub const API_VERSION: &str = "1";
@@ -150,7 +151,7 @@ pub fn encode_control_response(
 
 /// The JSON of `GET /report` as a value, for `check` and tests.
 pub fn report_json(ctx: &RenderContext, report: &Report, probe_id: Option<&str>) -> Result<serde_json::Value, String> {
-    let limits = crate::run::limits::Limits::default();
+    let limits = crate::config::limits::Limits::default();
     let rendered = encode_report(ctx, report, RenderLimits { max_bytes: limits.max_report_bytes, items: &limits.report })?;
     serde_json::from_slice(&rendered.body(probe_id)?).map_err(|e| format!("re-reading the report: {e}"))
 }

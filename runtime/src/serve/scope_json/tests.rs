@@ -1,5 +1,5 @@
 use super::*;
-use crate::run::limits::Limits;
+use crate::config::limits::Limits;
 use serde_json::{Value, json};
 
 fn info() -> PluginInfo {
@@ -150,7 +150,7 @@ fn shortcut_report_always_carries_one_controller_spec() {
     let plugin = PluginId::parse("p").unwrap();
     let info = info();
     let ctx = RenderContext { plugin: &plugin, info: &info, hostname: None, now_ms: 0 };
-    let limits = crate::run::limits::Limits::default();
+    let limits = crate::config::limits::Limits::default();
     let limits = RenderLimits { max_bytes: limits.max_report_bytes, items: &limits.report };
     let json = |response| -> Value { serde_json::from_slice(&encode_control_response(&ctx, &response, limits, None).unwrap()).unwrap() };
     let empty = json(ControlResponse { shortcut_report: None });
@@ -164,7 +164,7 @@ fn latest(n: &mut Node, key: &str, value: &str, timestamp: Option<u64>) {
     n.latest.push(LatestEntry { key: key.into(), value: value.into(), timestamp });
 }
 
-fn encode_on(host: &str, report: &Report, items: &crate::run::limits::ReportLimits) -> Result<RenderedReport, String> {
+fn encode_on(host: &str, report: &Report, items: &crate::config::limits::ReportLimits) -> Result<RenderedReport, String> {
     let plugin = PluginId::parse("p").unwrap();
     let info = info();
     let ctx = RenderContext { plugin: &plugin, info: &info, hostname: Some(host), now_ms: 1_479_372_784_567 };
@@ -173,7 +173,7 @@ fn encode_on(host: &str, report: &Report, items: &crate::run::limits::ReportLimi
 
 #[test]
 fn sizes_are_refused_by_count_before_rendering() {
-    let items = crate::run::limits::ReportLimits { max_nodes: 10, max_samples: 5, max_values: 20, max_templates: 3, max_text_bytes: 1024 };
+    let items = crate::config::limits::ReportLimits { max_nodes: 10, max_samples: 5, max_values: 20, max_templates: 3, max_text_bytes: 1024 };
     let many_nodes = report(vec![topology(TopologyKind::Container, (0..11).map(|i| node(&i.to_string())).collect())]);
     assert!(encode_on("h", &many_nodes, &items).unwrap_err().contains("11 nodes, more than the limit of 10 (the plugin's `max_nodes` option)"));
     let mut n = node("c");
@@ -192,7 +192,7 @@ fn sizes_are_refused_by_count_before_rendering() {
 
 #[test]
 fn the_byte_limit_stops_the_writer() {
-    let items = crate::run::limits::ReportLimits::default();
+    let items = crate::config::limits::ReportLimits::default();
     let plugin = PluginId::parse("p").unwrap();
     let info = info();
     let ctx = RenderContext { plugin: &plugin, info: &info, hostname: None, now_ms: 0 };
@@ -205,7 +205,7 @@ fn the_byte_limit_stops_the_writer() {
 
 #[test]
 fn timestamps_the_probe_cannot_read_are_refused_and_future_ones_clamped() {
-    let items = crate::run::limits::ReportLimits::default();
+    let items = crate::config::limits::ReportLimits::default();
     let mut n = node("c");
     latest(&mut n, "k", "v", Some(253_402_300_800_000)); // 10000-01-01
     let err = encode_on("h", &report(vec![topology(TopologyKind::Container, vec![n])]), &items).unwrap_err();
@@ -220,7 +220,7 @@ fn timestamps_the_probe_cannot_read_are_refused_and_future_ones_clamped() {
 
 #[test]
 fn a_plugin_speaks_only_for_its_own_host() {
-    let items = crate::run::limits::ReportLimits::default();
+    let items = crate::config::limits::ReportLimits::default();
     let host = |id: &str| report(vec![topology(TopologyKind::Host, vec![node(id)])]);
     encode_on("me", &host("me;<host>"), &items).unwrap();
     assert!(encode_on("me", &host("other;<host>"), &items).unwrap_err().contains("names another host"));
