@@ -1,8 +1,8 @@
 //! Configuration: the file and flags (`file`), the lines of settings found
-//! wrong (`lines`), what each plugin may do (`policy`, `grants`), who may
-//! deliver which plugins and how much of the host they share (`tenants`), plugins
-//! pulled from registries (`sources`), and the
-//! checked result the daemon runs with (`run`).
+//! wrong (`lines`), what each plugin may do (`policy`, `grants`, `limits`), who
+//! may deliver which plugins and how much of the host they share (`tenants`),
+//! who may connect to the sockets (`socket_access`), plugins pulled from
+//! registries (`sources`), and the checked result the daemon runs with (`run`).
 
 pub mod file;
 pub mod grants;

@@ -310,6 +310,14 @@ fn resolve_group(group: &str) -> Result<(u32, String)> {
     resolve_id("group", group, nix::unistd::Group::from_name, |g| g.gid.as_raw())
 }
 
+/// The shares one tenant may use; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub memory_bytes: Option<usize>,
+    /// Guest CPU time per second of wall time, in milliseconds.
+    pub cpu_ms_per_s: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,12 +429,4 @@ mod tests {
         let plain = tenancy.policy(0, &id("plain"));
         assert_eq!(tenancy.content_refusal(0, &id("plain"), &plain, &other), None);
     }
-}
-
-/// The shares one tenant may use; `None` is unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuotaLimits {
-    pub memory_bytes: Option<usize>,
-    /// Guest CPU time per second of wall time, in milliseconds.
-    pub cpu_ms_per_s: Option<u64>,
 }
