@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use anyhow::Result;
 use tokio::time::Instant;
 use tracing::Level;
-use anyhow::Result;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
